@@ -1,0 +1,230 @@
+"""The ``orderly`` command.
+
+    orderly sandbox [--port P] [--nonce-window N] [--delay-ms LO HI] [--config FILE]
+    orderly nonces tail  [-n N] [--follow] [--file PATH]
+    orderly nonces show  --key ID [--last N] [--file PATH]
+    orderly nonces check [--file PATH]          exit 1 on any regression or duplicate
+    orderly nonces floors [--store PATH]        each key's floor and unit in the store
+    orderly check CONFIG                        validate a config file, exit 2 if bad
+
+Every user mistake ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from framework import log as logging_setup
+from framework.config import Config, load
+from framework.errors import OrderlyError
+from framework.nonce.history import BadLine, check, history_files, read_records
+from framework.nonce.store import SqliteStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orderly", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sandbox = commands.add_parser("sandbox", help="run the sandbox exchange on 127.0.0.1")
+    sandbox.add_argument("--config", type=Path, help="read [sandbox] from this TOML file")
+    sandbox.add_argument("--port", type=int, help="port (0 = any free port)")
+    sandbox.add_argument("--nonce-window", type=int, help="tolerated nonce regression")
+    sandbox.add_argument(
+        "--delay-ms",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="random delay before the nonce check",
+    )
+    sandbox.add_argument("--lockout-threshold", type=int, help="auth failures before lockout")
+    sandbox.add_argument("--lockout-s", type=float, help="lockout length in seconds")
+    sandbox.add_argument("--seed", type=int, help="seed for the random delay")
+
+    nonces = commands.add_parser("nonces", help="read the nonce history and store")
+    actions = nonces.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("tail", "print the newest records"),
+        ("show", "one key's records"),
+        ("check", "verify strict increase per key"),
+        ("floors", "each key's floor in the store"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--config", type=Path, help="take [state] paths from this file")
+        if name == "floors":
+            action.add_argument("--store", type=Path, help="SQLite store (default: state dir)")
+        else:
+            action.add_argument("--file", type=Path, help="history file (default: state dir)")
+    actions.choices["tail"].add_argument("-n", type=int, default=20, help="how many records")
+    actions.choices["tail"].add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new records"
+    )
+    actions.choices["show"].add_argument("--key", required=True, help="key id (12 hex chars)")
+    actions.choices["show"].add_argument("--last", type=int, default=50, help="how many")
+
+    config = commands.add_parser("check", help="validate a config file")
+    config.add_argument("config", type=Path)
+    return parser
+
+
+def _config(path: Path | None) -> Config:
+    return load(path) if path else Config()
+
+
+def _format(record: dict[str, Any]) -> str:
+    if record.get("event") == "nonce_assigned":
+        detail = f"queued {record.get('queued_ms')}ms"
+    else:
+        detail = f"{record.get('outcome')} rtt {record.get('rtt_ms')}ms"
+        if "code" in record:
+            detail += f" {record['code']}"
+    return (
+        f"{record.get('ts')}  {record.get('key_id')}  #{record.get('seq')}  "
+        f"{record.get('event', '?').removeprefix('nonce_'):<8}  {record.get('nonce')}  "
+        f"{record.get('endpoint')}  {detail}"
+    )
+
+
+def _history_path(args: argparse.Namespace) -> Path:
+    path: Path = args.file or _config(args.config).state.history
+    if not history_files(path):
+        raise OrderlyError(f"no nonce history at {path}")
+    return path
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [r for r in read_records(path) if not isinstance(r, BadLine)]
+
+
+def _tail(args: argparse.Namespace) -> int:
+    path = _history_path(args)
+    for record in _records(path)[-args.n :] if args.n > 0 else []:
+        print(_format(record), flush=True)
+    if not args.follow:
+        return 0
+    with open(path, encoding="utf-8") as handle:
+        handle.seek(0, os.SEEK_END)
+        while True:
+            line = handle.readline()
+            if not line:
+                time.sleep(0.2)
+                continue
+            try:
+                print(_format(json.loads(line)), flush=True)
+            except ValueError:
+                continue
+
+
+def _show(args: argparse.Namespace) -> int:
+    records = [r for r in _records(_history_path(args)) if r.get("key_id") == args.key]
+    if not records:
+        raise OrderlyError(f"no records for key {args.key}")
+    for record in records[-args.last :]:
+        print(_format(record))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = _history_path(args)
+    count, problems = check(read_records(path))
+    for problem in problems:
+        print(problem)
+    print(
+        f"checked {count} nonces in {path}: "
+        + ("ok" if not problems else f"{len(problems)} problems")
+    )
+    return 1 if problems else 0
+
+
+def _floors(args: argparse.Namespace) -> int:
+    path: Path = args.store or _config(args.config).state.store
+    if not path.exists():
+        raise OrderlyError(f"no nonce store at {path}")
+    store = SqliteStore(path)
+    try:
+        for state in store.floors():
+            print(
+                f"{state.key_id}  unit={state.unit}  floor={state.floor}  "
+                f"updated={state.updated_at}"
+            )
+    finally:
+        store.close()
+    return 0
+
+
+async def _serve_sandbox(args: argparse.Namespace) -> int:
+    from framework.sandbox import AuthRules, Sandbox, generate_credentials
+
+    cfg = _config(args.config).sandbox
+    api_key = os.environ.get("ORDERLY_SANDBOX_API_KEY")
+    secret = os.environ.get("ORDERLY_SANDBOX_API_SECRET")
+    generated = not (api_key and secret)
+    if not (api_key and secret):
+        api_key, secret = generate_credentials()
+    rules = AuthRules(
+        nonce_window=args.nonce_window if args.nonce_window is not None else cfg.nonce_window,
+        lockout_threshold=args.lockout_threshold or cfg.lockout_threshold,
+        lockout_seconds=args.lockout_s if args.lockout_s is not None else cfg.lockout_s,
+        record_nonces=False,
+    )
+    sandbox = Sandbox(
+        {api_key: secret},
+        rules=rules,
+        delay_ms=tuple(args.delay_ms) if args.delay_ms else cfg.delay_ms,
+        seed=args.seed if args.seed is not None else cfg.seed,
+        port=args.port if args.port is not None else cfg.port,
+    )
+    await sandbox.start()
+    print(f"sandbox listening on {sandbox.base_url}", flush=True)
+    if generated:  # throwaway credentials, valid only for this sandbox run
+        print(f"export ORDERLY_SANDBOX_API_KEY={api_key}", flush=True)
+        print(f"export ORDERLY_SANDBOX_API_SECRET={secret}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await sandbox.stop()
+    return 0
+
+
+def _run_async(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        result: int = asyncio.run(coro)
+    else:
+        result = uvloop.run(coro)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging_setup.configure(args.log_level)
+    try:
+        if args.command == "sandbox":
+            return _run_async(_serve_sandbox(args))
+        if args.command == "check":
+            load(args.config)
+            print(f"{args.config}: ok")
+            return 0
+        handlers = {"tail": _tail, "show": _show, "check": _check, "floors": _floors}
+        return handlers[args.action](args)
+    except OrderlyError as exc:
+        print(f"orderly: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""The Lane: one queue and one worker per API key, so nonces go out in send order.
+
+    caller ──submit(call)──▶ queue ──worker──▶ nonce = source.next()   (in queue order)
+                                               history.assigned(...)
+                                               result = await wire(call, nonce)
+                                               history.outcome(...)
+    caller ◀──── result or typed error ────────┘
+
+Ordering policy, set by ``max_in_flight`` and the nonce source:
+
+- **strict** (``max_in_flight=1``, the default): the next call leaves the queue only after
+  the previous one has its answer, so the exchange sees strictly increasing nonces whatever
+  the network does. Kraken and Synthetix keys.
+- **windowed** (``max_in_flight=N``): up to N calls in flight, nonces still assigned in
+  queue order; for a key whose exchange-side nonce window tolerates reordering.
+- **unordered** (a :class:`~framework.nonce.source.RandomNonces` source): random single-use
+  nonces, up to ``max_in_flight`` calls at once. Bitunix keys.
+
+A batch (:meth:`Lane.submit_batch`) enters the queue as one block: no other call can get a
+nonce between its calls. A nonce refusal (:class:`NonceError` from the wire) is retried with
+a fresh nonce up to ``nonce_retries`` times; ``breaker_threshold`` refusals in a row pause
+the lane for ``breaker_cooldown`` seconds (exchanges lock a key after repeated invalid
+nonces), during which every call fails at once with :class:`LanePaused` and nothing is sent.
+A caller cancelled while its call is still queued is dropped without sending; a call already
+sent runs to its end and is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.errors import (
+    AmbiguousOutcome,
+    AuthError,
+    ExchangeError,
+    LaneClosed,
+    LanePaused,
+    NonceError,
+    OrderlyError,
+    OrderRejected,
+    RateLimited,
+    TransientError,
+)
+from framework.log import get_logger
+from framework.nonce.history import NonceHistory, Outcome
+from framework.nonce.source import Nonce, NonceSource
+
+log = get_logger("framework.dispatch")
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateCall:
+    """An unsigned private call: which endpoint, with which parameters. No nonce yet."""
+
+    endpoint: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: What an exchange client gives the lane: sign ``call`` with ``nonce``, send it, parse the
+#: answer; return the result or raise a typed :class:`OrderlyError`.
+Wire = Callable[[PrivateCall, Nonce], Awaitable[Any]]
+
+#: How each kind of error is recorded in the nonce history (first match along the MRO).
+_OUTCOME_OF: dict[type[BaseException], Outcome] = {
+    NonceError: "rejected",
+    AuthError: "rejected",
+    RateLimited: "rejected",
+    OrderRejected: "accepted",  # the exchange took the nonce and refused the order itself
+    AmbiguousOutcome: "timed_out",
+    TransientError: "failed",
+}
+
+
+def _outcome_of(exc: BaseException) -> Outcome:
+    for cls in type(exc).__mro__:
+        if cls in _OUTCOME_OF:
+            return _OUTCOME_OF[cls]
+    return "failed"
+
+
+@dataclass(slots=True)
+class _Job:
+    call: PrivateCall
+    future: asyncio.Future[Any]
+    enqueued: float
+
+
+_STOP = None
+
+
+class Lane:
+    """The per-key queue. Use as ``async with Lane(...) as lane: await lane.submit(call)``."""
+
+    def __init__(
+        self,
+        *,
+        key_id: str,
+        wire: Wire,
+        source: NonceSource,
+        history: NonceHistory,
+        max_in_flight: int = 1,
+        nonce_retries: int = 2,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
+        exchange: str | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1; got {max_in_flight}")
+        self.key_id = key_id
+        self.exchange = exchange
+        self.max_in_flight = max_in_flight
+        self._wire = wire
+        self._source = source
+        self._history = history
+        self._retries = nonce_retries
+        self._threshold = breaker_threshold
+        self._cooldown = breaker_cooldown
+        self._clock = clock
+        self._queue: asyncio.Queue[tuple[_Job, ...] | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self._seq = 0
+        self._refusals_in_a_row = 0
+        self._paused_until = 0.0
+
+    @property
+    def ordering(self) -> str:
+        """``strict``, ``windowed`` or ``unordered``."""
+        if not self._source.ordered:
+            return "unordered"
+        return "strict" if self.max_in_flight == 1 else "windowed"
+
+    def _where(self) -> dict[str, str | None]:
+        return {"exchange": self.exchange, "key_id": self.key_id}
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Lane:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name=f"lane-{self.key_id}")
+            log.info(
+                "lane_started",
+                key_id=self.key_id,
+                exchange=self.exchange,
+                ordering=self.ordering,
+                max_in_flight=self.max_in_flight,
+            )
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop intake, finish what is queued and in flight, then persist the nonce floor.
+
+        After ``grace`` seconds, calls still queued fail with :class:`LaneClosed` and calls
+        in flight are cancelled (and recorded as failed)."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._worker is not None:
+            self._queue.put_nowait(_STOP)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._worker), grace)
+            except TimeoutError:
+                self._worker.cancel()
+                await asyncio.gather(self._worker, return_exceptions=True)
+        self._fail_queued(LaneClosed("lane closed before the call was sent", **self._where()))
+        await self._source.close()
+        self._history.flush()
+        log.info("lane_closed", key_id=self.key_id, exchange=self.exchange, sent=self._seq)
+
+    # --- intake ---------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        if self._closing:
+            raise LaneClosed("lane is closed", **self._where())
+        if self._worker is None:
+            raise LaneClosed("lane was never started: use `async with lane`", **self._where())
+        remaining = self._paused_until - self._clock.monotonic()
+        if remaining > 0:
+            raise LanePaused(
+                "lane paused after repeated nonce refusals", resume_in=remaining, **self._where()
+            )
+
+    async def submit(self, call: PrivateCall) -> Any:
+        """Queue ``call``; return its parsed result or raise its typed error."""
+        self._admit()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((_Job(call, future, self._clock.monotonic()),))
+        return await future
+
+    async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]:
+        """Queue ``calls`` as one contiguous block. Returns one entry per call, in order:
+        its result, or the :class:`OrderlyError` it raised."""
+        self._admit()
+        loop = asyncio.get_running_loop()
+        now = self._clock.monotonic()
+        jobs = tuple(_Job(call, loop.create_future(), now) for call in calls)
+        self._queue.put_nowait(jobs)
+        return list(await asyncio.gather(*(job.future for job in jobs), return_exceptions=True))
+
+    # --- the worker -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as in_flight:
+            while (jobs := await self._queue.get()) is not _STOP:
+                for job in jobs:
+                    if job.future.done():  # the caller gave up while queued: never sent
+                        continue
+                    if self._paused_until > self._clock.monotonic():
+                        job.future.set_exception(
+                            LanePaused(
+                                "lane paused after repeated nonce refusals",
+                                resume_in=self._paused_until - self._clock.monotonic(),
+                                **self._where(),
+                            )
+                        )
+                        continue
+                    if self.max_in_flight == 1:
+                        await self._execute(job)
+                    else:
+                        await self._slots.acquire()
+                        if job.future.done():
+                            self._slots.release()
+                            continue
+                        in_flight.create_task(self._execute_in_slot(job))
+
+    async def _execute_in_slot(self, job: _Job) -> None:
+        try:
+            await self._execute(job)
+        finally:
+            self._slots.release()
+
+    async def _assign(self, job: _Job) -> tuple[Nonce, int]:
+        nonce = await self._source.next()
+        self._seq += 1
+        self._history.assigned(
+            key_id=self.key_id,
+            nonce=nonce,
+            seq=self._seq,
+            endpoint=job.call.endpoint,
+            queued_s=self._clock.monotonic() - job.enqueued,
+        )
+        return nonce, self._seq
+
+    def _record(self, job: _Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
+        self._history.outcome(
+            key_id=self.key_id,
+            nonce=nonce,
+            seq=seq,
+            endpoint=job.call.endpoint,
+            outcome="accepted" if exc is None else _outcome_of(exc),
+            rtt_s=self._clock.monotonic() - started,
+            code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
+        )
+
+    async def _execute(self, job: _Job) -> None:
+        """Send one call: assign its nonce, sign and send through the wire, record, answer."""
+        try:
+            nonce, seq = await self._assign(job)
+        except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
+            _settle(job.future, exc=exc)
+            return
+        for attempt in range(self._retries + 1):
+            started = self._clock.monotonic()
+            try:
+                result = await self._wire(job.call, nonce)
+            except NonceError as exc:
+                self._record(job, nonce, seq, started, exc)
+                self._refusals_in_a_row += 1
+                if self._refusals_in_a_row >= self._threshold:
+                    self._trip(exc)
+                    _settle(job.future, exc=exc)
+                    return
+                if attempt == self._retries:
+                    _settle(job.future, exc=exc)
+                    return
+                try:
+                    nonce, seq = await self._assign(job)
+                except OrderlyError as exhausted:
+                    _settle(job.future, exc=exhausted)
+                    return
+            except OrderlyError as exc:
+                self._record(job, nonce, seq, started, exc)
+                if not isinstance(exc, AuthError | TransientError):
+                    self._refusals_in_a_row = 0
+                _settle(job.future, exc=exc)
+                return
+            except asyncio.CancelledError:
+                self._record(job, nonce, seq, started, AmbiguousOutcome("cancelled in flight"))
+                _settle(job.future, exc=LaneClosed("lane closed during the call", **self._where()))
+                raise
+            except Exception as exc:  # a bug in a wire: contain it, keep the lane alive
+                log.exception("wire_failed", key_id=self.key_id, endpoint=job.call.endpoint)
+                self._record(job, nonce, seq, started, exc)
+                _settle(
+                    job.future,
+                    exc=ExchangeError(
+                        f"unexpected {type(exc).__name__} while handling the response",
+                        endpoint=job.call.endpoint,
+                        **self._where(),
+                    ),
+                )
+                return
+            else:
+                self._record(job, nonce, seq, started, None)
+                self._refusals_in_a_row = 0
+                _settle(job.future, result=result)
+                return
+
+    def _trip(self, cause: NonceError) -> None:
+        self._paused_until = self._clock.monotonic() + self._cooldown
+        log.error(
+            "lane_paused",
+            key_id=self.key_id,
+            exchange=self.exchange,
+            refusals_in_a_row=self._refusals_in_a_row,
+            cooldown_s=self._cooldown,
+            code=cause.code,
+        )
+        self._refusals_in_a_row = 0
+        self._fail_queued(
+            LanePaused(
+                "lane paused after repeated nonce refusals",
+                resume_in=self._cooldown,
+                **self._where(),
+            )
+        )
+
+    def _fail_queued(self, exc: OrderlyError) -> None:
+        """Answer every queued call with ``exc``; none of them was sent."""
+        while not self._queue.empty():
+            jobs = self._queue.get_nowait()
+            if jobs is _STOP:
+                self._queue.put_nowait(_STOP)
+                break
+            for job in jobs:
+                _settle(job.future, exc=exc)
+
+    def __repr__(self) -> str:
+        return (
+            f"Lane(key_id={self.key_id!r}, exchange={self.exchange!r}, "
+            f"ordering={self.ordering!r}, sent={self._seq})"
+        )
+
+
+def _settle(
+    future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None
+) -> None:
+    if future.done():  # the caller was cancelled after the call was sent
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

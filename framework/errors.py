@@ -1,0 +1,126 @@
+"""The one exception tree of Orderly, shaped by what the caller should do.
+
+    OrderlyError
+    ├── ConfigError            fatal at start: fix the config or the call, then restart
+    │   ├── StoreLocked        another process holds this key in this nonce store
+    │   └── NonceUnitError     the key's stored nonce unit does not match the requested one
+    ├── AuthError              stop the key until a human looks (bad key, signature, permission)
+    │   └── LockedOut          the exchange locked the key for a while
+    ├── NonceError             the exchange refused the nonce; nothing ran; retry with a fresh nonce
+    │   └── LanePaused         the lane's breaker tripped after repeated nonce refusals; wait
+    ├── NonceExhausted         the nonce would pass the exchange's maximum; never wraps
+    ├── TransientError         nothing ran, or only a read ran; retry later
+    │   └── RateLimited        back off until the limit decays
+    ├── OrderRejected          the exchange refused the order; never retried
+    │   ├── InsufficientFunds
+    │   └── InvalidRequest     the call's parameters are wrong
+    ├── AmbiguousOutcome       the call may or may not have run: reconcile before anything else
+    ├── ExchangeError          the exchange said something we do not understand
+    └── LaneClosed             the lane no longer accepts calls
+
+Every error carries the fields that say where it came from (``exchange``, ``code``,
+``key_id``, ``endpoint``) and never a secret: ``key_id`` is a short hash of the API key.
+"""
+
+from __future__ import annotations
+
+
+class OrderlyError(Exception):
+    """Root of every error Orderly raises on purpose."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exchange: str | None = None,
+        code: str | None = None,
+        key_id: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exchange = exchange
+        self.code = code
+        self.key_id = key_id
+        self.endpoint = endpoint
+
+    def __str__(self) -> str:
+        where = [
+            f"{name}={value}"
+            for name, value in (
+                ("exchange", self.exchange),
+                ("endpoint", self.endpoint),
+                ("key", self.key_id),
+                ("code", self.code),
+            )
+            if value is not None
+        ]
+        return f"{self.message} ({', '.join(where)})" if where else self.message
+
+
+class ConfigError(OrderlyError):
+    """Wrong configuration or wrong use of the API; fatal at start."""
+
+
+class StoreLocked(ConfigError):
+    """Another process already holds this API key in this nonce store."""
+
+
+class NonceUnitError(ConfigError):
+    """The requested nonce unit conflicts with what this key has already used."""
+
+
+class AuthError(OrderlyError):
+    """The exchange refused the key, signature or permission: stop the key."""
+
+
+class LockedOut(AuthError):
+    """The exchange temporarily locked the key after repeated failures."""
+
+
+class NonceError(OrderlyError):
+    """The exchange refused the nonce. Nothing was executed; a fresh nonce may be tried."""
+
+
+class LanePaused(NonceError):
+    """The lane stopped sending after repeated nonce refusals, until ``resume_in`` seconds pass."""
+
+    def __init__(self, message: str, *, resume_in: float, **where: str | None) -> None:
+        super().__init__(message, **where)
+        self.resume_in = resume_in
+
+
+class NonceExhausted(OrderlyError):
+    """The next nonce would exceed the largest value the exchange accepts."""
+
+
+class TransientError(OrderlyError):
+    """Nothing was executed (or only a read): the same call may be retried later."""
+
+
+class RateLimited(TransientError):
+    """The exchange's rate limit was hit: back off."""
+
+
+class OrderRejected(OrderlyError):
+    """The exchange definitively refused the order. Never retried."""
+
+
+class InsufficientFunds(OrderRejected):
+    """Not enough balance or margin for the order."""
+
+
+class InvalidRequest(OrderRejected):
+    """The call's parameters are wrong (unknown pair, bad price, missing argument...)."""
+
+
+class AmbiguousOutcome(OrderlyError):
+    """The call was sent but its outcome is unknown: reconcile before resending."""
+
+
+class ExchangeError(OrderlyError):
+    """The exchange answered with something Orderly cannot interpret."""
+
+
+class LaneClosed(OrderlyError):
+    """The lane is closed and accepts no more calls."""

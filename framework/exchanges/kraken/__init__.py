@@ -1,0 +1,12 @@
+"""Kraken spot REST: signer, error translation and the client."""
+
+from framework.exchanges.kraken.client import (
+    AddOrderResult,
+    CancelResult,
+    KrakenClient,
+    ServerTime,
+    Ticker,
+)
+from framework.exchanges.kraken.signer import sign
+
+__all__ = ["AddOrderResult", "CancelResult", "KrakenClient", "ServerTime", "Ticker", "sign"]

@@ -1,0 +1,423 @@
+"""KrakenClient: Kraken spot REST over one lane per API key.
+
+    async with KrakenClient(api_key=..., api_secret=..., base_url=...) as kraken:
+        balances = await kraken.balance()
+        raw = await kraken.private("Balance")
+
+Every private call is an unsigned :class:`PrivateCall` submitted to the key's
+:class:`~framework.dispatch.Lane`; the lane assigns the nonce in queue order and calls
+:meth:`KrakenClient._send`, which encodes, signs, posts and parses. Bodies are
+form-encoded by default (the documented signing vector uses that form); a call whose
+parameters nest (AddOrderBatch's ``orders``) is sent as JSON, as Kraken's spec shows, and
+``body_encoding="json"`` sends every call as JSON. The signature always covers the exact
+bytes sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import aiohttp
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.dispatch import Lane, PrivateCall
+from framework.errors import (
+    AmbiguousOutcome,
+    ConfigError,
+    ExchangeError,
+    InvalidRequest,
+    OrderlyError,
+    RateLimited,
+    TransientError,
+)
+from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
+from framework.exchanges.kraken.signer import sign
+from framework.log import get_logger, redact
+from framework.nonce.history import NonceHistory
+from framework.nonce.source import KRAKEN_MAX, IncreasingNonces, Nonce
+from framework.nonce.store import NonceStore, SqliteStore
+from framework.paths import default_history_path, default_store_path
+from framework.secret import Secret, key_id
+
+log = get_logger("framework.exchanges.kraken")
+
+DEFAULT_BASE_URL = "https://api.kraken.com"
+USER_AGENT = "orderly/0.1 (+https://github.com/orderly)"
+
+#: Private endpoints that change state: a lost answer is ambiguous, never blindly resent.
+MUTATING = frozenset(
+    {
+        "AddOrder",
+        "AddOrderBatch",
+        "EditOrder",
+        "AmendOrder",
+        "CancelOrder",
+        "CancelOrderBatch",
+        "CancelAll",
+        "CancelAllOrdersAfter",
+        "Withdraw",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    unixtime: int
+    rfc1123: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    pair: str
+    ask: Decimal
+    bid: Decimal
+    last: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AddOrderResult:
+    txids: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    count: int
+    pending: bool
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _nested(params: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, Mapping | list | tuple) for v in params.values())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} to Kraken")
+
+
+class KrakenClient:
+    """Kraken spot REST client. Use as an async context manager.
+
+    ``store`` keeps the key's nonce floor (default: the SQLite store in the state directory);
+    ``history`` records every nonce (default: the JSON-lines file in the state directory).
+    ``nonce_unit`` is ``ms`` (Kraken's suggestion), ``us``, ``ns`` or ``counter``.
+    ``max_in_flight=1`` is a strict lane; set it above 1 only if the key has a nonce window.
+    """
+
+    def __init__(
+        self,
+        api_key: str | Secret,
+        api_secret: str | Secret,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        store: NonceStore | None = None,
+        history: NonceHistory | None = None,
+        nonce_unit: str = "ms",
+        force_unit: bool = False,
+        max_in_flight: int = 1,
+        nonce_retries: int = 2,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 60.0,
+        body_encoding: Literal["form", "json"] = "form",
+        timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        self._api_secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        if not self._api_key.reveal() or not self._api_secret.reveal():
+            raise ConfigError("Kraken API key and secret must both be set", exchange=EXCHANGE)
+        self.key_id = key_id(self._api_key)
+        self.base_url = base_url.rstrip("/")
+        self._store = store
+        self._owns_store = store is None
+        self._history = history
+        self._owns_history = history is None
+        self._lane_options: dict[str, Any] = {
+            "max_in_flight": max_in_flight,
+            "nonce_retries": nonce_retries,
+            "breaker_threshold": breaker_threshold,
+            "breaker_cooldown": breaker_cooldown,
+        }
+        self._nonce_unit = nonce_unit
+        self._force_unit = force_unit
+        self._body_encoding = body_encoding
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._lane: Lane | None = None
+
+    def __repr__(self) -> str:
+        return f"KrakenClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> KrakenClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._store is None:
+            self._store = SqliteStore(default_store_path())
+        if self._history is None:
+            self._history = NonceHistory(default_history_path())
+        source = IncreasingNonces(
+            self._store,
+            self.key_id,
+            unit=self._nonce_unit,
+            clock=self._clock,
+            max_value=KRAKEN_MAX,
+            force_unit=self._force_unit,
+        )
+        self._session = aiohttp.ClientSession(
+            timeout=self._timeout, headers={"User-Agent": USER_AGENT}
+        )
+        self._lane = Lane(
+            key_id=self.key_id,
+            wire=self._send,
+            source=source,
+            history=self._history,
+            clock=self._clock,
+            exchange=EXCHANGE,
+            **self._lane_options,
+        )
+        self._lane.start()
+
+    async def close(self) -> None:
+        """Drain the lane, persist the nonce floor, close the HTTP session."""
+        if self._lane is not None:
+            await self._lane.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._owns_history and self._history is not None:
+            self._history.close()
+        if self._owns_store and isinstance(self._store, SqliteStore):
+            self._store.close()
+
+    @property
+    def lane(self) -> Lane:
+        if self._lane is None:
+            raise ConfigError("KrakenClient is not open: use `async with KrakenClient(...)`")
+        return self._lane
+
+    # --- raw calls ------------------------------------------------------------------------
+
+    async def private(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call ``/0/private/<endpoint>`` through the key's lane; return Kraken's ``result``."""
+        return await self.lane.submit(PrivateCall(endpoint, dict(params or {})))
+
+    async def private_batch(self, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
+        """Several private calls as one contiguous block of the lane (results or errors)."""
+        return await self.lane.submit_batch([PrivateCall(e, dict(p)) for e, p in calls])
+
+    async def public(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET /0/public/<endpoint>``; no nonce, no lane."""
+        if self._session is None:
+            raise ConfigError("KrakenClient is not open: use `async with KrakenClient(...)`")
+        url = f"{self.base_url}/0/public/{endpoint}"
+        query = {k: _form_value(v) for k, v in (params or {}).items()}
+        try:
+            async with self._session.get(url, params=query) as response:
+                return self._parse(endpoint, response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(
+                f"Kraken {endpoint} failed: {type(exc).__name__}",
+                exchange=EXCHANGE,
+                endpoint=endpoint,
+            ) from None
+
+    def _encode(self, call: PrivateCall, nonce: Nonce) -> tuple[bytes, str]:
+        params = call.params
+        if self._body_encoding == "json" or _nested(params):
+            body = json.dumps(
+                {"nonce": nonce, **params}, separators=(",", ":"), default=_json_default
+            )
+            return body.encode(), "application/json"
+        pairs = [("nonce", str(nonce)), *((k, _form_value(v)) for k, v in params.items())]
+        return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
+
+    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
+        """The lane's wire: encode, sign, post, parse. Raises typed errors only."""
+        assert self._session is not None and isinstance(nonce, int)
+        path = f"/0/private/{call.endpoint}"
+        body, content_type = self._encode(call, nonce)
+        headers = {
+            "API-Key": self._api_key.reveal(),
+            "API-Sign": sign(path, nonce, body, self._api_secret.reveal()),
+            "Content-Type": content_type,
+        }
+        mutating = call.endpoint in MUTATING
+        try:
+            async with self._session.post(self.base_url + path, data=body, headers=headers) as r:
+                status, payload = r.status, await r.read()
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
+            raise TransientError(
+                f"cannot reach Kraken: {redact(str(exc))}",
+                exchange=EXCHANGE,
+                endpoint=call.endpoint,
+                key_id=self.key_id,
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            what = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+            cls = AmbiguousOutcome if mutating else TransientError
+            raise cls(
+                f"Kraken {call.endpoint}: {what}",
+                exchange=EXCHANGE,
+                endpoint=call.endpoint,
+                key_id=self.key_id,
+            ) from None
+        try:
+            return self._parse(call.endpoint, status, payload)
+        except TransientError as exc:
+            if mutating and not isinstance(exc, RateLimited) and exc.code not in NOT_EXECUTED:
+                raise AmbiguousOutcome(
+                    f"Kraken {call.endpoint} may have run: {exc.message}",
+                    exchange=EXCHANGE,
+                    code=exc.code,
+                    endpoint=call.endpoint,
+                    key_id=self.key_id,
+                ) from None
+            raise
+
+    def _parse(self, endpoint: str, status: int, payload: bytes) -> Any:
+        try:
+            envelope = json.loads(payload)
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("error", []), list):
+            cls = TransientError if status >= 500 else ExchangeError
+            raise cls(
+                f"Kraken {endpoint} answered HTTP {status} without a JSON envelope",
+                exchange=EXCHANGE,
+                code=f"HTTP {status}",
+                endpoint=endpoint,
+                key_id=self.key_id,
+            )
+        errors = [e for e in envelope.get("error", []) if isinstance(e, str)]
+        if any(e.startswith("E") for e in errors):
+            raise translate(errors, endpoint=endpoint, key_id=self.key_id)
+        if errors:
+            log.warning("kraken_warning", endpoint=endpoint, key_id=self.key_id, warnings=errors)
+        return envelope.get("result")
+
+    # --- typed calls ----------------------------------------------------------------------
+
+    async def balance(self) -> dict[str, Decimal]:
+        """Asset → balance (``ZUSD``, ``XXBT``, ...)."""
+        result = await self.private("Balance")
+        return {asset: _decimal(amount, "Balance") for asset, amount in result.items()}
+
+    async def add_order(
+        self,
+        *,
+        pair: str,
+        side: Literal["buy", "sell"],
+        ordertype: str,
+        volume: Decimal | str,
+        price: Decimal | str | None = None,
+        cl_ord_id: str | None = None,
+        userref: int | None = None,
+        validate: bool = False,
+        **extra: Any,
+    ) -> AddOrderResult:
+        """Place one order. ``cl_ord_id`` and ``userref`` are mutually exclusive."""
+        if side not in ("buy", "sell"):
+            raise InvalidRequest(f"side must be 'buy' or 'sell'; got {side!r}", endpoint="AddOrder")
+        if _decimal(volume, "AddOrder", field="volume") <= 0:
+            raise InvalidRequest(f"volume must be positive; got {volume}", endpoint="AddOrder")
+        if ordertype == "limit" and price is None:
+            raise InvalidRequest("a limit order needs a price", endpoint="AddOrder")
+        if cl_ord_id is not None and userref is not None:
+            raise InvalidRequest(
+                "cl_ord_id and userref are mutually exclusive", endpoint="AddOrder"
+            )
+        params: dict[str, Any] = {
+            "ordertype": ordertype,
+            "pair": pair,
+            "type": side,
+            "volume": str(volume),
+            **extra,
+        }
+        optional = {"price": price, "cl_ord_id": cl_ord_id, "userref": userref}
+        params.update({k: str(v) for k, v in optional.items() if v is not None})
+        if validate:
+            params["validate"] = True
+        result = await self.private("AddOrder", params)
+        return AddOrderResult(
+            txids=tuple(result.get("txid", ())),
+            description=str(result.get("descr", {}).get("order", "")),
+        )
+
+    async def cancel_order(
+        self, *, txid: str | None = None, cl_ord_id: str | None = None
+    ) -> CancelResult:
+        """Cancel by ``txid`` (or userref) or by ``cl_ord_id``."""
+        if (txid is None) == (cl_ord_id is None):
+            raise InvalidRequest("give exactly one of txid or cl_ord_id", endpoint="CancelOrder")
+        params = {"txid": txid} if txid is not None else {"cl_ord_id": cl_ord_id}
+        result = await self.private("CancelOrder", params)
+        return CancelResult(
+            count=int(result.get("count", 0)), pending=bool(result.get("pending", False))
+        )
+
+    async def query_orders(self, txids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Orders by txid (at most 50)."""
+        if not 1 <= len(txids) <= 50:
+            raise InvalidRequest("QueryOrders takes 1 to 50 txids", endpoint="QueryOrders")
+        result: dict[str, dict[str, Any]] = await self.private(
+            "QueryOrders", {"txid": ",".join(txids)}
+        )
+        return result
+
+    async def open_orders(
+        self, *, cl_ord_id: str | None = None, userref: int | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Open orders by txid, optionally filtered by ``cl_ord_id`` or ``userref``."""
+        params = {
+            k: v for k, v in (("cl_ord_id", cl_ord_id), ("userref", userref)) if v is not None
+        }
+        result = await self.private("OpenOrders", params)
+        open_: dict[str, dict[str, Any]] = result.get("open", {})
+        return open_
+
+    async def server_time(self) -> ServerTime:
+        result = await self.public("Time")
+        return ServerTime(unixtime=int(result["unixtime"]), rfc1123=str(result["rfc1123"]))
+
+    async def ticker(self, pair: str) -> Ticker:
+        result = await self.public("Ticker", {"pair": pair})
+        if not isinstance(result, dict) or not result:
+            raise ExchangeError(
+                f"Kraken Ticker returned nothing for {pair}", exchange=EXCHANGE, endpoint="Ticker"
+            )
+        name, data = next(iter(result.items()))
+        return Ticker(
+            pair=name,
+            ask=_decimal(data["a"][0], "Ticker"),
+            bid=_decimal(data["b"][0], "Ticker"),
+            last=_decimal(data["c"][0], "Ticker"),
+        )
+
+
+def _decimal(value: Any, endpoint: str, *, field: str = "amount") -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        cls: type[OrderlyError] = InvalidRequest if endpoint == "AddOrder" else ExchangeError
+        raise cls(
+            f"{field} is not a number: {value!r}", exchange=EXCHANGE, endpoint=endpoint
+        ) from None

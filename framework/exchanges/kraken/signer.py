@@ -1,0 +1,18 @@
+"""Kraken's API-Sign: base64(HMAC-SHA512(base64decode(secret), path + SHA256(nonce + body))).
+
+``body`` is the exact bytes sent (form-encoded or JSON); the nonce's decimal text is prepended
+to it even though the body also carries the nonce. ``path`` is ``/0/private/<Method>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+
+def sign(path: str, nonce: int, body: bytes, secret_b64: str) -> str:
+    """The API-Sign header value for one private call."""
+    inner = hashlib.sha256(str(nonce).encode() + body).digest()
+    mac = hmac.new(base64.b64decode(secret_b64), path.encode() + inner, hashlib.sha512)
+    return base64.b64encode(mac.digest()).decode()

@@ -1,0 +1,98 @@
+"""Logging, configured once: structlog with JSON lines (a console renderer on a TTY).
+
+Events are snake_case names with fields: ``log.info("nonce_assigned", key_id=k, nonce=n)``.
+Secrets are removed by the ``redact_secrets`` processor, not by discipline: every
+:class:`framework.secret.Secret` registers its value here when it is created, and any
+string in an event that contains a registered value has it replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "***"
+_SENSITIVE_FIELDS = frozenset({"api_key", "api_secret", "secret", "api_sign", "sign", "password"})
+_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Make ``redact_secrets`` remove ``value`` from every future log event."""
+    if value:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret value replaced by ``***``."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: blank sensitive fields and registered secret values."""
+    for key, value in event_dict.items():
+        if key in _SENSITIVE_FIELDS:
+            event_dict[key] = REDACTED
+        elif _secrets:
+            event_dict[key] = _scrub(value)
+    return event_dict
+
+
+def configure(
+    level: str = "info",
+    *,
+    stream: TextIO | None = None,
+    json: bool | None = None,
+    cache: bool = True,
+) -> None:
+    """Configure structlog for the whole process. Call once, at start.
+
+    ``cache=False`` lets a later call reconfigure loggers already used (tests)."""
+    out = stream if stream is not None else sys.stderr
+    use_json = json if json is not None else not out.isatty()
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if use_json:
+        processors += [
+            structlog.processors.dict_tracebacks,
+            redact_secrets,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        processors += [
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=cache,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to ``component=name``; it follows :func:`configure`."""
+    return structlog.get_logger(component=name)

@@ -1,0 +1,255 @@
+"""Nonce history: the life of every nonce, as events, in a ring, and in a JSON-lines file.
+
+Two events per call, with the same names and fields everywhere:
+
+- ``nonce_assigned``: ``key_id``, ``nonce``, ``seq`` (per key, per process), ``endpoint``,
+  ``queued_ms`` (time the call waited in the lane's queue).
+- ``nonce_outcome``: ``key_id``, ``nonce``, ``seq``, ``endpoint``, ``outcome`` (one of
+  :data:`OUTCOMES`), ``rtt_ms``, and ``code`` (the exchange's error string) when refused.
+
+Each event goes to structlog (``nonce_assigned`` and accepted outcomes at debug level, any
+other outcome at warning), to a bounded in-memory ring that code can query with
+:meth:`NonceHistory.recent`, and to a JSON-lines file that rotates by size
+(``nonces.jsonl``, ``nonces.jsonl.1`` ... oldest last). Records hold the key id, a short
+hash, never a key or a secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.log import get_logger
+
+log = get_logger("framework.nonce.history")
+
+Outcome = Literal["accepted", "rejected", "failed", "timed_out"]
+OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "failed", "timed_out")
+Record = dict[str, Any]
+
+
+class NonceHistory:
+    """Records nonce events. ``path=None`` keeps the ring and the log only."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        ring_size: int = 10_000,
+        max_bytes: int = 50 * 1024 * 1024,
+        backups: int = 5,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self._ring: deque[Record] = deque(maxlen=ring_size)
+        self._max_bytes = max_bytes
+        self._backups = backups
+        self._clock = clock
+        self._pid = os.getpid()
+        self._file: Any = None
+        self._size = 0
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
+
+    def _open(self) -> None:
+        assert self.path is not None
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._size = self._file.tell()
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        self._file.close()
+        for index in range(self._backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self._backups > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._open()
+
+    def _emit(self, record: Record) -> None:
+        self._ring.append(record)
+        if self._file is not None:
+            line = json.dumps(record, separators=(",", ":")) + "\n"
+            self._file.write(line)
+            self._size += len(line)
+            if self._size >= self._max_bytes:
+                self._rotate()
+
+    def _stamp(self) -> str:
+        ns = self._clock.wall_ns()
+        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="microseconds")
+
+    def assigned(
+        self, *, key_id: str, nonce: int | str, seq: int, endpoint: str, queued_s: float
+    ) -> None:
+        """A nonce was given to a call leaving the queue."""
+        queued_ms = round(queued_s * 1000, 3)
+        self._emit(
+            {
+                "ts": self._stamp(),
+                "event": "nonce_assigned",
+                "key_id": key_id,
+                "nonce": nonce,
+                "seq": seq,
+                "endpoint": endpoint,
+                "queued_ms": queued_ms,
+                "pid": self._pid,
+            }
+        )
+        log.debug(
+            "nonce_assigned",
+            key_id=key_id,
+            nonce=nonce,
+            seq=seq,
+            endpoint=endpoint,
+            queued_ms=queued_ms,
+        )
+
+    def outcome(
+        self,
+        *,
+        key_id: str,
+        nonce: int | str,
+        seq: int,
+        endpoint: str,
+        outcome: Outcome,
+        rtt_s: float,
+        code: str | None = None,
+    ) -> None:
+        """What became of the call that carried ``nonce``."""
+        rtt_ms = round(rtt_s * 1000, 3)
+        record: Record = {
+            "ts": self._stamp(),
+            "event": "nonce_outcome",
+            "key_id": key_id,
+            "nonce": nonce,
+            "seq": seq,
+            "endpoint": endpoint,
+            "outcome": outcome,
+            "rtt_ms": rtt_ms,
+            "pid": self._pid,
+        }
+        if code is not None:
+            record["code"] = code
+        self._emit(record)
+        emit = log.debug if outcome == "accepted" else log.warning
+        emit(
+            "nonce_outcome",
+            key_id=key_id,
+            nonce=nonce,
+            seq=seq,
+            endpoint=endpoint,
+            outcome=outcome,
+            rtt_ms=rtt_ms,
+            code=code,
+        )
+
+    def recent(self, key_id: str | None = None, last: int = 100) -> list[Record]:
+        """The newest ``last`` records in the ring, oldest first, optionally for one key."""
+        records = [r for r in self._ring if key_id is None or r["key_id"] == key_id]
+        return records[-last:] if last > 0 else []
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __repr__(self) -> str:
+        return f"NonceHistory(path={str(self.path) if self.path else None!r})"
+
+
+# --- reading history files (``orderly nonces ...``) ---------------------------------------
+
+
+def history_files(path: Path) -> list[Path]:
+    """The file and its rotated backups, oldest first."""
+    backups = sorted(
+        (p for p in path.parent.glob(f"{path.name}.*") if p.suffix.lstrip(".").isdigit()),
+        key=lambda p: int(p.suffix.lstrip(".")),
+        reverse=True,
+    )
+    return [*backups, *([path] if path.exists() else [])]
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line of a history file that is not a JSON object."""
+
+    file: Path
+    line: int
+
+
+def read_records(path: Path) -> Iterator[Record | BadLine]:
+    """Every record of the history at ``path`` (rotated files included), in write order."""
+    for file in history_files(path):
+        with open(file, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                yield record if isinstance(record, dict) else BadLine(file, number)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One regression or duplicate found by :func:`check`."""
+
+    kind: Literal["regression", "duplicate", "unreadable"]
+    key_id: str
+    nonce: int | str | None
+    previous: int | str | None
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: key {self.key_id}: {self.detail}"
+
+
+def check(records: Iterable[Record | BadLine]) -> tuple[int, list[Problem]]:
+    """Verify that each key's assigned nonces strictly increase (integers) or never repeat
+    (strings). Returns the number of assignments checked and every problem found."""
+    last: dict[str, int] = {}
+    seen: dict[str, set[str]] = {}
+    problems: list[Problem] = []
+    count = 0
+    for record in records:
+        if isinstance(record, BadLine):
+            problems.append(
+                Problem("unreadable", "-", None, None, f"{record.file}:{record.line} is not JSON")
+            )
+            continue
+        if record.get("event") != "nonce_assigned":
+            continue
+        count += 1
+        key, nonce = str(record.get("key_id")), record.get("nonce")
+        if isinstance(nonce, int):
+            previous = last.get(key)
+            if previous is not None and nonce <= previous:
+                kind: Literal["regression", "duplicate"] = (
+                    "duplicate" if nonce == previous else "regression"
+                )
+                problems.append(
+                    Problem(kind, key, nonce, previous, f"nonce {nonce} after {previous}")
+                )
+            last[key] = max(nonce, previous) if previous is not None else nonce
+        else:
+            used = seen.setdefault(key, set())
+            if str(nonce) in used:
+                problems.append(Problem("duplicate", key, nonce, nonce, f"nonce {nonce} reused"))
+            used.add(str(nonce))
+    return count, problems

@@ -1,0 +1,131 @@
+"""Nonce sources: how the next value for a key is made.
+
+- :class:`IncreasingNonces` - strictly increasing integers: a timestamp in ms, µs or ns
+  taken as ``max(now, last + 1)`` (a clock stepped backwards cannot make it go down), or a
+  plain counter. The floor comes from a :mod:`store <framework.nonce.store>` and is
+  reserved ahead in blocks, so a restart after ``kill -9`` starts above every nonce issued.
+- :class:`RandomNonces` - a fresh random 32-char lowercase hex string per call (Bitunix).
+
+Bounds are checked, never wrapped: Kraken takes an unsigned 64-bit integer
+(:data:`KRAKEN_MAX`), Synthetix at most 2**63 - 1 (:data:`SYNTHETIX_MAX`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Protocol
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.errors import ConfigError, NonceExhausted
+from framework.nonce.store import NonceStore
+
+Nonce = int | str
+
+KRAKEN_MAX = 2**64 - 1
+SYNTHETIX_MAX = 2**63 - 1
+
+#: Nanoseconds per unit; ``counter`` ignores the clock.
+_NS_PER_UNIT = {"ms": 1_000_000, "us": 1_000, "ns": 1}
+#: Default reservation block: ten seconds' worth of a timestamp unit, 1,000 for a counter.
+_DEFAULT_BLOCK = {"counter": 1_000, "ms": 10_000, "us": 10_000_000, "ns": 10_000_000_000}
+
+
+class NonceSource(Protocol):
+    """What a lane asks for a nonce. ``next`` is awaited in queue order by the lane's worker."""
+
+    ordered: bool
+
+    async def next(self) -> Nonce: ...
+
+    def raise_floor(self, value: int) -> None:
+        """Make every later nonce greater than ``value`` (resync after a refusal)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class IncreasingNonces:
+    """Strictly increasing integer nonces for one key, persisted through a store."""
+
+    ordered = True
+
+    def __init__(
+        self,
+        store: NonceStore,
+        key_id: str,
+        *,
+        unit: str = "ms",
+        clock: Clock = SYSTEM_CLOCK,
+        max_value: int = KRAKEN_MAX,
+        block: int | None = None,
+        force_unit: bool = False,
+    ) -> None:
+        if unit != "counter" and unit not in _NS_PER_UNIT:
+            raise ConfigError(f"nonce unit must be one of counter, ms, us, ns; got {unit!r}")
+        self._store = store
+        self.key_id = key_id
+        self.unit = unit
+        self._clock = clock
+        self._max = max_value
+        self._block = block or _DEFAULT_BLOCK[unit]
+        if self._block < 1:
+            raise ConfigError(f"nonce reservation block must be positive; got {self._block}")
+        self._div = _NS_PER_UNIT.get(unit, 0)
+        self._last = store.acquire(key_id, unit, force_unit=force_unit)
+        self._ceiling = self._last
+        self._closed = False
+
+    @property
+    def last(self) -> int:
+        """The last nonce issued (or the floor read from the store)."""
+        return self._last
+
+    def _now(self) -> int:
+        return self._clock.wall_ns() // self._div if self._div else 0
+
+    async def next(self) -> int:
+        value = max(self._now(), self._last + 1)
+        if value > self._max:
+            raise NonceExhausted(
+                f"next nonce {value} would exceed the maximum {self._max}", key_id=self.key_id
+            )
+        if value > self._ceiling:
+            ceiling = min(value + self._block, self._max)
+            await asyncio.to_thread(self._store.reserve, self.key_id, ceiling)
+            self._ceiling = ceiling
+        self._last = value
+        return value
+
+    def raise_floor(self, value: int) -> None:
+        self._last = max(self._last, value)
+
+    async def close(self) -> None:
+        """Write the exact last nonce as the key's floor and release the key."""
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._store.release, self.key_id, self._last)
+
+    def __repr__(self) -> str:
+        return f"IncreasingNonces(key_id={self.key_id!r}, unit={self.unit!r}, last={self._last})"
+
+
+class RandomNonces:
+    """A random, single-use 32-char lowercase hex string per call (128 bits)."""
+
+    ordered = False
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+
+    async def next(self) -> str:
+        return secrets.token_hex(16)
+
+    def raise_floor(self, value: int) -> None:
+        """Random nonces have no floor."""
+
+    async def close(self) -> None:
+        """Nothing to persist."""
+
+    def __repr__(self) -> str:
+        return f"RandomNonces(key_id={self.key_id!r})"

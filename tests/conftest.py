@@ -1,0 +1,26 @@
+"""Shared fixtures: a private state directory per test, quiet logs, sandbox credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from framework import log
+from framework.sandbox import generate_credentials
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own ORDERLY_STATE_DIR, never the user's."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("ORDERLY_STATE_DIR", str(state))
+    log.configure("warning", json=True, cache=False)
+    yield state
+
+
+@pytest.fixture
+def creds() -> tuple[str, str]:
+    """A sandbox API key and secret."""
+    return generate_credentials()
