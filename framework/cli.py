@@ -183,15 +183,15 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else cfg.seed,
         port=args.port if args.port is not None else cfg.port,
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     await sandbox.start()
     print(f"sandbox listening on {sandbox.base_url}", flush=True)
     if generated:  # throwaway credentials, valid only for this sandbox run
         print(f"export ORDERLY_SANDBOX_API_KEY={api_key}", flush=True)
         print(f"export ORDERLY_SANDBOX_API_SECRET={secret}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     await sandbox.stop()
     return 0

@@ -226,18 +226,24 @@ class Lane:
                             )
                         )
                         continue
+                    await self._slots.acquire()
+                    if job.future.done():
+                        self._slots.release()
+                        continue
+                    try:  # the nonce is taken here, in queue order, before the call leaves
+                        nonce, seq = await self._assign(job)
+                    except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
+                        self._slots.release()
+                        _settle(job.future, exc=exc)
+                        continue
                     if self.max_in_flight == 1:
-                        await self._execute(job)
+                        await self._execute_in_slot(job, nonce, seq)
                     else:
-                        await self._slots.acquire()
-                        if job.future.done():
-                            self._slots.release()
-                            continue
-                        in_flight.create_task(self._execute_in_slot(job))
+                        in_flight.create_task(self._execute_in_slot(job, nonce, seq))
 
-    async def _execute_in_slot(self, job: _Job) -> None:
+    async def _execute_in_slot(self, job: _Job, nonce: Nonce, seq: int) -> None:
         try:
-            await self._execute(job)
+            await self._execute(job, nonce, seq)
         finally:
             self._slots.release()
 
@@ -264,13 +270,9 @@ class Lane:
             code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
         )
 
-    async def _execute(self, job: _Job) -> None:
-        """Send one call: assign its nonce, sign and send through the wire, record, answer."""
-        try:
-            nonce, seq = await self._assign(job)
-        except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
-            _settle(job.future, exc=exc)
-            return
+    async def _execute(self, job: _Job, nonce: Nonce, seq: int) -> None:
+        """Send one call with its nonce through the wire, record the outcome, answer the
+        caller. A refused nonce is retried here with a fresh one."""
         for attempt in range(self._retries + 1):
             started = self._clock.monotonic()
             try:

@@ -72,3 +72,22 @@ async def test_random_nonces_are_32_lowercase_hex_and_unique() -> None:
     values = [await source.next() for _ in range(2000)]
     assert all(re.fullmatch(r"[0-9a-f]{32}", v) for v in values)
     assert len(set(values)) == len(values)
+
+
+class SlowStore(MemoryStore):
+    """A store whose commit takes a while, as an fsync does."""
+
+    def reserve(self, key_id: str, ceiling: int) -> None:
+        import time
+
+        time.sleep(0.01)
+        super().reserve(key_id, ceiling)
+
+
+async def test_concurrent_callers_across_a_reservation_get_distinct_nonces() -> None:
+    import asyncio
+
+    source = IncreasingNonces(SlowStore(), "k", unit="counter", block=10)
+    values = await asyncio.gather(*(source.next() for _ in range(200)))
+    assert len(set(values)) == 200
+    assert sorted(values) == list(range(1, 201))

@@ -224,7 +224,7 @@ def check(records: Iterable[Record | BadLine]) -> tuple[int, list[Problem]]:
     """Verify that each key's assigned nonces strictly increase (integers) or never repeat
     (strings). Returns the number of assignments checked and every problem found."""
     last: dict[str, int] = {}
-    seen: dict[str, set[str]] = {}
+    seen: dict[str, set[int | str]] = {}
     problems: list[Problem] = []
     count = 0
     for record in records:
@@ -237,19 +237,18 @@ def check(records: Iterable[Record | BadLine]) -> tuple[int, list[Problem]]:
             continue
         count += 1
         key, nonce = str(record.get("key_id")), record.get("nonce")
+        if not isinstance(nonce, int | str):
+            problems.append(Problem("unreadable", key, None, None, f"nonce {nonce!r}"))
+            continue
+        used = seen.setdefault(key, set())
+        previous = last.get(key)
+        if nonce in used:
+            problems.append(Problem("duplicate", key, nonce, previous, f"nonce {nonce} reused"))
+        elif isinstance(nonce, int) and previous is not None and nonce < previous:
+            problems.append(
+                Problem("regression", key, nonce, previous, f"nonce {nonce} after {previous}")
+            )
+        used.add(nonce)
         if isinstance(nonce, int):
-            previous = last.get(key)
-            if previous is not None and nonce <= previous:
-                kind: Literal["regression", "duplicate"] = (
-                    "duplicate" if nonce == previous else "regression"
-                )
-                problems.append(
-                    Problem(kind, key, nonce, previous, f"nonce {nonce} after {previous}")
-                )
-            last[key] = max(nonce, previous) if previous is not None else nonce
-        else:
-            used = seen.setdefault(key, set())
-            if str(nonce) in used:
-                problems.append(Problem("duplicate", key, nonce, nonce, f"nonce {nonce} reused"))
-            used.add(str(nonce))
+            last[key] = nonce if previous is None else max(nonce, previous)
     return count, problems

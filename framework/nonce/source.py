@@ -74,6 +74,7 @@ class IncreasingNonces:
         self._div = _NS_PER_UNIT.get(unit, 0)
         self._last = store.acquire(key_id, unit, force_unit=force_unit)
         self._ceiling = self._last
+        self._reserving = asyncio.Lock()
         self._closed = False
 
     @property
@@ -85,17 +86,24 @@ class IncreasingNonces:
         return self._clock.wall_ns() // self._div if self._div else 0
 
     async def next(self) -> int:
-        value = max(self._now(), self._last + 1)
-        if value > self._max:
-            raise NonceExhausted(
-                f"next nonce {value} would exceed the maximum {self._max}", key_id=self.key_id
-            )
-        if value > self._ceiling:
-            ceiling = min(value + self._block, self._max)
-            await asyncio.to_thread(self._store.reserve, self.key_id, ceiling)
-            self._ceiling = ceiling
-        self._last = value
-        return value
+        """``max(now, last + 1)``. Within the reserved ceiling this never awaits; past it,
+        callers wait (in order) for one durable reservation of the next block."""
+        while True:
+            value = max(self._now(), self._last + 1)
+            if value > self._max:
+                raise NonceExhausted(
+                    f"next nonce {value} would exceed the maximum {self._max}",
+                    key_id=self.key_id,
+                )
+            if value <= self._ceiling:
+                self._last = value
+                return value
+            async with self._reserving:
+                wanted = max(self._now(), self._last + 1)
+                if wanted > self._ceiling and wanted <= self._max:
+                    ceiling = min(wanted + self._block, self._max)
+                    await asyncio.to_thread(self._store.reserve, self.key_id, ceiling)
+                    self._ceiling = ceiling
 
     def raise_floor(self, value: int) -> None:
         self._last = max(self._last, value)

@@ -100,9 +100,7 @@ class Sandbox:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         log.info("sandbox_started", url=self.base_url, keys=[key_id(k) for k in self.gate.accounts])
         return self.base_url
 

@@ -113,6 +113,7 @@ class KrakenClient:
     ``store`` keeps the key's nonce floor (default: the SQLite store in the state directory);
     ``history`` records every nonce (default: the JSON-lines file in the state directory).
     ``nonce_unit`` is ``ms`` (Kraken's suggestion), ``us``, ``ns`` or ``counter``.
+    ``nonce_block`` is how far ahead the floor is reserved (default: 10 s of the unit).
     ``max_in_flight=1`` is a strict lane; set it above 1 only if the key has a nonce window.
     """
 
@@ -126,6 +127,7 @@ class KrakenClient:
         history: NonceHistory | None = None,
         nonce_unit: str = "ms",
         force_unit: bool = False,
+        nonce_block: int | None = None,
         max_in_flight: int = 1,
         nonce_retries: int = 2,
         breaker_threshold: int = 3,
@@ -152,6 +154,7 @@ class KrakenClient:
         }
         self._nonce_unit = nonce_unit
         self._force_unit = force_unit
+        self._nonce_block = nonce_block
         self._body_encoding = body_encoding
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
@@ -181,6 +184,7 @@ class KrakenClient:
             unit=self._nonce_unit,
             clock=self._clock,
             max_value=KRAKEN_MAX,
+            block=self._nonce_block,
             force_unit=self._force_unit,
         )
         self._session = aiohttp.ClientSession(

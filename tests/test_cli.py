@@ -1,0 +1,136 @@
+"""The ``orderly`` command: nonces tail/show/check/floors, check CONFIG, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main
+from framework.nonce.history import NonceHistory
+from framework.nonce.source import IncreasingNonces
+from framework.nonce.store import SqliteStore
+
+
+def write_history(path: Path, nonces: list[int], key: str = "abc123abc123") -> None:
+    history = NonceHistory(path)
+    for seq, nonce in enumerate(nonces, 1):
+        history.assigned(key_id=key, nonce=nonce, seq=seq, endpoint="Balance", queued_s=0.001)
+        history.outcome(
+            key_id=key, nonce=nonce, seq=seq, endpoint="Balance", outcome="accepted", rtt_s=0.002
+        )
+    history.close()
+
+
+def test_nonces_check_clean_and_dirty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    write_history(good, [1, 2, 3])
+    write_history(bad, [1, 5, 3, 3])
+    assert main(["nonces", "check", "--file", str(good)]) == 0
+    assert "checked 3 nonces" in capsys.readouterr().out
+    assert main(["nonces", "check", "--file", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "regression: key abc123abc123: nonce 3 after 5" in out
+    assert "duplicate: key abc123abc123: nonce 3 reused" in out
+    assert "2 problems" in out
+
+
+def test_nonces_check_reports_unreadable_lines(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    write_history(path, [1, 2])
+    with open(path, "a") as handle:
+        handle.write("{not json\n")
+    assert main(["nonces", "check", "--file", str(path)]) == 1
+
+
+def test_nonces_show_and_tail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "h.jsonl"
+    write_history(path, [10, 20, 30])
+    assert (
+        main(["nonces", "show", "--key", "abc123abc123", "--last", "2", "--file", str(path)]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "30" in lines[-1] and "accepted" in lines[-1]
+    assert main(["nonces", "tail", "-n", "1", "--file", str(path)]) == 0
+    assert "#3" in capsys.readouterr().out
+
+
+def test_history_defaults_to_the_state_dir(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_history(state_dir / "history" / "nonces.jsonl", [1, 2])
+    assert main(["nonces", "check"]) == 0
+
+
+async def test_nonces_floors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = SqliteStore(tmp_path / "n.sqlite")
+    source = IncreasingNonces(store, "abc123abc123", unit="counter")
+    await source.next()
+    await source.close()
+    store.close()
+    assert main(["nonces", "floors", "--store", str(tmp_path / "n.sqlite")]) == 0
+    assert "abc123abc123  unit=counter  floor=1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[state]\nwhatever = 1\n", "state.whatever: Extra inputs are not permitted"),
+        ("[nonce]\nunit = 'minutes'\n", "nonce.unit: Input should be"),
+        ("[sandbox]\nport = 'eighty'\n", "sandbox.port: Input should be a valid integer"),
+        ("[nonce\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_files_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+    assert main(["nonces", "check", "--file", str(tmp_path / "none.jsonl")]) == 2
+    assert "no nonce history" in capsys.readouterr().err
+
+
+def test_shipped_configs_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    configs = sorted(Path(__file__).parent.parent.glob("config/*.toml"))
+    assert configs
+    for path in configs:
+        assert main(["check", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_console_script_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0 and "nonces" in done.stdout
+
+
+def test_sandbox_command_serves_until_signalled(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framework.cli", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("sandbox listening on http://127.0.0.1:")
+        assert process.stdout.readline().startswith("export ORDERLY_SANDBOX_API_KEY=")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert process.returncode == 0

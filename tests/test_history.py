@@ -1,0 +1,104 @@
+"""Nonce history: events in the ring and the file, rotation, and the checker."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from framework.clock import ManualClock
+from framework.errors import AuthError
+from framework.nonce.history import NonceHistory, check, history_files, read_records
+from framework.sandbox import Sandbox
+from tests.helpers.kraken import client
+
+
+def assigned(key: str, nonce: int | str, seq: int = 1) -> dict[str, object]:
+    return {"event": "nonce_assigned", "key_id": key, "nonce": nonce, "seq": seq}
+
+
+async def test_every_call_leaves_two_records(tmp_path: Path, creds: tuple[str, str]) -> None:
+    key, secret = creds
+    history = NonceHistory(tmp_path / "h.jsonl")
+    async with (
+        Sandbox({key: secret}) as sandbox,
+        client(key, secret, sandbox.base_url, history=history) as k,
+    ):
+        await k.balance()
+        await k.private("OpenOrders")
+    history.close()
+    lines = [json.loads(line) for line in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in lines] == ["nonce_assigned", "nonce_outcome"] * 2
+    first, outcome = lines[0], lines[1]
+    assert set(first) >= {"ts", "key_id", "nonce", "seq", "endpoint", "queued_ms"}
+    assert set(outcome) >= {"ts", "key_id", "nonce", "seq", "endpoint", "outcome", "rtt_ms"}
+    assert outcome["outcome"] == "accepted" and outcome["nonce"] == first["nonce"]
+    assert [r["endpoint"] for r in lines[::2]] == ["Balance", "OpenOrders"]
+    assert [r["seq"] for r in lines[::2]] == [1, 2]
+    assert first["key_id"] == k.key_id
+
+
+async def test_refusals_are_recorded_with_their_code(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    key, secret = creds
+    history = NonceHistory(None)
+    async with (
+        Sandbox({key: secret}) as sandbox,
+        client(key, "A" * 88, sandbox.base_url, history=history) as k,
+    ):
+        with contextlib.suppress(AuthError):
+            await k.balance()
+    outcome = history.recent(k.key_id)[-1]
+    assert (outcome["outcome"], outcome["code"]) == ("rejected", "EAPI:Invalid signature")
+
+
+def test_ring_is_bounded_and_queryable() -> None:
+    history = NonceHistory(None, ring_size=10)
+    for n in range(25):
+        history.assigned(key_id="a" if n % 2 else "b", nonce=n, seq=n, endpoint="E", queued_s=0.0)
+    assert len(history.recent(last=100)) == 10
+    assert [r["nonce"] for r in history.recent("a", last=3)] == [19, 21, 23]
+
+
+def test_file_rotates_by_size(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    history = NonceHistory(path, max_bytes=2_000, backups=2, clock=ManualClock())
+    for n in range(200):
+        history.assigned(key_id="k", nonce=n, seq=n, endpoint="Balance", queued_s=0.0)
+    history.close()
+    files = history_files(path)
+    assert [f.name for f in files] == ["h.jsonl.2", "h.jsonl.1", "h.jsonl"]
+    assert all(f.stat().st_size < 2_400 for f in files)
+    nonces = [r["nonce"] for r in read_records(path) if isinstance(r, dict)]
+    assert nonces == sorted(nonces) and nonces[-1] == 199  # oldest first, newest kept
+
+
+def test_check_finds_regressions_and_duplicates() -> None:
+    records = [
+        assigned("a", 1),
+        assigned("a", 2),
+        assigned("b", 5),
+        assigned("a", 2),
+        assigned("a", 1),
+        assigned("b", 6),
+        assigned("r", "x1"),
+        assigned("r", "x1"),
+        {"event": "nonce_outcome", "key_id": "a", "nonce": 0},
+    ]
+    count, problems = check(records)
+    assert count == 8
+    assert [(p.kind, p.key_id, p.nonce) for p in problems] == [
+        ("duplicate", "a", 2),
+        ("duplicate", "a", 1),
+        ("duplicate", "r", "x1"),
+    ]
+
+
+def test_check_accepts_a_clean_history() -> None:
+    assert check([assigned("a", n) for n in range(1, 100)]) == (99, [])
+
+
+def test_check_tells_regression_from_duplicate() -> None:
+    _, problems = check([assigned("a", 5), assigned("a", 3), assigned("a", 5)])
+    assert [(p.kind, p.nonce) for p in problems] == [("regression", 3), ("duplicate", 5)]

@@ -1,0 +1,42 @@
+"""The core never imports an exchange package or the sandbox (STYLE.md rule 1)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+FRAMEWORK = Path(__file__).parent.parent / "framework"
+EDGES = ("exchanges", "sandbox")
+ENTRY_POINTS = {"cli.py"}  # the command line wires everything together
+
+
+def core_modules() -> list[Path]:
+    return [
+        path
+        for path in FRAMEWORK.rglob("*.py")
+        if path.relative_to(FRAMEWORK).parts[0] not in EDGES and path.name not in ENTRY_POINTS
+    ]
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_does_not_import_exchanges_or_sandbox() -> None:
+    modules = core_modules()
+    assert len(modules) > 8
+    offenders = {
+        str(path.relative_to(FRAMEWORK)): sorted(
+            name
+            for name in imported(path)
+            if any(name.startswith(f"framework.{edge}") for edge in EDGES)
+        )
+        for path in modules
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
