@@ -213,7 +213,7 @@ class Lane:
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as in_flight:
-            while (jobs := await self._queue.get()) is not _STOP:
+            while (jobs := await self._next_jobs()) is not _STOP:
                 for job in jobs:
                     if job.future.done():  # the caller gave up while queued: never sent
                         continue
@@ -226,26 +226,35 @@ class Lane:
                             )
                         )
                         continue
-                    await self._slots.acquire()
-                    if job.future.done():
-                        self._slots.release()
-                        continue
+                    if self.max_in_flight > 1:
+                        await self._slots.acquire()
+                        if job.future.done():
+                            self._slots.release()
+                            continue
                     try:  # the nonce is taken here, in queue order, before the call leaves
                         nonce, seq = await self._assign(job)
                     except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
-                        self._slots.release()
+                        if self.max_in_flight > 1:
+                            self._slots.release()
                         _settle(job.future, exc=exc)
                         continue
-                    if self.max_in_flight == 1:
-                        await self._execute_in_slot(job, nonce, seq)
+                    if self.max_in_flight == 1:  # strict: the next call waits for this answer
+                        await self._execute(job, nonce, seq)
                     else:
                         in_flight.create_task(self._execute_in_slot(job, nonce, seq))
+
+    async def _next_jobs(self) -> tuple[_Job, ...] | None:
+        if self._queue.empty():  # about to wait: put the history on disk first
+            self._history.flush()
+        return await self._queue.get()
 
     async def _execute_in_slot(self, job: _Job, nonce: Nonce, seq: int) -> None:
         try:
             await self._execute(job, nonce, seq)
         finally:
             self._slots.release()
+            if self._queue.empty():
+                self._history.flush()
 
     async def _assign(self, job: _Job) -> tuple[Nonce, int]:
         nonce = await self._source.next()

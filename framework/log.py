@@ -16,6 +16,8 @@ from typing import Any, TextIO
 import structlog
 
 REDACTED = "***"
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_level = _LEVELS["debug"]
 _SENSITIVE_FIELDS = frozenset({"api_key", "api_secret", "secret", "api_sign", "sign", "password"})
 _secrets: set[str] = set()
 
@@ -66,6 +68,8 @@ def configure(
     """Configure structlog for the whole process. Call once, at start.
 
     ``cache=False`` lets a later call reconfigure loggers already used (tests)."""
+    global _level
+    _level = _LEVELS.get(level.lower(), _LEVELS["info"])
     out = stream if stream is not None else sys.stderr
     use_json = json if json is not None else not out.isatty()
     processors: list[Any] = [
@@ -91,6 +95,11 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=cache,
     )
+
+
+def enabled(level: str) -> bool:
+    """Whether events at ``level`` are emitted; lets hot paths skip building them."""
+    return _LEVELS[level] >= _level
 
 
 def get_logger(name: str) -> Any:

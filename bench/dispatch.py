@@ -1,0 +1,263 @@
+"""Lane throughput against the fastest correct single-key client, measured in one run.
+
+    python bench/dispatch.py [--calls N] [--rounds R]   (defaults: 400 calls, 15 rounds)
+
+Starts the sandbox (``orderly sandbox``) in its own process on 127.0.0.1, then measures,
+alternating in each round so drift hits every row alike:
+
+- baseline: plain aiohttp, one request at a time, each correctly signed with a fresh
+  nonce; the fastest client that never gets a nonce refused on a single key;
+- the strict lane (KrakenClient, SQLite store, history file) fed by 1, 16 and 64
+  coroutines;
+- a windowed lane (max_in_flight=4) fed by 64 coroutines, against a sandbox key with a
+  10 s nonce window.
+
+The client runs on core 0 and the sandboxes on core 1 (where there are two cores).
+Each round runs every row once for N calls, in a random order; a row's ratio is its rate
+over the baseline's rate *in the same round*, and the table shows the median ratio over the
+rounds and its interquartile range (short interleaved runs, because this machine drifts by
+±20% over tens of seconds; a second baseline row on another sandbox process shows how much
+of a ratio is noise).
+Also shown: median calls/s, p50/p99 latency as the caller sees it (queueing included), the
+client process's CPU µs per call (its difference to the baseline is the lane's cost), and
+the nonces the sandbox refused. Every loop is bounded by a call count and a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import uvloop
+
+from framework import log
+from framework.exchanges.kraken import KrakenClient, sign
+from framework.nonce import NonceHistory, SqliteStore
+from framework.nonce.source import IncreasingNonces
+from framework.nonce.store import MemoryStore
+from framework.sandbox import generate_credentials
+from framework.secret import key_id
+
+TIME_LIMIT_S = 60.0
+
+
+@dataclass
+class Row:
+    name: str
+    rates: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    refused: int = 0
+
+
+def pin(pid: int, core: int) -> None:
+    """Keep client and servers on separate cores, so the scheduler does not add noise."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(pid, {core})
+
+
+def start_sandbox(window: int, key: str, secret: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "ORDERLY_SANDBOX_API_KEY": key, "ORDERLY_SANDBOX_API_SECRET": secret}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "framework.cli",
+            "--log-level",
+            "warning",
+            "sandbox",
+            "--port",
+            "0",
+            "--nonce-window",
+            str(window),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    pin(process.pid, 1)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("sandbox listening on "):
+        process.kill()
+        raise SystemExit(f"sandbox did not start: {line!r}")
+    return process, line.split()[-1]
+
+
+async def refused(session: aiohttp.ClientSession, base_url: str, api_key: str) -> int:
+    async with session.get(f"{base_url}/sandbox/stats") as response:
+        stats = await response.json()
+    return int(stats.get(key_id(api_key), {}).get("invalid_nonce", 0))
+
+
+async def baseline(base_url: str, key: str, secret: str, calls: int) -> list[float]:
+    """One request at a time, signed, on one keep-alive connection."""
+    source = IncreasingNonces(MemoryStore(), "baseline", unit="ms")
+    url, path = f"{base_url}/0/private/Balance", "/0/private/Balance"
+    latencies = []
+    deadline = time.monotonic() + TIME_LIMIT_S
+    async with aiohttp.ClientSession() as session:
+        for _ in range(calls):
+            started = time.perf_counter()
+            nonce = await source.next()
+            body = urlencode({"nonce": nonce}).encode()
+            headers = {
+                "API-Key": key,
+                "API-Sign": sign(path, nonce, body, secret),
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
+            async with session.post(url, data=body, headers=headers) as response:
+                reply = json.loads(await response.read())
+            if reply["error"]:
+                raise SystemExit(f"baseline refused: {reply['error']}")
+            latencies.append(time.perf_counter() - started)
+            if time.monotonic() > deadline:
+                break
+    return latencies
+
+
+async def through_lane(kraken: KrakenClient, producers: int, calls: int) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.monotonic() + TIME_LIMIT_S
+    each = max(1, calls // producers)
+
+    async def producer() -> None:
+        for _ in range(each):
+            started = time.perf_counter()
+            await kraken.private("Balance")
+            latencies.append(time.perf_counter() - started)
+            if time.monotonic() > deadline:
+                return
+
+    await asyncio.gather(*(producer() for _ in range(producers)))
+    return latencies
+
+
+async def measure(row: Row, run: Callable[[], Awaitable[list[float]]]) -> None:
+    cpu, wall = time.process_time(), time.perf_counter()
+    latencies = await run()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    row.rates.append(len(latencies) / wall)
+    row.cpu_us.append(cpu / len(latencies) * 1e6)
+    row.latencies += latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def main(calls: int, rounds: int) -> None:
+    log.configure("warning", json=True)
+    pin(0, 0)
+    # three identical sandbox processes: one key each, so no row moves another's nonce floor
+    base_key, base_secret = generate_credentials()
+    strict_key, strict_secret = generate_credentials()
+    window_key, window_secret = generate_credentials()
+    base_proc, base_url = start_sandbox(0, base_key, base_secret)
+    strict_proc, strict_url = start_sandbox(0, strict_key, strict_secret)
+    window_proc, window_url = start_sandbox(10_000, window_key, window_secret)
+    control_key, control_secret = generate_credentials()
+    control_proc, control_url = start_sandbox(0, control_key, control_secret)
+    rows = {
+        name: Row(name)
+        for name in (
+            "baseline",
+            "baseline again",
+            "strict x1",
+            "strict x16",
+            "strict x64",
+            "windowed(4) x64",
+        )
+    }
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqliteStore(Path(tmp) / "nonces.sqlite")
+            history = NonceHistory(Path(tmp) / "nonces.jsonl")
+            strict = KrakenClient(
+                strict_key, strict_secret, strict_url, store=store, history=history
+            )
+            windowed = KrakenClient(
+                window_key, window_secret, window_url, store=store, history=history, max_in_flight=4
+            )
+            async with strict, windowed:
+                await baseline(base_url, base_key, base_secret, 200)  # warm-up
+                await through_lane(strict, 16, 200)
+                runs = {
+                    "baseline": lambda: baseline(base_url, base_key, base_secret, calls),
+                    "baseline again": lambda: baseline(
+                        control_url, control_key, control_secret, calls
+                    ),
+                    "strict x1": lambda: through_lane(strict, 1, calls),
+                    "strict x16": lambda: through_lane(strict, 16, calls),
+                    "strict x64": lambda: through_lane(strict, 64, calls),
+                    "windowed(4) x64": lambda: through_lane(windowed, 64, calls),
+                }
+                for _ in range(rounds):
+                    order = list(runs)
+                    random.shuffle(order)
+                    for name in order:
+                        await measure(rows[name], runs[name])
+                    base_rate = rows["baseline"].rates[-1]
+                    for row in rows.values():
+                        row.ratios.append(row.rates[-1] / base_rate)
+            store.close()
+            history.close()
+        async with aiohttp.ClientSession() as session:
+            strict_refused = await refused(session, strict_url, strict_key)
+            window_refused = await refused(session, window_url, window_key)
+    finally:
+        for process in (base_proc, control_proc, strict_proc, window_proc):
+            process.terminate()
+            process.wait(timeout=10)
+    rows["strict x1"].refused = rows["strict x16"].refused = strict_refused
+    rows["strict x64"].refused = strict_refused
+    rows["windowed(4) x64"].refused = window_refused
+    base_cpu = statistics.median(rows["baseline"].cpu_us)
+    print(
+        f"{calls} calls per row per round, {rounds} rounds, medians (ratio: per round, vs "
+        f"that round's baseline); sandbox in its own process; python "
+        f"{sys.version.split()[0]}, uvloop, {os.cpu_count()} cores"
+    )
+    print(
+        f"{'row':<17}{'calls/s':>9}{'ratio':>8}{'IQR':>13}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'cpu us/call':>13}{'lane +us':>10}{'refused':>9}"
+    )
+    for row in rows.values():
+        rate, cpu = statistics.median(row.rates), statistics.median(row.cpu_us)
+        ratio = statistics.median(row.ratios)
+        low, _, high = statistics.quantiles(row.ratios, n=4)
+        lane = row.name.startswith(("strict", "windowed"))
+        extra = f"{cpu - base_cpu:+.0f}" if lane else "-"
+        refused_text = str(row.refused) if lane else "0"
+        print(
+            f"{row.name:<17}{rate:>9.0f}{ratio:>7.2f}x{low:>7.2f}-{high:.2f}"
+            f"{pct(row.latencies, 0.5):>9.2f}{pct(row.latencies, 0.99):>9.2f}"
+            f"{cpu:>13.0f}{extra:>10}{refused_text:>9}"
+        )
+    print(
+        "strict rows share one sandbox key; 'refused' counts its invalid nonces over all "
+        "strict rows together."
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=15)
+    options = parser.parse_args()
+    uvloop.run(main(options.calls, options.rounds))
