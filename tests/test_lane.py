@@ -48,10 +48,9 @@ class Wire:
 
 def make_lane(wire: Wire, store: MemoryStore | None = None, **options: Any) -> Lane:
     clock = options.pop("clock", ManualClock())
+    options.setdefault("history", NonceHistory(None))
     source = IncreasingNonces(store or MemoryStore(), "k", unit="counter", clock=clock)
-    return Lane(
-        key_id="k", wire=wire, source=source, history=NonceHistory(None), clock=clock, **options
-    )
+    return Lane(key_id="k", wire=wire, source=source, clock=clock, **options)
 
 
 async def test_results_come_back_to_their_callers() -> None:
@@ -81,12 +80,7 @@ async def test_caller_cancelled_while_queued_is_never_sent() -> None:
     wire = Wire()
     wire.gate = asyncio.Event()
     history = NonceHistory(None)
-    lane = Lane(
-        key_id="k",
-        wire=wire,
-        history=history,
-        source=IncreasingNonces(MemoryStore(), "k", unit="counter"),
-    )
+    lane = make_lane(wire, history=history)
     async with lane:
         first = asyncio.create_task(lane.submit(PrivateCall("first")))
         await asyncio.sleep(0.01)  # first is in flight, held by the gate
@@ -108,12 +102,7 @@ async def test_caller_cancelled_after_sending_is_still_recorded() -> None:
     wire = Wire()
     wire.gate = asyncio.Event()
     history = NonceHistory(None)
-    lane = Lane(
-        key_id="k",
-        wire=wire,
-        history=history,
-        source=IncreasingNonces(MemoryStore(), "k", unit="counter"),
-    )
+    lane = make_lane(wire, history=history)
     async with lane:
         task = asyncio.create_task(lane.submit(PrivateCall("AddOrder")))
         await asyncio.sleep(0.01)

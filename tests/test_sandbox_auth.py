@@ -175,82 +175,44 @@ async def test_success_resets_the_failure_count(http: aiohttp.ClientSession) -> 
             assert (await signed(http, sandbox, "Balance", nonce))[1]["error"] == []
 
 
+def limit_order(nonce: int, **fields: Any) -> bytes:
+    """A form-encoded XBTUSD limit buy, with ``fields`` added or replaced."""
+    order = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "volume": "0.5",
+        "price": "100",
+        **fields,
+    }
+    return form(nonce, **{k: v for k, v in order.items() if v is not None})
+
+
 async def test_order_endpoints_record_orders(http: aiohttp.ClientSession) -> None:
     async with Sandbox({DOC_KEY: DOC_SECRET}) as sandbox:
-        _, added = await signed(
-            http,
-            sandbox,
-            "AddOrder",
-            1,
-            form(
-                1,
-                pair="XBTUSD",
-                type="buy",
-                ordertype="limit",
-                volume="0.5",
-                price="100",
-                cl_ord_id="my-order-1",
-            ),
-        )
+
+        async def call(method: str, nonce: int, body: bytes) -> dict[str, Any]:
+            return (await signed(http, sandbox, method, nonce, body))[1]
+
+        added = await call("AddOrder", 1, limit_order(1, cl_ord_id="my-order-1"))
         txid = added["result"]["txid"][0]
-        _, dup = await signed(
-            http,
-            sandbox,
-            "AddOrder",
-            2,
-            form(
-                2,
-                pair="XBTUSD",
-                type="buy",
-                ordertype="limit",
-                volume="0.5",
-                price="100",
-                cl_ord_id="my-order-1",
-            ),
-        )
+        dup = await call("AddOrder", 2, limit_order(2, cl_ord_id="my-order-1"))
         assert dup["error"] == ["EOrder:Duplicate cl_ord_id"]
-        _, both = await signed(
-            http,
-            sandbox,
-            "AddOrder",
-            3,
-            form(
-                3,
-                pair="XBTUSD",
-                type="buy",
-                ordertype="limit",
-                volume="1",
-                price="1",
-                cl_ord_id="x",
-                userref=5,
-            ),
-        )
+        both = await call("AddOrder", 3, limit_order(3, cl_ord_id="x", userref=5))
         assert both["error"][0].startswith("EGeneral:Invalid arguments")
-        _, nop = await signed(
-            http,
-            sandbox,
-            "AddOrder",
-            4,
-            form(4, pair="XBTUSD", type="buy", ordertype="limit", volume="1", validate="true"),
-        )
-        assert nop["error"] == ["EGeneral:Invalid arguments:price"]
-        _, val = await signed(
-            http,
-            sandbox,
-            "AddOrder",
-            5,
-            form(5, pair="XBTUSD", type="buy", ordertype="market", volume="1", validate="true"),
-        )
-        assert "txid" not in val["result"]
-        _, found = await signed(http, sandbox, "OpenOrders", 6, form(6, cl_ord_id="my-order-1"))
+        no_price = await call("AddOrder", 4, limit_order(4, price=None, validate="true"))
+        assert no_price["error"] == ["EGeneral:Invalid arguments:price"]
+        market = await call("AddOrder", 5, limit_order(5, ordertype="market", validate="true"))
+        assert "txid" not in market["result"]
+        found = await call("OpenOrders", 6, form(6, cl_ord_id="my-order-1"))
         assert list(found["result"]["open"]) == [txid]
-        _, cancelled = await signed(http, sandbox, "CancelOrder", 7, form(7, txid=txid))
+        cancelled = await call("CancelOrder", 7, form(7, txid=txid))
         assert cancelled["result"] == {"count": 1, "pending": False}
-        _, again = await signed(http, sandbox, "CancelOrder", 8, form(8, txid=txid))
+        again = await call("CancelOrder", 8, form(8, txid=txid))
         assert again["error"] == ["EOrder:Unknown order"]
-        _, closed = await signed(http, sandbox, "ClosedOrders", 9, form(9, cl_ord_id="my-order-1"))
+        closed = await call("ClosedOrders", 9, form(9, cl_ord_id="my-order-1"))
         assert list(closed["result"]["closed"]) == [txid]
-        _, queried = await signed(http, sandbox, "QueryOrders", 10, form(10, txid=txid))
+        queried = await call("QueryOrders", 10, form(10, txid=txid))
         assert queried["result"][txid]["status"] == "canceled"
 
 
