@@ -162,7 +162,7 @@ def _floors(args: argparse.Namespace) -> int:
 
 
 async def _serve_sandbox(args: argparse.Namespace) -> int:
-    from framework.sandbox import AuthRules, Sandbox, generate_credentials
+    from framework.sandbox import AuthRules, OrderRules, Sandbox, generate_credentials
 
     cfg = _config(args.config).sandbox
     api_key = os.environ.get("ORDERLY_SANDBOX_API_KEY")
@@ -174,11 +174,17 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
         nonce_window=args.nonce_window if args.nonce_window is not None else cfg.nonce_window,
         lockout_threshold=args.lockout_threshold or cfg.lockout_threshold,
         lockout_seconds=args.lockout_s if args.lockout_s is not None else cfg.lockout_s,
+        repeat_in_window=cfg.repeat_in_window,
         record_nonces=False,
+    )
+    order_rules = OrderRules(
+        duplicate_cl_ord_id_error=cfg.duplicate_cl_ord_id_error,
+        unknown_order_error=cfg.unknown_order_error,
     )
     sandbox = Sandbox(
         {api_key: secret},
         rules=rules,
+        order_rules=order_rules,
         delay_ms=tuple(args.delay_ms) if args.delay_ms else cfg.delay_ms,
         seed=args.seed if args.seed is not None else cfg.seed,
         port=args.port if args.port is not None else cfg.port,

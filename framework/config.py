@@ -65,6 +65,15 @@ class SandboxConfig(_Section):
 
     port: int = Field(0, ge=0, le=65535, description="0 picks a free loopback port")
     nonce_window: int = Field(0, ge=0, description="tolerated nonce regression, in nonce units")
+    repeat_in_window: bool = Field(
+        False, description="accept an exact repeat inside the window (Kraken: undocumented)"
+    )
+    duplicate_cl_ord_id_error: str = Field(
+        "EOrder:Duplicate cl_ord_id", description="error for a duplicate open cl_ord_id"
+    )
+    unknown_order_error: str = Field(
+        "EOrder:Unknown order", description="error for cancelling an unknown or closed order"
+    )
     lockout_threshold: int = Field(10, ge=1, description="auth failures in a row before lockout")
     lockout_s: float = Field(900.0, ge=0, description="lockout length (Kraken: about 15 min)")
     delay_ms: tuple[float, float] = Field(

@@ -12,7 +12,7 @@ import pytest
 
 from framework.clock import ManualClock
 from framework.exchanges.kraken import sign
-from framework.sandbox import AuthRules, Sandbox
+from framework.sandbox import AuthRules, OrderRules, Sandbox
 from tests.test_kraken_signer import DOC_NONCE, DOC_SECRET
 
 DOC_KEY = "doc-vector-key"
@@ -117,7 +117,7 @@ async def test_auth_errors_are_kraken_strings_with_http_200(
 ) -> None:
     async with Sandbox({DOC_KEY: DOC_SECRET}) as sandbox:
         status, reply = await post(http, sandbox, "Balance", body, key=key, api_sign=api_sign)
-    assert status == 200 and reply == {"error": [error]}
+    assert status == 200 and reply == {"error": [error], "result": {}}
 
 
 async def test_nonce_must_strictly_increase(http: aiohttp.ClientSession) -> None:
@@ -139,6 +139,31 @@ async def test_nonce_window(http: aiohttp.ClientSession) -> None:
         assert (await signed(http, sandbox, "Balance", 90))[1]["error"] == [
             "EAPI:Invalid nonce"  # at the edge: last - window is outside
         ]
+
+
+async def test_repeat_inside_the_window_can_be_allowed(http: aiohttp.ClientSession) -> None:
+    rules = AuthRules(nonce_window=10, repeat_in_window=True)
+    async with Sandbox({DOC_KEY: DOC_SECRET}, rules=rules) as sandbox:
+        for nonce in (100, 95, 95):
+            assert (await signed(http, sandbox, "Balance", nonce))[1]["error"] == []
+
+
+async def test_json_body_without_content_type(http: aiohttp.ClientSession) -> None:
+    body = b'{"nonce":7}'
+    async with Sandbox({DOC_KEY: DOC_SECRET}) as sandbox:
+        reply = await signed(http, sandbox, "Balance", 7, body, content_type="text/plain")
+    assert reply[1]["error"] == []
+
+
+async def test_configurable_order_error_strings(http: aiohttp.ClientSession) -> None:
+    rules = OrderRules(
+        duplicate_cl_ord_id_error="EOrder:Invalid order", unknown_order_error="EOrder:Invalid order"
+    )
+    async with Sandbox({DOC_KEY: DOC_SECRET}, order_rules=rules) as sandbox:
+        await signed(http, sandbox, "AddOrder", 1, limit_order(1, cl_ord_id="a"))
+        dup = await signed(http, sandbox, "AddOrder", 2, limit_order(2, cl_ord_id="a"))
+        gone = await signed(http, sandbox, "CancelOrder", 3, form(3, txid="NOPE"))
+    assert dup[1]["error"] == gone[1]["error"] == ["EOrder:Invalid order"]
 
 
 async def test_lockout_after_repeated_failures_then_recovery(http: aiohttp.ClientSession) -> None:
@@ -223,4 +248,4 @@ async def test_public_endpoints(http: aiohttp.ClientSession) -> None:
         async with http.get(f"{sandbox.base_url}/0/public/Ticker?pair=NOPE") as response:
             bad = await response.json()
     assert set(time_reply["result"]) == {"unixtime", "rfc1123"}
-    assert bad == {"error": ["EQuery:Unknown asset pair"]}
+    assert bad == {"error": ["EQuery:Unknown asset pair"], "result": {}}

@@ -54,14 +54,17 @@ class AuthRules:
     """How strict the gatekeeper is. Every value is a sandbox setting, not a Kraken fact."""
 
     nonce_window: int = 0
+    #: Kraken does not say whether an exact repeat inside the window passes; we refuse it.
+    repeat_in_window: bool = False
     lockout_threshold: int = 10
     lockout_seconds: float = 900.0
     record_nonces: bool = True
 
 
 def parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
-    """The body as a dict, from JSON or form encoding."""
-    if "json" in content_type:
+    """The body as a dict, from JSON (by content type, or a body that starts with ``{``) or
+    form encoding."""
+    if "json" in content_type or ("form" not in content_type and raw.lstrip().startswith(b"{")):
         try:
             data = json.loads(raw or b"{}")
         except ValueError:
@@ -137,7 +140,11 @@ class Gatekeeper:
         window = self.rules.nonce_window
         if nonce > state.last:
             state.last = nonce
-        elif window > 0 and nonce > state.last - window and nonce not in state.recent:
+        elif (
+            window > 0
+            and nonce > state.last - window
+            and (self.rules.repeat_in_window or nonce not in state.recent)
+        ):
             pass
         else:
             state.invalid_nonce += 1

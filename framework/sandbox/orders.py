@@ -12,6 +12,7 @@ import itertools
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -36,6 +37,17 @@ _ORDER_TYPES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class OrderRules:
+    """Order behaviour Kraken does not pin down; each default is our documented choice."""
+
+    #: Kraken enforces unique ``cl_ord_id`` among open orders but does not document the error.
+    duplicate_cl_ord_id_error: str = DUPLICATE_CL_ORD_ID
+    #: Cancelling an unknown or closed order: Kraken's SDK reports ``EOrder:Invalid order``
+    #: for both; the error table lists ``EOrder:Unknown order``.
+    unknown_order_error: str = "EOrder:Unknown order"
+
+
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1")
 
@@ -50,7 +62,8 @@ def valid_cl_ord_id(value: str) -> bool:
 class OrderKeeper:
     """Orders of every key, by txid."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: OrderRules | None = None) -> None:
+        self.rules = rules or OrderRules()
         self.orders: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
@@ -117,7 +130,7 @@ class OrderKeeper:
             raise KrakenFailure("EGeneral:Invalid arguments:pair")
         self._validate(body, pair)
         if self._duplicate(key, body.get("cl_ord_id")):
-            raise KrakenFailure(DUPLICATE_CL_ORD_ID)
+            raise KrakenFailure(self.rules.duplicate_cl_ord_id_error)
         if _truthy(body.get("validate")):
             return {"descr": {"order": f"{body['type']} {body['volume']} {pair}"}}
         txid, descr = self._place(key, body, pair)
@@ -140,7 +153,7 @@ class OrderKeeper:
         results: list[dict[str, Any]] = []
         for order in orders:
             if self._duplicate(key, order.get("cl_ord_id")):
-                results.append({"error": DUPLICATE_CL_ORD_ID})
+                results.append({"error": self.rules.duplicate_cl_ord_id_error})
                 continue
             txid, descr = self._place(key, order, pair)
             results.append({"txid": txid, "descr": {"order": descr}})
@@ -166,7 +179,7 @@ class OrderKeeper:
             raise KrakenFailure("EGeneral:Invalid arguments:txid")
         hits = self._matching(key, body, "open")
         if not hits:
-            raise KrakenFailure("EOrder:Unknown order")
+            raise KrakenFailure(self.rules.unknown_order_error)
         for oid in hits:
             self.orders[oid].update(status="canceled", closetm=time.time())
         return {"count": len(hits), "pending": False}

@@ -29,7 +29,7 @@ from aiohttp import web
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.log import get_logger
 from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
-from framework.sandbox.orders import PAIRS, OrderKeeper
+from framework.sandbox.orders import PAIRS, OrderKeeper, OrderRules
 from framework.secret import key_id
 
 log = get_logger("framework.sandbox")
@@ -44,8 +44,10 @@ def generate_credentials() -> tuple[str, str]:
 
 
 def _envelope(result: Any = None, error: str | None = None) -> web.Response:
-    body = {"error": [error] if error else [], **({"result": result} if error is None else {})}
-    return web.json_response(body)
+    """Kraken's envelope; an error carries ``"result": {}`` as in Kraken's documented example."""
+    if error is not None:
+        return web.json_response({"error": [error], "result": {}})
+    return web.json_response({"error": [], "result": result})
 
 
 class Sandbox:
@@ -56,6 +58,7 @@ class Sandbox:
         accounts: dict[str, str] | None = None,
         *,
         rules: AuthRules | None = None,
+        order_rules: OrderRules | None = None,
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
         host: str = "127.0.0.1",
@@ -65,7 +68,7 @@ class Sandbox:
         if accounts is None:
             accounts = dict([generate_credentials()])
         self.gate = Gatekeeper(dict(accounts), rules or AuthRules(), clock)
-        self.orders = OrderKeeper()
+        self.orders = OrderKeeper(order_rules or OrderRules())
         self.delay_ms = delay_ms
         self._random = random.Random(seed)
         self.host = host
