@@ -2,7 +2,9 @@
 
 It is Orderly's paper-trading venue and the Kraken conformance server of the tests. Private
 calls go through :class:`~framework.sandbox.auth.Gatekeeper` (keys, signatures, nonces,
-lockout) exactly as Kraken documents them; every answer is Kraken's envelope
+lockout) exactly as Kraken documents them, then to the
+:class:`~framework.sandbox.matching.MatchingEngine`; public calls read the simulated
+:class:`~framework.sandbox.market.Market`. Every answer is Kraken's envelope
 ``{"error": [...], "result": ...}`` with HTTP 200 for API-level errors.
 
     async with Sandbox(accounts={key: secret}, rules=AuthRules(nonce_window=0)) as sandbox:
@@ -19,9 +21,7 @@ import asyncio
 import base64
 import random
 import secrets
-import time
 from collections.abc import Callable
-from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +29,8 @@ from aiohttp import web
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.log import get_logger
 from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
-from framework.sandbox.orders import PAIRS, OrderKeeper, OrderRules
+from framework.sandbox.market import ALIASES, INTERVALS, PAIRS, Market, MarketRules
+from framework.sandbox.matching import MatchingEngine, OrderRules
 from framework.secret import key_id
 
 log = get_logger("framework.sandbox")
@@ -50,6 +51,18 @@ def _envelope(result: Any = None, error: str | None = None) -> web.Response:
     return web.json_response({"error": [], "result": result})
 
 
+def _pairs(request: web.Request, *, required: bool) -> list[str]:
+    wanted = request.query.get("pair")
+    if not wanted:
+        if required:
+            raise KrakenFailure("EGeneral:Invalid arguments:pair")
+        return list(PAIRS)
+    names = [ALIASES.get(n.strip()) for n in wanted.split(",")]
+    if None in names:
+        raise KrakenFailure("EQuery:Unknown asset pair")
+    return [n for n in names if n is not None]
+
+
 class Sandbox:
     """The sandbox server. ``port=0`` picks a free loopback port."""
 
@@ -59,6 +72,7 @@ class Sandbox:
         *,
         rules: AuthRules | None = None,
         order_rules: OrderRules | None = None,
+        market: MarketRules | None = None,
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
         host: str = "127.0.0.1",
@@ -68,21 +82,24 @@ class Sandbox:
         if accounts is None:
             accounts = dict([generate_credentials()])
         self.gate = Gatekeeper(dict(accounts), rules or AuthRules(), clock)
-        self.orders = OrderKeeper(order_rules or OrderRules())
+        self.market = Market(market or MarketRules(), clock)
+        self.engine = MatchingEngine(self.market, order_rules)
         self.delay_ms = delay_ms
         self._random = random.Random(seed)
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        engine = self.engine
         self._private: dict[str, Handler] = {
-            "Balance": self.orders.balance,
-            "AddOrder": self.orders.add_order,
-            "AddOrderBatch": self.orders.add_order_batch,
-            "CancelOrder": self.orders.cancel_order,
-            "CancelAll": self.orders.cancel_all,
-            "QueryOrders": self.orders.query_orders,
-            "OpenOrders": self.orders.open_orders,
-            "ClosedOrders": self.orders.closed_orders,
+            "Balance": engine.balance,
+            "AddOrder": engine.add_order,
+            "AddOrderBatch": engine.add_order_batch,
+            "CancelOrder": engine.cancel_order,
+            "CancelAll": engine.cancel_all,
+            "QueryOrders": engine.query_orders,
+            "OpenOrders": engine.open_orders,
+            "ClosedOrders": engine.closed_orders,
+            "TradesHistory": engine.trades_history,
         }
 
     @property
@@ -92,8 +109,7 @@ class Sandbox:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/0/private/{method}", self._handle_private)
-        app.router.add_get("/0/public/Time", self._time)
-        app.router.add_get("/0/public/Ticker", self._ticker)
+        app.router.add_route("*", "/0/public/{method}", self._handle_public)
         app.router.add_get("/sandbox/stats", self._stats)
         return app
 
@@ -160,29 +176,39 @@ class Sandbox:
         except KrakenFailure as failure:
             return _envelope(error=failure.error)
 
-    async def _time(self, request: web.Request) -> web.Response:
-        now = time.time()
-        return _envelope({"unixtime": int(now), "rfc1123": formatdate(now, usegmt=True)})
-
-    async def _ticker(self, request: web.Request) -> web.Response:
-        wanted = request.query.get("pair", ",".join(PAIRS))
-        result = {}
-        for pair in wanted.split(","):
-            if pair not in PAIRS:
-                return _envelope(error="EQuery:Unknown asset pair")
-            name, price = PAIRS[pair]
-            result[name] = {
-                "a": [price, "1", "1.000"],
-                "b": [price, "1", "1.000"],
-                "c": [price, "0.1"],
-                "v": ["0", "0"],
-                "p": [price, price],
-                "t": [0, 0],
-                "l": [price, price],
-                "h": [price, price],
-                "o": price,
-            }
-        return _envelope(result)
+    async def _handle_public(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        self.engine.sync()
+        market = self.market
+        try:
+            if method == "Time":
+                return _envelope(market.time())
+            if method == "AssetPairs":
+                return _envelope(
+                    {PAIRS[p].name: PAIRS[p].asset_pair() for p in _pairs(request, required=False)}
+                )
+            if method == "Ticker":
+                return _envelope(
+                    {PAIRS[p].name: market.ticker(p) for p in _pairs(request, required=False)}
+                )
+            if method == "Depth":
+                pair = _pairs(request, required=True)[0]
+                count = int(request.query.get("count", "100"))
+                if not 1 <= count <= 500:
+                    raise KrakenFailure("EGeneral:Invalid arguments:count")
+                return _envelope(market.depth(pair, count))
+            if method == "OHLC":
+                pair = _pairs(request, required=True)[0]
+                interval = int(request.query.get("interval", "1"))
+                if interval not in INTERVALS:
+                    raise KrakenFailure("EGeneral:Invalid arguments:interval")
+                since = request.query.get("since")
+                return _envelope(market.ohlc(pair, interval, int(since) if since else None))
+            raise KrakenFailure("EGeneral:Unknown method")
+        except ValueError:
+            return _envelope(error="EGeneral:Invalid arguments")
+        except KrakenFailure as failure:
+            return _envelope(error=failure.error)
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())

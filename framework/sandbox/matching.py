@@ -1,0 +1,466 @@
+"""The sandbox's matching engine: orders, fills and balances in Kraken's shapes.
+
+- A market order, or a limit order priced through the spread, fills at once at the ask (buy)
+  or bid (sell), paying the taker fee.
+- A resting limit order fills at its own price, paying the maker fee, on the first market
+  step whose ask (buy) or bid (sell) reaches it. With ``partial_fill_probability`` > 0 a
+  step may fill only half of what remains, so orders pass through partial fills.
+- Balances move with fills; placing an order checks what is not already reserved by other
+  open orders (``EOrder:Insufficient funds``).
+
+Validation follows protocols.md's checklist: required fields, ``price`` for limit orders,
+``userref`` xor ``cl_ord_id``, the ``cl_ord_id`` format, unique ``cl_ord_id`` among open
+orders, ``validate=true`` answering ``descr`` without ``txid``, batches of 2-15 orders on one
+pair validated as a whole, minimum order size and tick size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID
+from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.market import ALIASES, PAIRS, Market
+
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+_ORDER_TYPES = {
+    "market",
+    "limit",
+    "iceberg",
+    "stop-loss",
+    "take-profit",
+    "stop-loss-limit",
+    "take-profit-limit",
+    "trailing-stop",
+    "trailing-stop-limit",
+    "settle-position",
+}
+_SUPPORTED = {"market", "limit"}
+PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRules:
+    """Order behaviour; where Kraken does not pin it down, each default is our choice."""
+
+    #: Kraken enforces unique ``cl_ord_id`` among open orders but does not document the error.
+    duplicate_cl_ord_id_error: str = DUPLICATE_CL_ORD_ID
+    #: Cancelling an unknown or closed order: Kraken's SDK reports ``EOrder:Invalid order``
+    #: for both; the error table lists ``EOrder:Unknown order``.
+    unknown_order_error: str = "EOrder:Unknown order"
+    maker_fee: Decimal = Decimal("0.0016")
+    taker_fee: Decimal = Decimal("0.0026")
+    partial_fill_probability: float = 0.0
+    balances: tuple[tuple[str, str], ...] = (("ZUSD", "100000"), ("XXBT", "2"), ("XETH", "20"))
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def valid_cl_ord_id(value: str) -> bool:
+    """A UUID (with or without dashes) or at most 18 printable ASCII characters."""
+    return bool(_UUID.match(value)) or (
+        0 < len(value) <= 18 and value.isascii() and value.isprintable()
+    )
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}") from None
+    if not number.is_finite():
+        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
+    return number
+
+
+@dataclass(slots=True)
+class SimOrder:
+    txid: str
+    key: str
+    pair: str
+    side: str
+    ordertype: str
+    price: Decimal | None
+    volume: Decimal
+    opentm: float
+    cl_ord_id: str | None = None
+    userref: int | None = None
+    oflags: str = ""
+    filled: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    fee: Decimal = Decimal(0)
+    status: str = "open"
+    closetm: float | None = None
+    reason: str | None = None
+    trades: list[str] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.volume - self.filled
+
+    def description(self) -> str:
+        price = f" {self.price}" if self.price is not None else ""
+        return f"{self.side} {self.volume} {self.pair} @ {self.ordertype}{price}"
+
+    def kraken(self, with_trades: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "refid": None,
+            "userref": self.userref,
+            "status": self.status,
+            "opentm": self.opentm,
+            "starttm": 0,
+            "expiretm": 0,
+            "descr": {
+                "pair": self.pair,
+                "type": self.side,
+                "ordertype": self.ordertype,
+                "price": str(self.price or 0),
+                "price2": "0",
+                "leverage": "none",
+                "order": self.description(),
+                "close": "",
+            },
+            "vol": str(self.volume),
+            "vol_exec": str(self.filled),
+            "cost": str(self.cost),
+            "fee": str(self.fee),
+            "price": str(self.cost / self.filled) if self.filled else "0",
+            "stopprice": "0",
+            "limitprice": "0",
+            "misc": "",
+            "oflags": self.oflags,
+        }
+        if self.cl_ord_id is not None:
+            out["cl_ord_id"] = self.cl_ord_id
+        if self.closetm is not None:
+            out["closetm"] = self.closetm
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if with_trades and self.trades:
+            out["trades"] = list(self.trades)
+        return out
+
+
+class MatchingEngine:
+    """Orders, trades and balances of every key of one sandbox."""
+
+    def __init__(self, market: Market, rules: OrderRules | None = None) -> None:
+        self.market = market
+        self.rules = rules or OrderRules()
+        self.orders: dict[str, SimOrder] = {}
+        self.trades: dict[str, dict[str, Any]] = {}
+        self._trade_keys: dict[str, str] = {}
+        self._balances: dict[str, dict[str, Decimal]] = {}
+        self._ids = itertools.count(1)
+        self._fills = random.Random(f"{market.rules.seed}:fills")
+
+    # --- time -----------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Bring the market to the clock's time, matching resting orders at every step."""
+        for _ in range(min(self.market.due_steps(), 100_000)):
+            self.market.advance_one()
+            self._match_resting()
+
+    def _match_resting(self) -> None:
+        for order in list(self.orders.values()):
+            if order.status != "open" or order.price is None:
+                continue
+            bid, ask = self.market.quote(order.pair)
+            if (order.side == "buy" and ask <= order.price) or (
+                order.side == "sell" and bid >= order.price
+            ):
+                volume = order.remaining
+                if self._fills.random() < self.rules.partial_fill_probability:
+                    lot = Decimal(1).scaleb(-PAIRS[order.pair].lot_decimals)
+                    half = (volume / 2).quantize(lot)
+                    volume = half if half > 0 else volume
+                self._fill(order, volume, order.price, maker=True)
+
+    # --- balances -------------------------------------------------------------------------
+
+    def balances(self, key: str) -> dict[str, Decimal]:
+        if key not in self._balances:
+            self._balances[key] = {a: Decimal(v) for a, v in self.rules.balances}
+        return self._balances[key]
+
+    def _reserved(self, key: str, asset: str) -> Decimal:
+        total = Decimal(0)
+        for order in self.orders.values():
+            if order.key != key or order.status != "open":
+                continue
+            info = PAIRS[order.pair]
+            if order.side == "buy" and asset == info.quote and order.price is not None:
+                total += order.remaining * order.price * (1 + self.rules.maker_fee)
+            elif order.side == "sell" and asset == info.base:
+                total += order.remaining
+        return total
+
+    def _check_funds(self, key: str, pair: str, side: str, volume: Decimal, price: Decimal) -> None:
+        info = PAIRS[pair]
+        balances = self.balances(key)
+        if side == "buy":
+            needed, asset = volume * price * (1 + self.rules.taker_fee), info.quote
+        else:
+            needed, asset = volume, info.base
+        if balances.get(asset, Decimal(0)) - self._reserved(key, asset) < needed:
+            raise KrakenFailure("EOrder:Insufficient funds")
+
+    def _fill(self, order: SimOrder, volume: Decimal, price: Decimal, *, maker: bool) -> None:
+        info = PAIRS[order.pair]
+        cost = volume * price
+        fee = (cost * (self.rules.maker_fee if maker else self.rules.taker_fee)).quantize(
+            Decimal("0.00000001")
+        )
+        balances = self.balances(order.key)
+        if order.side == "buy":
+            balances[info.quote] = balances.get(info.quote, Decimal(0)) - cost - fee
+            balances[info.base] = balances.get(info.base, Decimal(0)) + volume
+        else:
+            balances[info.base] = balances.get(info.base, Decimal(0)) - volume
+            balances[info.quote] = balances.get(info.quote, Decimal(0)) + cost - fee
+        order.filled += volume
+        order.cost += cost
+        order.fee += fee
+        n = next(self._ids)
+        trade_id = f"T{n:05d}-SBX{n % 89:02d}-{n * 6151 % 1_000_000:06d}"
+        now = self.market.now()
+        self.trades[trade_id] = {
+            "ordertxid": order.txid,
+            "postxid": f"P{n:05d}-SANDBOX",
+            "pair": info.name,
+            "time": now,
+            "type": order.side,
+            "ordertype": order.ordertype,
+            "price": str(price),
+            "cost": str(cost),
+            "fee": str(fee),
+            "vol": str(volume),
+            "margin": "0.00000",
+            "misc": "",
+            "maker": maker,
+            "trade_id": n,
+        }
+        self._trade_keys[trade_id] = order.key
+        order.trades.append(trade_id)
+        self.market.record_trade(order.pair, volume)
+        if order.remaining <= 0:
+            order.status, order.closetm = "closed", now
+
+    # --- placing --------------------------------------------------------------------------
+
+    def _parse(
+        self, order: Mapping[str, Any], pair: str
+    ) -> tuple[str, str, Decimal, Decimal | None]:
+        for name in ("type", "ordertype", "volume"):
+            if name not in order:
+                raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
+        if pair not in PAIRS:
+            raise KrakenFailure("EQuery:Unknown asset pair")
+        info = PAIRS[pair]
+        side, ordertype = str(order["type"]), str(order["ordertype"])
+        if side not in ("buy", "sell"):
+            raise KrakenFailure("EGeneral:Invalid arguments:type")
+        if ordertype not in _ORDER_TYPES:
+            raise KrakenFailure("EGeneral:Invalid arguments:ordertype")
+        if ordertype not in _SUPPORTED:
+            raise KrakenFailure("EGeneral:Invalid arguments:ordertype not in sandbox")
+        volume = _decimal(order["volume"], "volume")
+        if volume <= 0 or -volume.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
+            raise KrakenFailure("EGeneral:Invalid arguments:volume")
+        if volume < Decimal(info.ordermin):
+            raise KrakenFailure("EOrder:Order minimum not met")
+        price = None
+        if ordertype == "limit":
+            if "price" not in order:
+                raise KrakenFailure("EGeneral:Invalid arguments:price")
+            price = _decimal(order["price"], "price")
+            if price <= 0:
+                raise KrakenFailure("EOrder:Invalid price")
+            if price % info.tick != 0:
+                raise KrakenFailure("EOrder:Tick size check failed")
+        cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
+        if cl_ord_id is not None and userref is not None:
+            raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id and userref")
+        if cl_ord_id is not None and not valid_cl_ord_id(str(cl_ord_id)):
+            raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id")
+        return side, ordertype, volume, price
+
+    def _duplicate(self, key: str, cl_ord_id: Any) -> bool:
+        return cl_ord_id is not None and any(
+            o.key == key and o.status == "open" and o.cl_ord_id == str(cl_ord_id)
+            for o in self.orders.values()
+        )
+
+    def _place(self, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
+        side, ordertype, volume, price = self._parse(order, pair)
+        if self._duplicate(key, order.get("cl_ord_id")):
+            raise KrakenFailure(self.rules.duplicate_cl_ord_id_error)
+        bid, ask = self.market.quote(pair)
+        touch = ask if side == "buy" else bid
+        crosses = price is None or (price >= ask if side == "buy" else price <= bid)
+        oflags = str(order.get("oflags", ""))
+        self._check_funds(
+            key, pair, side, volume, price if price is not None and not crosses else touch
+        )
+        n = next(self._ids)
+        sim = SimOrder(
+            txid=f"O{n:05d}-SBX{n % 97:02d}-{n * 7919 % 1_000_000:06d}",
+            key=key,
+            pair=pair,
+            side=side,
+            ordertype=ordertype,
+            price=price,
+            volume=volume,
+            opentm=self.market.now(),
+            cl_ord_id=str(order["cl_ord_id"]) if order.get("cl_ord_id") is not None else None,
+            userref=int(order["userref"]) if order.get("userref") is not None else None,
+            oflags=oflags,
+        )
+        self.orders[sim.txid] = sim
+        if crosses and "post" in oflags.split(","):
+            sim.status, sim.closetm, sim.reason = "canceled", sim.opentm, "Post only order"
+        elif crosses:
+            self._fill(sim, volume, touch, maker=False)
+        return sim
+
+    def add_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
+        if not pair:
+            raise KrakenFailure("EGeneral:Invalid arguments:pair")
+        if _truthy(body.get("validate")):
+            self._parse(body, pair)
+            return {"descr": {"order": f"{body['type']} {body['volume']} {pair}"}}
+        sim = self._place(key, body, pair)
+        return {"descr": {"order": sim.description()}, "txid": [sim.txid]}
+
+    def add_order_batch(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
+        orders = body.get("orders")
+        if not pair or not isinstance(orders, list) or not 2 <= len(orders) <= 15:
+            raise KrakenFailure("EGeneral:Invalid arguments:orders")
+        for order in orders:  # the whole batch is validated first
+            if not isinstance(order, dict):
+                raise KrakenFailure("EGeneral:Invalid arguments:orders")
+            self._parse(order, pair)
+        if _truthy(body.get("validate")):
+            return {
+                "orders": [
+                    {"descr": {"order": f"{o['type']} {o['volume']} {pair}"}} for o in orders
+                ]
+            }
+        results: list[dict[str, Any]] = []
+        for order in orders:  # then each order alone: one may fail, the rest proceed
+            try:
+                sim = self._place(key, order, pair)
+            except KrakenFailure as failure:
+                results.append({"error": failure.error})
+            else:
+                results.append({"txid": sim.txid, "descr": {"order": sim.description()}})
+        return {"orders": results}
+
+    # --- cancelling -----------------------------------------------------------------------
+
+    def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
+        txid, cl_ord_id, userref = body.get("txid"), body.get("cl_ord_id"), body.get("userref")
+        found = []
+        for order in self.orders.values():
+            if order.key != key or (status is not None and order.status != status):
+                continue
+            if txid is not None and str(txid) not in (order.txid, str(order.userref)):
+                continue
+            if cl_ord_id is not None and order.cl_ord_id != str(cl_ord_id):
+                continue
+            if userref is not None and str(order.userref) != str(userref):
+                continue
+            found.append(order)
+        return found
+
+    def _cancel(self, orders: list[SimOrder]) -> int:
+        now = self.market.now()
+        for order in orders:
+            order.status, order.closetm, order.reason = "canceled", now, "User requested"
+        return len(orders)
+
+    def cancel_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        if body.get("txid") is None and body.get("cl_ord_id") is None:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        hits = self._select(key, body, "open")
+        if not hits:
+            raise KrakenFailure(self.rules.unknown_order_error)
+        return {"count": self._cancel(hits), "pending": False}
+
+    def cancel_all(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        return {"count": self._cancel(self._select(key, {}, "open"))}
+
+    # --- reading --------------------------------------------------------------------------
+
+    def balance(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        return {asset: f"{amount:.10f}" for asset, amount in self.balances(key).items()}
+
+    def query_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        txids = [t for t in str(body.get("txid", "")).split(",") if t]
+        if not 1 <= len(txids) <= 50:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        trades = _truthy(body.get("trades"))
+        return {
+            t: self.orders[t].kraken(trades)
+            for t in txids
+            if t in self.orders and self.orders[t].key == key
+        }
+
+    def _filters(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: body[k] for k in ("cl_ord_id", "userref") if k in body}
+
+    def open_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        trades = _truthy(body.get("trades"))
+        return {
+            "open": {
+                o.txid: o.kraken(trades) for o in self._select(key, self._filters(body), "open")
+            }
+        }
+
+    def closed_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        closed = [o for o in self._select(key, self._filters(body), None) if o.status != "open"]
+        start, end = body.get("start"), body.get("end")
+        if start is not None:
+            closed = [o for o in closed if (o.closetm or 0) > float(start)]
+        if end is not None:
+            closed = [o for o in closed if (o.closetm or 0) <= float(end)]
+        closed.sort(key=lambda o: o.closetm or 0, reverse=True)
+        ofs = int(body.get("ofs", 0))
+        trades = _truthy(body.get("trades"))
+        return {
+            "closed": {o.txid: o.kraken(trades) for o in closed[ofs : ofs + PAGE]},
+            "count": len(closed),
+        }
+
+    def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        mine = [(tid, t) for tid, t in self.trades.items() if self._trade_keys[tid] == key]
+        start, end = body.get("start"), body.get("end")
+        if start is not None:
+            mine = [(i, t) for i, t in mine if t["time"] > float(start)]
+        if end is not None:
+            mine = [(i, t) for i, t in mine if t["time"] <= float(end)]
+        mine.sort(key=lambda item: item[1]["time"], reverse=True)
+        ofs = int(body.get("ofs", 0))
+        return {"trades": dict(mine[ofs : ofs + PAGE]), "count": len(mine)}
