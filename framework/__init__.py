@@ -20,27 +20,40 @@ from framework.errors import (
     StoreLocked,
     TransientError,
 )
+from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
+from framework.orders import LimitOrder, MarketOrder
 from framework.secret import Secret
+from framework.strategy import Context, Strategy
 
 __all__ = [
     "AmbiguousOutcome",
     "AuthError",
     "ConfigError",
+    "Context",
     "ExchangeError",
+    "Fill",
     "InsufficientFunds",
     "InvalidRequest",
     "Lane",
     "LaneClosed",
     "LanePaused",
+    "LimitOrder",
     "LockedOut",
+    "MarketOrder",
     "NonceError",
     "NonceExhausted",
     "NonceUnitError",
     "OrderRejected",
+    "OrderState",
+    "OrderUpdate",
     "OrderlyError",
     "PrivateCall",
     "RateLimited",
     "Secret",
+    "Started",
+    "Stopping",
     "StoreLocked",
+    "Strategy",
+    "Ticker",
     "TransientError",
 ]

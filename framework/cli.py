@@ -1,11 +1,13 @@
 """The ``orderly`` command.
 
+    orderly run CONFIG                          run a strategy until SIGINT/SIGTERM
     orderly sandbox [--port P] [--nonce-window N] [--delay-ms LO HI] [--config FILE]
     orderly nonces tail  [-n N] [--follow] [--file PATH]
     orderly nonces show  --key ID [--last N] [--file PATH]
     orderly nonces check [--file PATH]          exit 1 on any regression or duplicate
     orderly nonces floors [--store PATH]        each key's floor and unit in the store
-    orderly check CONFIG                        validate a config file, exit 2 if bad
+    orderly check CONFIG                        validate a config file (strategy class and
+                                                params, secrets for a real key), exit 2 if bad
 
 Every user mistake ends in one line on stderr and exit code 2, never a traceback.
 """
@@ -34,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderly", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the strategy a config file names")
+    run.add_argument("config", type=Path)
 
     sandbox = commands.add_parser("sandbox", help="run the sandbox exchange on 127.0.0.1")
     sandbox.add_argument("--config", type=Path, help="read [sandbox] from this TOML file")
@@ -162,33 +167,28 @@ def _floors(args: argparse.Namespace) -> int:
 
 
 async def _serve_sandbox(args: argparse.Namespace) -> int:
-    from framework.sandbox import AuthRules, OrderRules, Sandbox, generate_credentials
+    from framework.sandbox import generate_credentials
+    from framework.sandbox.paper import sandbox_from
 
-    cfg = _config(args.config).sandbox
+    config = _config(args.config)
+    overrides = {
+        "port": args.port,
+        "nonce_window": args.nonce_window,
+        "delay_ms": tuple(args.delay_ms) if args.delay_ms else None,
+        "lockout_threshold": args.lockout_threshold,
+        "lockout_s": args.lockout_s,
+        "seed": args.seed,
+    }
+    sandbox_cfg = config.sandbox.model_copy(
+        update={k: v for k, v in overrides.items() if v is not None}
+    )
+    sandbox = sandbox_from(config.model_copy(update={"sandbox": sandbox_cfg}))
     api_key = os.environ.get("ORDERLY_SANDBOX_API_KEY")
     secret = os.environ.get("ORDERLY_SANDBOX_API_SECRET")
     generated = not (api_key and secret)
     if not (api_key and secret):
         api_key, secret = generate_credentials()
-    rules = AuthRules(
-        nonce_window=args.nonce_window if args.nonce_window is not None else cfg.nonce_window,
-        lockout_threshold=args.lockout_threshold or cfg.lockout_threshold,
-        lockout_seconds=args.lockout_s if args.lockout_s is not None else cfg.lockout_s,
-        repeat_in_window=cfg.repeat_in_window,
-        record_nonces=False,
-    )
-    order_rules = OrderRules(
-        duplicate_cl_ord_id_error=cfg.duplicate_cl_ord_id_error,
-        unknown_order_error=cfg.unknown_order_error,
-    )
-    sandbox = Sandbox(
-        {api_key: secret},
-        rules=rules,
-        order_rules=order_rules,
-        delay_ms=tuple(args.delay_ms) if args.delay_ms else cfg.delay_ms,
-        seed=args.seed if args.seed is not None else cfg.seed,
-        port=args.port if args.port is not None else cfg.port,
-    )
+    sandbox.gate.accounts[api_key] = secret
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -203,24 +203,22 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_async(coro: Any) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        result: int = asyncio.run(coro)
-    else:
-        result = uvloop.run(coro)
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging_setup.configure(args.log_level)
     try:
         if args.command == "sandbox":
-            return _run_async(_serve_sandbox(args))
+            from framework.runner import run_event_loop
+
+            return run_event_loop(_serve_sandbox(args))
+        if args.command == "run":
+            from framework.runner import run
+
+            return run(load(args.config))
         if args.command == "check":
-            load(args.config)
+            from framework.runner import check as check_config
+
+            check_config(load(args.config))
             print(f"{args.config}: ok")
             return 0
         handlers = {"tail": _tail, "show": _show, "check": _check, "floors": _floors}
@@ -230,6 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug, ours or in a strategy: one line here, details in the log
+        logging_setup.get_logger("framework.cli").exception("unexpected_error")
+        print(
+            f"orderly: unexpected {type(exc).__name__}: {exc} (traceback in the log)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,21 +1,30 @@
 """Typed, frozen configuration read from ``config/*.toml``. Unknown keys are errors.
 
-Only what the nonce core needs so far: where state lives, how nonces are made for a Kraken
-key, and how the sandbox behaves. Secrets never come from TOML (later: environment, ``.env``
-or a secrets file). :func:`load` turns every problem into one :class:`ConfigError` whose
-message lists each bad key by its path, e.g. ``state.history_max_mb: Input should be ...``.
+Sections: ``[exchange]`` (which venue), ``[strategy]`` (which class, its pairs and
+``[strategy.params]``), ``[runner]`` (polling, hook policy, shutdown, logs), ``[state]``
+(nonce store and history), ``[nonce]`` (how nonces are made and guarded), ``[sandbox]`` (the
+embedded exchange and its simulated market). Each field is documented by its ``description``.
+
+Secrets never come from TOML: :meth:`Config.secret` reads the environment, then a ``.env``
+file in the working directory, then ``[exchange].secrets_file`` (``NAME=value`` lines).
+
+:func:`load` turns every problem into one :class:`ConfigError` whose message lists each bad
+key by its path, e.g. ``runner.order_poll_s: Input should be greater than 0``.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from framework.errors import ConfigError
-from framework.paths import default_history_path, default_store_path
+from framework.paths import default_history_path, default_store_path, state_dir
+from framework.secret import Secret
 
 #: A path in a config file; ``~`` is expanded.
 UserPath = Annotated[Path, AfterValidator(lambda p: p.expanduser())]
@@ -60,8 +69,56 @@ class NonceConfig(_Section):
     breaker_cooldown_s: float = Field(60.0, gt=0, description="how long the lane stays paused")
 
 
+class ExchangeConfig(_Section):
+    """Which exchange the bot trades on."""
+
+    name: Literal["sandbox", "kraken"] = Field(
+        "sandbox", description="sandbox = the embedded paper exchange; kraken = the real one"
+    )
+    base_url: str = Field("https://api.kraken.com", description="REST base URL (kraken)")
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one call")
+    secrets_file: UserPath | None = Field(
+        None, description="NAME=value file read after the environment and .env"
+    )
+
+
+class StrategyConfig(_Section):
+    """The strategy to run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    class_: str = Field(
+        alias="class",
+        description="'path/to/file.py:ClassName' or 'package.module:ClassName'",
+    )
+    pairs: tuple[str, ...] = Field(("XBTUSD",), min_length=1, description="pairs to watch")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="checked against the strategy's Params model"
+    )
+
+
+class RunnerConfig(_Section):
+    """The long-running process."""
+
+    tick_interval_s: float = Field(1.0, gt=0, description="how often tickers are polled")
+    order_poll_s: float = Field(1.0, gt=0, description="how often fills and states are polled")
+    hook_timeout_s: float = Field(10.0, gt=0, description="longest a hook may run")
+    on_hook_error: Literal["keep_running", "pause_strategy", "stop_bot"] = Field(
+        "keep_running", description="what a hook that raises does to the bot"
+    )
+    cancel_on_stop: bool = Field(True, description="cancel open orders when stopping")
+    drain_timeout_s: float = Field(10.0, gt=0, description="longest wait for calls in flight")
+    summary_interval_s: float = Field(2.0, gt=0, description="live summary period (terminal)")
+    log_file: UserPath = Field(
+        default_factory=lambda: state_dir() / "logs" / "orderly.jsonl",
+        description="JSON log lines go here",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    max_backoff_s: float = Field(30.0, gt=0, description="longest wait between failing polls")
+
+
 class SandboxConfig(_Section):
-    """The embedded sandbox exchange."""
+    """The embedded sandbox exchange and its simulated market."""
 
     port: int = Field(0, ge=0, le=65535, description="0 picks a free loopback port")
     nonce_window: int = Field(0, ge=0, description="tolerated nonce regression, in nonce units")
@@ -79,15 +136,47 @@ class SandboxConfig(_Section):
     delay_ms: tuple[float, float] = Field(
         (0.0, 0.0), description="random delay before the nonce check, [low, high] ms"
     )
-    seed: int | None = Field(None, description="seed for the random delay")
+    seed: int | None = Field(None, description="seed for the random delay and the market")
+    step_s: float = Field(0.25, gt=0, description="one market price step every step_s")
+    volatility: float = Field(0.0002, ge=0, description="stdev of one step's log return")
+    spread_bps: float = Field(2.0, gt=0, description="bid-ask spread in basis points")
+    partial_fill_probability: float = Field(
+        0.3, ge=0, le=1, description="chance a resting order fills only half per step"
+    )
+    balances: dict[str, str] = Field(
+        default_factory=lambda: {"ZUSD": "100000", "XXBT": "2", "XETH": "20"},
+        description="starting balances of the paper account",
+    )
 
 
 class Config(_Section):
     """A whole config file."""
 
+    exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
+    strategy: StrategyConfig | None = None
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     nonce: NonceConfig = Field(default_factory=NonceConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    #: The file this config was read from (not a TOML key).
+    source: Path | None = Field(None, exclude=True)
+
+    def secret(self, name: str) -> Secret:
+        """``name`` from the environment, ``./.env`` or ``[exchange].secrets_file``."""
+        value = os.environ.get(name)
+        if not value and Path(".env").is_file():
+            value = dotenv_values(".env").get(name)
+        secrets_file = self.exchange.secrets_file
+        if not value and secrets_file is not None:
+            if not secrets_file.is_file():
+                raise ConfigError(f"exchange.secrets_file: cannot read {secrets_file}")
+            value = dotenv_values(secrets_file).get(name)
+        if not value:
+            where = "the environment, ./.env" + (
+                f" or {secrets_file}" if secrets_file else " or [exchange].secrets_file"
+            )
+            raise ConfigError(f"missing secret {name}: set it in {where}")
+        return Secret(value)
 
 
 def _describe(error: ValidationError) -> list[str]:
@@ -106,8 +195,10 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    if isinstance(data, dict) and "source" in data:
+        raise ConfigError(f"{path}: source: Extra inputs are not permitted")
     try:
-        return Config.model_validate(data)
+        return Config.model_validate({**data, "source": path})
     except ValidationError as exc:
         problems = _describe(exc)
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None

@@ -83,6 +83,17 @@ def _outcome_of(exc: BaseException) -> Outcome:
 
 
 @dataclass(slots=True)
+class LaneStats:
+    """Counters of one lane since it started (what the live summary shows)."""
+
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0  # nonce or auth refusals
+    failed: int = 0  # no usable answer (includes lost answers)
+    paused: int = 0  # times the breaker tripped
+
+
+@dataclass(slots=True)
 class _Job:
     call: PrivateCall
     future: asyncio.Future[Any]
@@ -128,6 +139,7 @@ class Lane:
         self._seq = 0
         self._refusals_in_a_row = 0
         self._paused_until = 0.0
+        self.stats = LaneStats()
 
     @property
     def ordering(self) -> str:
@@ -269,12 +281,21 @@ class Lane:
         return nonce, self._seq
 
     def _record(self, job: _Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
+        outcome = "accepted" if exc is None else _outcome_of(exc)
+        stats = self.stats
+        stats.sent += 1
+        if outcome == "accepted":
+            stats.accepted += 1
+        elif outcome == "rejected":
+            stats.refused += 1
+        else:
+            stats.failed += 1
         self._history.outcome(
             key_id=self.key_id,
             nonce=nonce,
             seq=seq,
             endpoint=job.call.endpoint,
-            outcome="accepted" if exc is None else _outcome_of(exc),
+            outcome=outcome,
             rtt_s=self._clock.monotonic() - started,
             code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
         )
@@ -331,6 +352,7 @@ class Lane:
 
     def _trip(self, cause: NonceError) -> None:
         self._paused_until = self._clock.monotonic() + self._cooldown
+        self.stats.paused += 1
         log.error(
             "lane_paused",
             key_id=self.key_id,

@@ -77,7 +77,7 @@ class MarketRules:
 
     seed: int = 1
     step_s: float = 0.25
-    volatility: float = 0.0008  # standard deviation of one step's log return
+    volatility: float = 0.0002  # standard deviation of one step's log return
     spread_bps: float = 2.0
     start_prices: tuple[tuple[str, str], ...] = ()
 

@@ -115,6 +115,7 @@ class KrakenClient:
     ``nonce_unit`` is ``ms`` (Kraken's suggestion), ``us``, ``ns`` or ``counter``.
     ``nonce_block`` is how far ahead the floor is reserved (default: 10 s of the unit).
     ``max_in_flight=1`` is a strict lane; set it above 1 only if the key has a nonce window.
+    ``close_grace`` bounds how long closing waits for calls still queued or in flight.
     """
 
     def __init__(
@@ -134,6 +135,7 @@ class KrakenClient:
         breaker_cooldown: float = 60.0,
         body_encoding: Literal["form", "json"] = "form",
         timeout: float = 10.0,
+        close_grace: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
@@ -157,6 +159,7 @@ class KrakenClient:
         self._nonce_block = nonce_block
         self._body_encoding = body_encoding
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._close_grace = close_grace
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._lane: Lane | None = None
@@ -202,9 +205,9 @@ class KrakenClient:
         self._lane.start()
 
     async def close(self) -> None:
-        """Drain the lane, persist the nonce floor, close the HTTP session."""
+        """Drain the lane (at most ``close_grace`` s), persist the nonce floor, close HTTP."""
         if self._lane is not None:
-            await self._lane.close()
+            await self._lane.close(self._close_grace)
         if self._session is not None:
             await self._session.close()
         if self._owns_history and self._history is not None:

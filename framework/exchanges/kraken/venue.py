@@ -1,0 +1,202 @@
+"""Kraken as a :class:`~framework.venue.Venue`: KrakenClient calls in Orderly's types."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from framework.config import Config
+from framework.dispatch import Lane
+from framework.errors import ConfigError, ExchangeError, OrderlyError
+from framework.events import Fill, Ticker
+from framework.exchanges.kraken.client import KrakenClient
+from framework.exchanges.kraken.errors import EXCHANGE, translate
+from framework.nonce import NonceHistory, SqliteStore
+from framework.orders import LimitOrder, Order
+from framework.venue import PairAssets, VenueOrder
+
+MAX_BATCH = 15
+
+
+def order_params(order: Order, cl_ord_id: str) -> dict[str, Any]:
+    """One order in Kraken's AddOrder / AddOrderBatch fields."""
+    params: dict[str, Any] = {
+        "type": order.side,
+        "volume": str(order.volume),
+        "cl_ord_id": cl_ord_id,
+    }
+    if isinstance(order, LimitOrder):
+        params.update(ordertype="limit", price=str(order.price))
+        if order.post_only:
+            params["oflags"] = "post"
+    else:
+        params["ordertype"] = "market"
+    return params
+
+
+def _venue_order(txid: str, raw: dict[str, Any]) -> VenueOrder:
+    return VenueOrder(
+        txid=txid,
+        cl_ord_id=raw.get("cl_ord_id"),
+        status=str(raw.get("status", "")),
+        filled=Decimal(str(raw.get("vol_exec", "0"))),
+        reason=raw.get("reason"),
+    )
+
+
+class KrakenVenue:
+    """A Venue over one KrakenClient (one key, one lane)."""
+
+    max_batch = MAX_BATCH
+
+    def __init__(self, client: KrakenClient, name: str = EXCHANGE) -> None:
+        self.name = name
+        self.client = client
+        self.key_id = client.key_id
+        self._assets: dict[str, PairAssets] = {}
+
+    @property
+    def lane(self) -> Lane:
+        return self.client.lane
+
+    async def place(self, order: Order, cl_ord_id: str) -> str:
+        result = await self.client.private(
+            "AddOrder", {"pair": order.pair, **order_params(order, cl_ord_id)}
+        )
+        txids = result.get("txid") if isinstance(result, dict) else None
+        if not txids:
+            raise ExchangeError(
+                "AddOrder answered without a txid", exchange=EXCHANGE, endpoint="AddOrder"
+            )
+        return str(txids[0])
+
+    async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
+        pair = orders[0][0].pair
+        body = {"pair": pair, "orders": [order_params(o, cid) for o, cid in orders]}
+        result = await self.client.private("AddOrderBatch", body)
+        answers = result.get("orders", []) if isinstance(result, dict) else []
+        if len(answers) != len(orders):
+            raise ExchangeError(
+                f"AddOrderBatch answered {len(answers)} results for {len(orders)} orders",
+                exchange=EXCHANGE,
+                endpoint="AddOrderBatch",
+            )
+        out: list[str | OrderlyError] = []
+        for answer in answers:
+            if answer.get("error"):
+                out.append(
+                    translate([str(answer["error"])], endpoint="AddOrderBatch", key_id=self.key_id)
+                )
+            else:
+                out.append(str(answer["txid"]))
+        return out
+
+    async def cancel(self, cl_ord_id: str) -> None:
+        await self.client.cancel_order(cl_ord_id=cl_ord_id)
+
+    async def cancel_all(self) -> int:
+        result = await self.client.private("CancelAll")
+        return int(result.get("count", 0))
+
+    async def balances(self) -> dict[str, Decimal]:
+        return await self.client.balance()
+
+    async def open_orders(self) -> list[VenueOrder]:
+        return [_venue_order(t, raw) for t, raw in (await self.client.open_orders()).items()]
+
+    async def query_orders(self, txids: Sequence[str]) -> list[VenueOrder]:
+        found: list[VenueOrder] = []
+        for start in range(0, len(txids), 50):
+            result = await self.client.query_orders(txids[start : start + 50])
+            found += [_venue_order(t, raw) for t, raw in result.items()]
+        return found
+
+    async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
+        fills: list[tuple[str, Fill]] = []
+        offset = 0
+        while True:  # newest first, 50 a page; bounded by the count Kraken reports
+            result = await self.client.private("TradesHistory", {"start": since, "ofs": offset})
+            trades = result.get("trades", {})
+            for trade_id, t in trades.items():
+                fills.append(
+                    (
+                        str(t["ordertxid"]),
+                        Fill(
+                            trade_id=trade_id,
+                            cl_ord_id="",
+                            txid=str(t["ordertxid"]),
+                            pair=str(t["pair"]),
+                            side=str(t["type"]),
+                            price=Decimal(str(t["price"])),
+                            volume=Decimal(str(t["vol"])),
+                            fee=Decimal(str(t["fee"])),
+                            maker=bool(t.get("maker", False)),
+                            time=float(t["time"]),
+                        ),
+                    )
+                )
+            offset += len(trades)
+            if not trades or offset >= int(result.get("count", 0)) or offset >= 5_000:
+                return fills
+
+    async def ticker(self, pair: str) -> Ticker:
+        t = await self.client.ticker(pair)
+        return Ticker(pair=pair, bid=t.bid, ask=t.ask, last=t.last, time=time.time())
+
+    async def pair_assets(self, pair: str) -> PairAssets:
+        if pair not in self._assets:
+            result = await self.client.public("AssetPairs", {"pair": pair})
+            if not isinstance(result, dict) or not result:
+                raise ConfigError(f"Kraken does not know the pair {pair!r}", exchange=EXCHANGE)
+            info = next(iter(result.values()))
+            self._assets[pair] = PairAssets(base=str(info["base"]), quote=str(info["quote"]))
+        return self._assets[pair]
+
+
+@contextlib.asynccontextmanager
+async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
+    """The real Kraken, with the key from the environment, .env or the secrets file."""
+    exchange = config.exchange
+    api_key = config.secret("ORDERLY_KRAKEN_API_KEY")
+    api_secret = config.secret("ORDERLY_KRAKEN_API_SECRET")
+    async with kraken_venue(config, api_key, api_secret, exchange.base_url) as venue:
+        yield venue
+
+
+@contextlib.asynccontextmanager
+async def kraken_venue(
+    config: Config, api_key: Any, api_secret: Any, base_url: str, name: str = EXCHANGE
+) -> AsyncIterator[KrakenVenue]:
+    """A KrakenVenue whose store, history and lane follow ``config``."""
+    store = SqliteStore(config.state.store)
+    history = NonceHistory(
+        config.state.history,
+        max_bytes=int(config.state.history_max_mb * 1024 * 1024),
+        backups=config.state.history_backups,
+    )
+    nonce = config.nonce
+    client = KrakenClient(
+        api_key,
+        api_secret,
+        base_url,
+        store=store,
+        history=history,
+        nonce_unit=nonce.unit,
+        force_unit=nonce.force_unit,
+        nonce_block=nonce.reserve_block,
+        max_in_flight=nonce.max_in_flight,
+        nonce_retries=nonce.retries,
+        breaker_threshold=nonce.breaker_threshold,
+        breaker_cooldown=nonce.breaker_cooldown_s,
+        timeout=config.exchange.timeout_s,
+        close_grace=config.runner.drain_timeout_s,
+    )
+    try:
+        async with client:
+            yield KrakenVenue(client, name)
+    finally:
+        history.close()
+        store.close()

@@ -1,0 +1,214 @@
+"""Orders: what a strategy asks for, and the book that follows each order through its life.
+
+    LimitOrder / MarketOrder   frozen requests, Decimal prices and volumes, checked on creation
+    TRANSITIONS                the state table: which state may follow which
+    TrackedOrder               one order's mutable record, owned by the book
+    OrderBook                  client order ids assigned and recorded *before* sending;
+                               fills de-duplicated by trade id
+    batches()                  split a list of orders into exchange batches (one pair each)
+
+A state change not in the table is ignored and logged (``order_transition_ignored``): late
+or repeated updates from polling never move an order backwards.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from framework.errors import InvalidRequest
+from framework.events import Fill, OrderState, OrderUpdate
+from framework.log import get_logger
+
+log = get_logger("framework.orders")
+
+Side = Literal["buy", "sell"]
+S = OrderState
+
+#: Which states may follow each state. Terminal states have no successors.
+TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    S.SUBMITTED: frozenset(
+        {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.UNKNOWN}
+    ),
+    S.UNKNOWN: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED}),
+    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED}),
+    S.FILLED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+
+
+def _amount(value: Decimal | str | int, name: str) -> Decimal:
+    if isinstance(value, float):
+        raise InvalidRequest(
+            f"{name} must be a Decimal, str or int, not float ({value!r}): "
+            "floats cannot hold prices exactly"
+        )
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise InvalidRequest(f"{name} is not a number: {value!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidRequest(f"{name} must be positive; got {value}")
+    return amount
+
+
+def _check_side(side: str) -> None:
+    if side not in ("buy", "sell"):
+        raise InvalidRequest(f"side must be 'buy' or 'sell'; got {side!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOrder:
+    """Buy or sell ``volume`` of ``pair`` at ``price`` or better; rests until filled or
+    cancelled. ``post_only`` orders are cancelled rather than take liquidity."""
+
+    pair: str
+    side: Side
+    volume: Decimal
+    price: Decimal
+    post_only: bool = False
+
+    def __post_init__(self) -> None:
+        _check_side(self.side)
+        object.__setattr__(self, "volume", _amount(self.volume, "volume"))
+        object.__setattr__(self, "price", _amount(self.price, "price"))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketOrder:
+    """Buy or sell ``volume`` of ``pair`` at the best price now."""
+
+    pair: str
+    side: Side
+    volume: Decimal
+
+    def __post_init__(self) -> None:
+        _check_side(self.side)
+        object.__setattr__(self, "volume", _amount(self.volume, "volume"))
+
+
+Order = LimitOrder | MarketOrder
+
+
+def new_client_order_id() -> str:
+    """32 hex characters: Kraken's 'short UUID' form of ``cl_ord_id``."""
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """One order as the book knows it."""
+
+    request: Order
+    cl_ord_id: str
+    state: OrderState = OrderState.SUBMITTED
+    txid: str | None = None
+    filled: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    reason: str | None = None
+    trade_ids: set[str] = field(default_factory=set)
+    updated: float = field(default_factory=time.time)
+
+    def snapshot(self) -> OrderUpdate:
+        request = self.request
+        return OrderUpdate(
+            cl_ord_id=self.cl_ord_id,
+            pair=request.pair,
+            side=request.side,
+            state=self.state,
+            volume=request.volume,
+            filled=self.filled,
+            price=request.price if isinstance(request, LimitOrder) else None,
+            avg_price=(self.cost / self.filled) if self.filled else None,
+            txid=self.txid,
+            reason=self.reason,
+            time=self.updated,
+        )
+
+
+class OrderBook:
+    """Every order of one strategy, by client order id and by exchange txid."""
+
+    def __init__(self) -> None:
+        self._orders: dict[str, TrackedOrder] = {}
+        self._by_txid: dict[str, TrackedOrder] = {}
+
+    def record(self, request: Order) -> TrackedOrder:
+        """Assign a client order id and record the order, before anything is sent."""
+        order = TrackedOrder(request, new_client_order_id())
+        self._orders[order.cl_ord_id] = order
+        log.info(
+            "order_submitted",
+            cl_ord_id=order.cl_ord_id,
+            pair=request.pair,
+            side=request.side,
+            volume=str(request.volume),
+            price=str(getattr(request, "price", "")) or None,
+        )
+        return order
+
+    def get(self, cl_ord_id: str) -> TrackedOrder | None:
+        return self._orders.get(cl_ord_id)
+
+    def by_txid(self, txid: str) -> TrackedOrder | None:
+        return self._by_txid.get(txid)
+
+    def set_txid(self, order: TrackedOrder, txid: str) -> None:
+        order.txid = txid
+        self._by_txid[txid] = order
+
+    def open(self) -> list[TrackedOrder]:
+        return [o for o in self._orders.values() if o.state.is_open]
+
+    def __iter__(self) -> Iterator[TrackedOrder]:
+        return iter(self._orders.values())
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def move(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> bool:
+        """Apply a state change if the table allows it. Returns whether it changed."""
+        if state not in TRANSITIONS[order.state]:
+            if state != order.state:
+                log.debug(
+                    "order_transition_ignored",
+                    cl_ord_id=order.cl_ord_id,
+                    state=order.state.value,
+                    to=state.value,
+                )
+            return False
+        order.state = state
+        order.updated = time.time()
+        if reason is not None:
+            order.reason = reason
+        return True
+
+    def apply_fill(self, order: TrackedOrder, fill: Fill) -> bool:
+        """Count a fill once per trade id. Returns False for a trade already seen."""
+        if fill.trade_id in order.trade_ids:
+            return False
+        order.trade_ids.add(fill.trade_id)
+        order.filled += fill.volume
+        order.cost += fill.volume * fill.price
+        order.updated = fill.time
+        return True
+
+
+def batches(requests: Sequence[Order], limit: int) -> list[list[int]]:
+    """Indexes of ``requests`` grouped by pair, in order, cut into chunks of at most
+    ``limit``. A venue sends a chunk of one as a single order."""
+    by_pair: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        by_pair.setdefault(request.pair, []).append(index)
+    return [chunk for indexes in by_pair.values() for chunk in _cut(indexes, limit)]
+
+
+def _cut(indexes: list[int], limit: int) -> Iterable[list[int]]:
+    for start in range(0, len(indexes), limit):
+        yield indexes[start : start + limit]

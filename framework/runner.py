@@ -1,0 +1,388 @@
+"""The runner: builds a bot from a config file and keeps it running for weeks.
+
+    orderly run config/paper.toml
+
+One ``asyncio.TaskGroup`` owns every task: the event dispatcher (hooks, one at a time, in
+event order), ticker polling, order polling, the strategy's timers and the live summary.
+A polling failure is logged and retried with exponential backoff (up to
+``[runner].max_backoff_s``); it never stops the bot.
+
+Stopping (SIGINT or SIGTERM): new orders are refused, polling and timers stop, ``on_stop``
+runs, open orders are cancelled if ``[runner].cancel_on_stop``, the lane drains what is in
+flight (at most ``drain_timeout_s``) and writes the nonce floor, logs are flushed; exit 0.
+A second signal cancels everything at once (exit 130); the nonce floor is safe either way,
+because the store reserves ahead of every nonce sent.
+
+Exit codes: 0 stopped on request, 1 stopped by ``on_hook_error = "stop_bot"``, 2 bad
+config or refused key, 130 forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import BaseModel, ValidationError
+
+from framework import log as logging_setup
+from framework.config import Config
+from framework.errors import AuthError, ConfigError, OrderlyError
+from framework.events import Fill, OrderUpdate, Started, Stopping, Ticker
+from framework.execution import Execution
+from framework.log import get_logger
+from framework.registry import venue_opener
+from framework.strategy import Context, Guard, Strategy, Timer
+from framework.venue import Venue
+
+log = get_logger("framework.runner")
+
+EXIT_OK, EXIT_STOPPED_BY_STRATEGY, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
+
+
+# --- loading the strategy ---------------------------------------------------------------
+
+
+def _find_file(name: str, config: Config) -> Path:
+    bases = [Path.cwd()]
+    if config.source is not None:
+        bases += [config.source.parent, config.source.parent.parent]
+    for base in bases:
+        if (base / name).is_file():
+            return base / name
+    raise ConfigError(
+        f"strategy.class: no file {name} (looked in {', '.join(str(b) for b in bases)})"
+    )
+
+
+def _load_module(name: str, config: Config) -> Any:
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    path = _find_file(name, config)
+    spec = importlib.util.spec_from_file_location(f"orderly_strategy_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"strategy.class: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
+    return module
+
+
+def _import(target: str, config: Config) -> Any:
+    """The class named by ``file.py:Class`` or ``package.module:Class``."""
+    module_name, _, class_name = target.partition(":")
+    if not class_name:
+        raise ConfigError(f"strategy.class: {target!r} is not 'file.py:Class' or 'module:Class'")
+    try:
+        module = _load_module(module_name, config)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say where and why
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+        raise ConfigError(
+            f"strategy.class: cannot import {module_name}: {type(exc).__name__}: {exc}{where}"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ConfigError(f"strategy.class: {module_name} has no {class_name}")
+    return cls
+
+
+def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
+    """The strategy class and its validated params; every problem is a ConfigError."""
+    if config.strategy is None:
+        raise ConfigError("strategy: missing [strategy] section (class = 'file.py:Class')")
+    cls = _import(config.strategy.class_, config)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ConfigError(
+            f"strategy.class: {config.strategy.class_} is not a framework.Strategy subclass"
+        )
+    try:
+        params = cls.Params.model_validate(config.strategy.params)
+    except ValidationError as exc:
+        problems = [
+            f"strategy.params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
+    except Exception as exc:  # the strategy's own Params model is broken
+        raise ConfigError(
+            f"strategy.class: {cls.__name__}.Params cannot be used: {type(exc).__name__}: {exc}"
+        ) from None
+    return cls, params
+
+
+def check(config: Config) -> None:
+    """Everything ``orderly run`` would verify before connecting."""
+    load_strategy(config)
+    venue_opener(config.exchange.name)
+    if config.exchange.name == "kraken":
+        config.secret("ORDERLY_KRAKEN_API_KEY")
+        config.secret("ORDERLY_KRAKEN_API_SECRET")
+
+
+# --- the live summary -------------------------------------------------------------------
+
+
+class Tally:
+    """What the terminal summary shows, kept from events (no extra exchange calls)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.fills = 0
+        self.cash = Decimal(0)  # quote currency gained (sells) minus spent (buys) and fees
+        self.position: dict[str, Decimal] = {}
+        self.rejected = 0
+
+    def add(self, event: object) -> None:
+        if isinstance(event, Fill):
+            self.fills += 1
+            signed = event.volume if event.side == "buy" else -event.volume
+            self.position[event.pair] = self.position.get(event.pair, Decimal(0)) + signed
+            self.cash += -signed * event.price - event.fee
+        elif isinstance(event, OrderUpdate) and event.state.value == "rejected":
+            self.rejected += 1
+
+    def pnl(self, marks: dict[str, Ticker]) -> Decimal | None:
+        """Cash plus positions at the mid; None until every traded pair has a mark."""
+        value = self.cash
+        for pair, volume in self.position.items():
+            if pair not in marks:
+                return None
+            value += volume * marks[pair].mid
+        return value
+
+
+# --- the runner ---------------------------------------------------------------------------
+
+
+class Runner:
+    """One bot: one strategy on one venue."""
+
+    def __init__(self, config: Config, *, out: TextIO | None = None) -> None:
+        self.config = config
+        self.out = out or sys.stdout
+        self._stop = asyncio.Event()
+        self._reason = "stop requested"
+        self._exit = EXIT_OK
+        self._signals = 0
+        self._main: asyncio.Task[int] | None = None
+        self.tally = Tally()
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def request_stop(self, reason: str, *, exit_code: int = EXIT_OK) -> None:
+        """Begin a graceful stop (idempotent)."""
+        if not self._stop.is_set():
+            self._reason, self._exit = reason, exit_code
+            log.info("bot_stopping", reason=reason)
+            self._stop.set()
+
+    def on_signal(self, signum: int) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals == 1:
+            self._say(f"{name}: stopping (again to exit at once)")
+            self.request_stop(name)
+        elif self._main is not None:
+            self._say(f"{name}: exiting now")
+            self._exit = EXIT_FORCED
+            self._main.cancel()
+
+    async def main(self, *, install_signals: bool = True) -> int:
+        """Run until stopped; returns the exit code."""
+        self._main = asyncio.current_task()
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.on_signal, signum)
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if self._exit == EXIT_FORCED:
+                return EXIT_FORCED
+            raise
+
+    async def _run(self) -> int:
+        config = self.config
+        strategy_cls, params = load_strategy(config)
+        opener = venue_opener(config.exchange.name)
+        async with opener(config) as venue:
+            try:
+                await venue.balances()  # is the key accepted?
+            except AuthError as exc:
+                raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
+            try:
+                return await self._trade(venue, strategy_cls, params)
+            except asyncio.CancelledError:
+                await venue.lane.close(grace=0)  # forced: still write the nonce floor
+                raise
+
+    async def _trade(self, venue: Venue, strategy_cls: type[Strategy], params: BaseModel) -> int:
+        config = self.config
+        assert config.strategy is not None
+        events: asyncio.Queue[object] = asyncio.Queue()
+
+        def emit(event: object) -> None:
+            self.tally.add(event)
+            if isinstance(event, Fill):
+                self._say(
+                    f"fill  {event.side} {event.volume} {event.pair} @ {event.price}"
+                    f"  fee {event.fee}{'  maker' if event.maker else ''}"
+                )
+            events.put_nowait(event)
+
+        execution = Execution(venue, emit)
+        strategy = strategy_cls()
+        strategy.ctx = Context(execution, name=strategy.name, pairs=config.strategy.pairs)
+        strategy.params = params
+        guard = Guard(
+            strategy,
+            timeout=config.runner.hook_timeout_s,
+            policy=config.runner.on_hook_error,
+            on_stop_bot=lambda why: self.request_stop(why, exit_code=EXIT_STOPPED_BY_STRATEGY),
+        )
+        self._say(
+            f"orderly: {strategy.name} on {venue.name} (key {venue.key_id}), pairs "
+            f"{', '.join(config.strategy.pairs)}; JSON logs in {config.runner.log_file}"
+        )
+        async with asyncio.TaskGroup() as group:
+            dispatcher = group.create_task(self._dispatch(guard, events), name="dispatcher")
+            events.put_nowait(Started(time.time()))
+            loops = [
+                group.create_task(
+                    self._repeat(
+                        "tickers",
+                        config.runner.tick_interval_s,
+                        lambda: self._poll_tickers(venue, strategy, emit),
+                    ),
+                    name="tickers",
+                ),
+                group.create_task(
+                    self._repeat("orders", config.runner.order_poll_s, execution.poll),
+                    name="orders",
+                ),
+                group.create_task(self._summary(venue, strategy, guard, execution), name="summary"),
+            ]
+
+            def start_timer(period: float, callback: Timer) -> None:
+                loops.append(group.create_task(self._timer(guard, period, callback)))
+
+            strategy.ctx._attach_timers(start_timer)
+            await self._stop.wait()
+            await self._shutdown(execution, guard, events, dispatcher, loops)
+        self._summary_line(venue, strategy, guard, execution, final=True)
+        return self._exit
+
+    async def _shutdown(
+        self,
+        execution: Execution,
+        guard: Guard,
+        events: asyncio.Queue[object],
+        dispatcher: asyncio.Task[None],
+        loops: list[asyncio.Task[Any]],
+    ) -> None:
+        execution.accepting = False
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        guard.stopping()
+        events.put_nowait(Stopping(time.time(), self._reason))
+        events.put_nowait(None)
+        await dispatcher
+        if self.config.runner.cancel_on_stop and execution.book.open():
+            try:
+                count = await execution.cancel_all()
+                self._say(f"cancelled {count} open orders")
+            except OrderlyError as exc:
+                log.error("cancel_on_stop_failed", error=str(exc))
+                self._say(f"could not cancel open orders: {exc}")
+
+    async def _dispatch(self, guard: Guard, events: asyncio.Queue[object]) -> None:
+        while (event := await events.get()) is not None:
+            await guard.deliver(event)
+
+    async def _repeat(
+        self, what: str, period: float, action: Callable[[], Awaitable[None]]
+    ) -> None:
+        """``action`` every ``period`` s; failures back off exponentially, never stop."""
+        delay = period
+        while True:
+            try:
+                await action()
+                delay = period
+            except OrderlyError as exc:
+                delay = min(max(delay * 2, period), self.config.runner.max_backoff_s)
+                log.warning("poll_failed", what=what, error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+
+    async def _poll_tickers(
+        self, venue: Venue, strategy: Strategy, emit: Callable[[object], None]
+    ) -> None:
+        assert self.config.strategy is not None
+        for pair in self.config.strategy.pairs:
+            ticker = await venue.ticker(pair)
+            strategy.ctx._remember(ticker)
+            emit(ticker)
+
+    async def _timer(self, guard: Guard, period: float, callback: Timer) -> None:
+        while True:
+            await asyncio.sleep(period)
+            await guard.tick_timer(callback)
+
+    async def _summary(
+        self, venue: Venue, strategy: Strategy, guard: Guard, execution: Execution
+    ) -> None:
+        while True:
+            await asyncio.sleep(self.config.runner.summary_interval_s)
+            self._summary_line(venue, strategy, guard, execution)
+
+    def _summary_line(
+        self,
+        venue: Venue,
+        strategy: Strategy,
+        guard: Guard,
+        execution: Execution,
+        *,
+        final: bool = False,
+    ) -> None:
+        tally, lane = self.tally, venue.lane.stats
+        marks = strategy.ctx.tickers()
+        pnl = tally.pnl(marks)
+        prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in marks.items())
+        elapsed = time.monotonic() - tally.started
+        self._say(
+            f"{'final' if final else f'[{elapsed:6.0f}s]'}  {prices}  fills {tally.fills}  "
+            f"pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {len(execution.book.open())}"
+            f"  rejected {tally.rejected}  nonces sent {lane.sent} refused {lane.refused}"
+            f"  hook errors {guard.failures}  {guard.state.value}"
+        )
+
+
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop (asyncio's loop where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def run(config: Config) -> int:
+    """Configure logging to ``[runner].log_file``, run the bot, return the exit code."""
+    config.runner.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(config.runner.log_file, "a", encoding="utf-8") as log_stream:
+        logging_setup.configure(config.runner.log_level, stream=log_stream, json=True)
+        return run_event_loop(Runner(config).main())

@@ -1,0 +1,258 @@
+"""The Strategy base class users subclass, and the Context it acts through.
+
+    class Grid(Strategy):
+        class Params(BaseModel):            # typed [strategy.params]; unknown keys refused
+            levels: int = 5
+
+        async def on_start(self, event: Started) -> None:
+            self.every(30, self.refresh)
+
+        async def on_fill(self, fill: Fill) -> None:
+            self.ctx.log.info("filled", price=str(fill.price))
+
+Hooks (all ``async``, all default to doing nothing, each given one frozen event):
+
+=================  ==============================================================
+``on_start``       once, before any other hook (``Started``)
+``on_tick``        each ticker poll of each pair in ``[strategy].pairs`` (``Ticker``)
+``on_order``       each change of state of one of its orders (``OrderUpdate``)
+``on_fill``        once per trade of one of its orders (``Fill``), before the order's
+                   ``on_order`` for the state that fill caused
+``on_stop``        once, when the bot stops (``Stopping``); orders may still be cancelled
+=================  ==============================================================
+
+Hooks run one at a time, in the order their events happened, so a hook never races
+another. A hook may ``await`` the context (placing orders waits for the exchange) but must
+not block the event loop (no ``time.sleep``, no heavy CPU work). A hook that runs longer
+than ``[runner].hook_timeout_s`` is cancelled. A hook that raises is logged
+(``strategy_hook_failed``, with the traceback) and ``[runner].on_hook_error`` decides:
+keep running, pause the strategy (no more hooks or timers but ``on_stop``), or stop the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.events import Fill, OrderUpdate, Started, Stopping, Ticker
+from framework.execution import Execution
+from framework.log import get_logger
+from framework.orders import Order
+
+log = get_logger("framework.strategy")
+
+Timer = Callable[[], Awaitable[None]]
+
+
+class NoParams(BaseModel):
+    """A strategy without parameters: ``[strategy.params]`` must be empty."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Context:
+    """What a strategy may do. Lifecycle state lives in the runner, not here."""
+
+    def __init__(
+        self,
+        execution: Execution,
+        *,
+        name: str,
+        pairs: Sequence[str] = (),
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._execution = execution
+        #: The pairs of ``[strategy].pairs``: their tickers arrive in ``on_tick``.
+        self.pairs = tuple(pairs)
+        self._tickers: dict[str, Ticker] = {}
+        self._timers: list[tuple[float, Timer]] = []
+        self._start_timer: Callable[[float, Timer], None] | None = None
+        self.clock = clock
+        self.log = get_logger(f"strategy.{name}").bind(strategy=name)
+
+    async def place(self, order: Order) -> OrderUpdate:
+        """Send one order. Returns its state once the exchange answered: ACCEPTED (or
+        already FILLED for a market order later), or REJECTED with ``reason``. Never
+        raises for an exchange refusal."""
+        return await self._execution.place(order)
+
+    async def place_batch(self, orders: Sequence[Order]) -> list[OrderUpdate]:
+        """Send several orders, one exchange batch per pair and chunk (Kraken: 15, one
+        nonce each). One update per order, in order."""
+        return await self._execution.place_batch(orders)
+
+    async def cancel(self, order: OrderUpdate | str) -> bool:
+        """Cancel an order (an update or its client order id). False if it was not open."""
+        return await self._execution.cancel(order)
+
+    async def cancel_all(self) -> int:
+        """Cancel every open order on the key (including ones this strategy did not place)."""
+        return await self._execution.cancel_all()
+
+    async def balances(self) -> dict[str, Decimal]:
+        """Balances by the exchange's asset names (ZUSD, XXBT, ...)."""
+        return await self._execution.venue.balances()
+
+    def open_orders(self) -> list[OrderUpdate]:
+        """This strategy's orders that are not finished, as last seen."""
+        return self._execution.open_orders()
+
+    def ticker(self, pair: str) -> Ticker | None:
+        """The newest ticker polled for ``pair`` (None before the first poll)."""
+        return self._tickers.get(pair)
+
+    def tickers(self) -> dict[str, Ticker]:
+        """The newest ticker of every watched pair."""
+        return dict(self._tickers)
+
+    def every(self, seconds: float, callback: Timer) -> None:
+        """Call ``await callback()`` every ``seconds``, through the same guard as hooks."""
+        if seconds <= 0:
+            raise ValueError(f"timer period must be positive; got {seconds}")
+        if self._start_timer is not None:
+            self._start_timer(seconds, callback)
+        else:
+            self._timers.append((seconds, callback))
+
+    # --- for the runner -----------------------------------------------------------------
+
+    def _remember(self, ticker: Ticker) -> None:
+        self._tickers[ticker.pair] = ticker
+
+    def _attach_timers(self, start: Callable[[float, Timer], None]) -> None:
+        """From now on ``every`` starts timers at once; those registered before start now."""
+        self._start_timer = start
+        for seconds, callback in self._timers:
+            start(seconds, callback)
+        self._timers.clear()
+
+
+class Strategy:
+    """Subclass this. Do not override ``__init__`` without calling ``super().__init__()``."""
+
+    #: The model of ``[strategy.params]``; ``self.params`` is an instance of it.
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    ctx: Context
+    params: Any
+
+    def __init__(self) -> None:
+        self.name = type(self).__name__
+
+    def every(self, seconds: float, callback: Timer) -> None:
+        """Shorthand for ``self.ctx.every``."""
+        self.ctx.every(seconds, callback)
+
+    async def on_start(self, event: Started) -> None:
+        """Once, before any other hook. Set up timers and initial orders here."""
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        """Each ticker poll of each watched pair."""
+
+    async def on_order(self, update: OrderUpdate) -> None:
+        """Each change of state of one of this strategy's orders."""
+
+    async def on_fill(self, fill: Fill) -> None:
+        """Once per trade of one of this strategy's orders."""
+
+    async def on_stop(self, event: Stopping) -> None:
+        """Once, as the bot stops. New orders are refused from now on."""
+
+
+class Lifecycle(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+#: Which hook each event goes to: a lookup, not a ladder.
+HOOKS: dict[type, str] = {
+    Started: "on_start",
+    Ticker: "on_tick",
+    OrderUpdate: "on_order",
+    Fill: "on_fill",
+    Stopping: "on_stop",
+}
+
+
+class Guard:
+    """Calls every hook and timer of one strategy, one at a time, and contains failures."""
+
+    def __init__(
+        self, strategy: Strategy, *, timeout: float, policy: str, on_stop_bot: Callable[[str], None]
+    ) -> None:
+        self.strategy = strategy
+        self.state = Lifecycle.CREATED
+        self.failures = 0
+        self._timeout = timeout
+        self._policy = policy
+        self._stop_bot = on_stop_bot
+        self._lock = asyncio.Lock()
+
+    def _allowed(self, hook: str) -> bool:
+        if hook == "on_start":
+            return self.state is Lifecycle.CREATED
+        if hook == "on_stop":
+            return self.state in (Lifecycle.RUNNING, Lifecycle.PAUSED, Lifecycle.STOPPING)
+        return self.state is Lifecycle.RUNNING
+
+    async def deliver(self, event: object) -> None:
+        """Run the hook for ``event`` (if the lifecycle allows it)."""
+        hook = HOOKS[type(event)]
+        async with self._lock:
+            if not self._allowed(hook):
+                return
+            if hook == "on_start":
+                self.state = Lifecycle.RUNNING
+            await self._call(hook, getattr(self.strategy, hook), event)
+            if hook == "on_stop":
+                self.state = Lifecycle.STOPPED
+
+    async def tick_timer(self, callback: Timer) -> None:
+        async with self._lock:
+            if self.state is Lifecycle.RUNNING:
+                await self._call(getattr(callback, "__name__", "timer"), callback)
+
+    async def _call(
+        self, name: str, function: Callable[..., Awaitable[None]], *args: object
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await function(*args)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the bot is being cancelled: not the hook's fault
+            self._failed(name, exc)  # the hook let a cancellation of its own escape
+        except Exception as exc:  # TimeoutError included: the hook overran its time limit
+            self._failed(name, exc)
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self.failures += 1
+        log.error(
+            "strategy_hook_failed",
+            strategy=self.strategy.name,
+            hook=name,
+            policy=self._policy,
+            exc_info=exc,
+        )
+        if self._policy == "pause_strategy" and self.state is Lifecycle.RUNNING:
+            self.state = Lifecycle.PAUSED
+            log.warning("strategy_paused", strategy=self.strategy.name)
+        elif self._policy == "stop_bot":
+            self._stop_bot(f"{name} failed: {type(exc).__name__}: {exc}")
+
+    def stopping(self) -> None:
+        """No hook but ``on_stop`` from now on (and none at all if never started)."""
+        if self.state is Lifecycle.CREATED:
+            self.state = Lifecycle.STOPPED
+        elif self.state in (Lifecycle.RUNNING, Lifecycle.PAUSED):
+            self.state = Lifecycle.STOPPING

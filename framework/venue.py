@@ -1,0 +1,74 @@
+"""What the runner needs from an exchange, in Orderly's own types.
+
+Each exchange package implements :class:`Venue` (Kraken's is
+``framework/exchanges/kraken/venue.py``) and an ``open_venue(config)`` async context
+manager; :mod:`framework.registry` finds it by the ``[exchange] name`` of the config. The
+core only ever sees this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from framework.dispatch import Lane
+from framework.errors import OrderlyError
+from framework.events import Fill, Ticker
+from framework.orders import Order
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """An order as the exchange reports it."""
+
+    txid: str
+    cl_ord_id: str | None
+    status: str  # "open", "closed" (fully filled), "canceled", "expired"
+    filled: Decimal
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PairAssets:
+    """The assets a pair trades, in the exchange's names."""
+
+    base: str
+    quote: str
+
+
+class Venue(Protocol):
+    name: str
+    key_id: str
+    lane: Lane
+    #: Most orders one batch call takes (Kraken AddOrderBatch: 15).
+    max_batch: int
+
+    async def place(self, order: Order, cl_ord_id: str) -> str:
+        """Send one order; return the exchange's order id or raise a typed error."""
+        ...
+
+    async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
+        """Send 2..max_batch orders on one pair as one call (one nonce); one entry per order,
+        in order: its exchange id, or the error that refused it."""
+        ...
+
+    async def cancel(self, cl_ord_id: str) -> None: ...
+
+    async def cancel_all(self) -> int: ...
+
+    async def balances(self) -> dict[str, Decimal]: ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
+
+    async def query_orders(self, txids: Sequence[str]) -> list[VenueOrder]: ...
+
+    async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
+        """Trades at or after ``since`` (Unix s), as ``(txid, fill)``; ``fill.cl_ord_id`` may
+        be empty, the order book fills it in."""
+        ...
+
+    async def ticker(self, pair: str) -> Ticker: ...
+
+    async def pair_assets(self, pair: str) -> PairAssets: ...

@@ -1,0 +1,78 @@
+"""A TWAP / DCA executor: buy (or sell) a total volume in equal slices at a fixed interval,
+as limit orders at the touch so each slice pays the maker fee when it can. A slice not
+filled by the next one is cancelled and its remainder carried over.
+
+    [strategy]
+    class = "strategies/twap.py:Twap"
+    pairs = ["XBTUSD"]
+    [strategy.params]
+    side = "buy"
+    total = "0.05"        # base currency, over the whole run
+    slices = 10
+    interval_s = 6        # one slice every interval_s: 10 slices -> one minute
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework import Fill, LimitOrder, OrderState, OrderUpdate, Started, Stopping, Strategy
+
+
+class Twap(Strategy):
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        side: Literal["buy", "sell"] = "buy"
+        total: Decimal = Field(Decimal("0.05"), gt=0)
+        slices: int = Field(10, ge=1)
+        interval_s: float = Field(6.0, gt=0)
+        lot: Decimal = Field(Decimal("0.00000001"), gt=0, description="volume step")
+
+    params: Params
+
+    async def on_start(self, event: Started) -> None:
+        self.done = Decimal(0)  # filled so far
+        self.sent = 0  # slices sent so far
+        self.working: OrderUpdate | None = None
+        self.every(self.params.interval_s, self.next_slice)
+
+    async def next_slice(self) -> None:
+        p = self.params
+        if self.working is not None and self.working.state.is_open:
+            await self.ctx.cancel(self.working)  # unfilled part rolls into the next slice
+        remaining = p.total - self.done
+        if self.sent >= p.slices or remaining <= 0:
+            return
+        slices_left = p.slices - self.sent
+        volume = (remaining / slices_left).quantize(p.lot, rounding=ROUND_DOWN)
+        ticker = self.ctx.ticker(self.ctx.pairs[0])
+        if ticker is None or volume <= 0:
+            return
+        price = ticker.bid if p.side == "buy" else ticker.ask
+        self.working = await self.ctx.place(
+            LimitOrder(pair=self.ctx.pairs[0], side=p.side, volume=volume, price=price)
+        )
+        self.sent += 1
+        self.ctx.log.info(
+            "twap_slice",
+            n=self.sent,
+            volume=str(volume),
+            price=str(price),
+            state=self.working.state.value,
+        )
+
+    async def on_order(self, update: OrderUpdate) -> None:
+        if self.working is not None and update.cl_ord_id == self.working.cl_ord_id:
+            self.working = update
+        if update.state is OrderState.REJECTED:
+            self.ctx.log.warning("twap_slice_refused", reason=update.reason)
+
+    async def on_fill(self, fill: Fill) -> None:
+        self.done += fill.volume
+
+    async def on_stop(self, event: Stopping) -> None:
+        self.ctx.log.info("twap_stopped", filled=str(self.done), of=str(self.params.total))
