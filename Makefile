@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python strategies/nonce_demo.py
+	$(BIN)/orderly run config/paper.toml
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q

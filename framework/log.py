@@ -63,11 +63,11 @@ def configure(
     *,
     stream: TextIO | None = None,
     json: bool | None = None,
-    cache: bool = True,
 ) -> None:
     """Configure structlog for the whole process. Call once, at start.
 
-    ``cache=False`` lets a later call reconfigure loggers already used (tests)."""
+    Loggers are not cached, so a later call (a test, or ``orderly run`` closing its log
+    file) takes effect everywhere; hot paths check :func:`enabled` instead."""
     global _level
     _level = _LEVELS.get(level.lower(), _LEVELS["info"])
     out = stream if stream is not None else sys.stderr
@@ -79,7 +79,10 @@ def configure(
     ]
     if use_json:
         processors += [
-            structlog.processors.dict_tracebacks,
+            # tracebacks as dicts, without local variables: locals may hold anything
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             redact_secrets,
             structlog.processors.JSONRenderer(),
         ]
@@ -93,7 +96,7 @@ def configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=cache,
+        cache_logger_on_first_use=False,
     )
 
 

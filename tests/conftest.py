@@ -16,7 +16,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """Every test gets its own ORDERLY_STATE_DIR, never the user's."""
     state = tmp_path / "state"
     monkeypatch.setenv("ORDERLY_STATE_DIR", str(state))
-    log.configure("warning", json=True, cache=False)
+    log.configure("warning", json=True)
     yield state
 
 

@@ -20,7 +20,7 @@ from tests.helpers.kraken import client
 async def test_a_whole_session_leaks_nothing(tmp_path: Path, creds: tuple[str, str]) -> None:
     key, secret = creds
     stream = io.StringIO()
-    log.configure("debug", stream=stream, json=True, cache=False)
+    log.configure("debug", stream=stream, json=True)
     texts: list[str] = []
     history = NonceHistory(tmp_path / "history.jsonl")
     store = SqliteStore(tmp_path / "n.sqlite")
@@ -53,7 +53,7 @@ async def test_a_whole_session_leaks_nothing(tmp_path: Path, creds: tuple[str, s
 
 def test_the_redactor_catches_a_careless_log_line() -> None:
     stream = io.StringIO()
-    log.configure("info", stream=stream, json=True, cache=False)
+    log.configure("info", stream=stream, json=True)
     secret = Secret("s3cr3t-value-123")
     logger = structlog.get_logger()
     logger.info("oops", data=f"prefix {secret.reveal()} suffix", nested={"x": [secret.reveal()]})
@@ -73,7 +73,7 @@ def test_secret_repr_and_pickle() -> None:
 
 def test_console_renderer_redacts_too() -> None:
     stream = io.StringIO()
-    log.configure("info", stream=stream, json=False, cache=False)
+    log.configure("info", stream=stream, json=False)
     Secret("console-secret-999")
     structlog.get_logger().info("oops", value="console-secret-999")
     assert "console-secret-999" not in stream.getvalue()

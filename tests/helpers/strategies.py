@@ -1,0 +1,103 @@
+"""Strategies used by the runner tests."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from framework import (
+    Fill,
+    LimitOrder,
+    MarketOrder,
+    OrderState,
+    OrderUpdate,
+    Started,
+    Stopping,
+    Strategy,
+    Ticker,
+)
+
+
+class Seen(list[object]):
+    """What the last Recorder saw, for the test to read; ``changed`` is set on each event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def append(self, item: object) -> None:
+        super().append(item)
+        self.changed.set()
+
+
+SEEN = Seen()
+
+
+class Recorder(Strategy):
+    """Places a resting limit buy, a market buy and an over-sized order; cancels the
+    resting one once the market buy is filled. Records every event in order."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        fail_on_tick: bool = False
+
+    params: Params
+
+    async def on_start(self, event: Started) -> None:
+        SEEN.append(event)
+        self.placed = False
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        SEEN.append(ticker)
+        if self.params.fail_on_tick:
+            raise RuntimeError("strategy bug in on_tick")
+        if self.placed:
+            return
+        self.placed = True
+        far = (ticker.bid * Decimal("0.5")).quantize(Decimal("0.1"))
+        self.resting = await self.ctx.place(
+            LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("0.01"), price=far)
+        )
+        await self.ctx.place(MarketOrder(pair="XBTUSD", side="buy", volume=Decimal("0.01")))
+        await self.ctx.place(MarketOrder(pair="XBTUSD", side="buy", volume=Decimal("1000")))
+
+    async def on_order(self, update: OrderUpdate) -> None:
+        SEEN.append(update)
+
+    async def on_fill(self, fill: Fill) -> None:
+        SEEN.append(fill)
+        if self.resting.state.is_open:
+            await self.ctx.cancel(self.resting)
+
+    async def on_stop(self, event: Stopping) -> None:
+        SEEN.append(event)
+
+
+class Busy(Strategy):
+    """Heavy order flow: every 50 ms a batch of 6 limit orders around the mid, and a cancel
+    of the oldest open ones."""
+
+    async def on_start(self, event: Started) -> None:
+        self.every(0.05, self.churn)
+
+    async def churn(self) -> None:
+        ticker = self.ctx.ticker("XBTUSD")
+        if ticker is None:
+            return
+        tick = Decimal("0.1")
+        orders = [
+            LimitOrder(
+                pair="XBTUSD",
+                side=side,
+                price=(ticker.mid * (1 + sign * Decimal(n) / 1000)).quantize(tick),
+                volume=Decimal("0.001"),
+            )
+            for n in (1, 2, 3)
+            for side, sign in (("buy", -1), ("sell", 1))
+        ]
+        await self.ctx.place_batch(orders)
+        for order in self.ctx.open_orders()[:4]:
+            if order.state is not OrderState.SUBMITTED:
+                await self.ctx.cancel(order)

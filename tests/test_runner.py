@@ -1,0 +1,174 @@
+"""The runner end to end against the paper sandbox: real HTTP, real SQLite, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from framework import log
+from framework.cli import main as orderly
+from framework.config import load
+from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
+from framework.runner import EXIT_OK, EXIT_STOPPED_BY_STRATEGY, Runner
+from tests.helpers import strategies
+
+ROOT = Path(__file__).parent.parent
+
+
+def write_config(tmp: Path, strategy: str, *, params: str = "", runner: str = "") -> Path:
+    path = tmp / "bot.toml"
+    path.write_text(f"""
+[exchange]
+name = "sandbox"
+[strategy]
+class = "{strategy}"
+pairs = ["XBTUSD"]
+[strategy.params]
+{params}
+[runner]
+tick_interval_s = 0.05
+order_poll_s = 0.05
+summary_interval_s = 0.5
+log_file = "{tmp / "log.jsonl"}"
+{runner}
+[state]
+store = "{tmp / "nonces.sqlite"}"
+history = "{tmp / "history.jsonl"}"
+[sandbox]
+seed = 3
+step_s = 0.05
+partial_fill_probability = 0.0
+""")
+    return path
+
+
+async def run_until(
+    config: Path, done: Callable[[], bool], limit: float = 20.0, settle: float = 0.0
+) -> int:
+    """Run the bot until ``done()`` holds after some event the strategy saw, let it run
+    ``settle`` seconds more, then stop it."""
+    seen = strategies.SEEN
+    seen.clear()
+    seen.changed = asyncio.Event()
+    runner = Runner(load(config), out=io.StringIO())
+    task = asyncio.create_task(runner.main(install_signals=False))
+    async with asyncio.timeout(limit):
+        while not done() and not task.done():
+            seen.changed.clear()
+            await seen.changed.wait()
+    if settle and not task.done():
+        await asyncio.wait([task], timeout=settle)  # a window for events that should not come
+    runner.request_stop("test finished")
+    async with asyncio.timeout(limit):
+        return await task
+
+
+def kinds(events: list[object]) -> list[str]:
+    out = []
+    for e in events:
+        if isinstance(e, OrderUpdate):
+            out.append(f"{e.state.value}:{e.cl_ord_id[:6]}")
+        elif isinstance(e, Fill):
+            out.append(f"fill:{e.cl_ord_id[:6]}")
+    return out
+
+
+async def test_places_fills_and_cancels_with_events_in_order(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "tests.helpers.strategies:Recorder")
+    seen = strategies.SEEN
+
+    def finished() -> bool:
+        return sum(
+            isinstance(e, OrderUpdate) and e.state is OrderState.CANCELLED for e in seen
+        ) >= 1 and any(isinstance(e, Fill) for e in seen)
+
+    assert await run_until(config, finished) == EXIT_OK
+    assert isinstance(seen[0], Started) and isinstance(seen[-1], Stopping)
+    assert any(isinstance(e, Ticker) for e in seen)
+    updates = [e for e in seen if isinstance(e, OrderUpdate)]
+    resting, market, huge = (u.cl_ord_id for u in updates[:3])
+    by_order = {
+        cid: [e.state.value for e in updates if e.cl_ord_id == cid]
+        for cid in (resting, market, huge)
+    }
+    assert by_order[resting] == ["accepted", "cancelled"]
+    assert by_order[market] == ["accepted", "filled"]
+    assert by_order[huge] == ["rejected"]
+    assert [u.reason for u in updates if u.cl_ord_id == huge] == ["EOrder:Insufficient funds"]
+    fills = [e for e in seen if isinstance(e, Fill)]
+    assert len(fills) == 1 and fills[0].cl_ord_id == market and fills[0].pair == "XBTUSD"
+    order_of = kinds(seen)
+    assert order_of.index(f"fill:{market[:6]}") < order_of.index(f"filled:{market[:6]}")
+    assert orderly(["nonces", "check", "--file", str(tmp_path / "history.jsonl")]) == 0
+
+
+@pytest.mark.parametrize(
+    ("policy", "expect_exit", "ticks_after_failure"),
+    [
+        ("keep_running", EXIT_OK, "many"),
+        ("pause_strategy", EXIT_OK, "none"),
+        ("stop_bot", EXIT_STOPPED_BY_STRATEGY, "none"),
+    ],
+)
+async def test_a_raising_hook_is_contained_by_policy(
+    tmp_path: Path, policy: str, expect_exit: int, ticks_after_failure: str
+) -> None:
+    config = write_config(
+        tmp_path,
+        "tests.helpers.strategies:Recorder",
+        params="fail_on_tick = true",
+        runner=f'on_hook_error = "{policy}"',
+    )
+    seen = strategies.SEEN
+    stream = io.StringIO()
+    log.configure("info", stream=stream, json=True)
+    ticks = lambda: sum(isinstance(e, Ticker) for e in seen)  # noqa: E731
+    # the first tick raises; then 0.5 s (ten tick periods) in which only a strategy that
+    # kept running sees more ticks
+    code = await run_until(config, lambda: ticks() >= 1, settle=0.5)
+    assert code == expect_exit
+    assert isinstance(seen[-1], Stopping)  # on_stop still runs
+    assert (ticks() >= 5) == (ticks_after_failure == "many")
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    failures = [r for r in logged if r["event"] == "strategy_hook_failed"]
+    assert failures, stream.getvalue()[:2000]
+    assert failures[0]["hook"] == "on_tick" and "exception" in failures[0]
+    assert "strategy bug in on_tick" in json.dumps(failures[0]["exception"])
+
+
+def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "tests/helpers/strategies.py:Busy")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framework.cli", "run", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:  # wait until the bot has traded for a while
+            lines.append(line)
+            if line.startswith("[") and int(line.split("nonces sent ")[1].split()[0]) > 60:
+                break
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "cancelled" in out and out.strip().splitlines()[-1].startswith("final")
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assigned = {(r["key_id"], r["nonce"]) for r in history if r["event"] == "nonce_assigned"}
+    answered = {(r["key_id"], r["nonce"]) for r in history if r["event"] == "nonce_outcome"}
+    assert len(assigned) > 60 and assigned == answered  # no call lost
+    assert all(r["outcome"] == "accepted" for r in history if r["event"] == "nonce_outcome")
+    assert orderly(["nonces", "check", "--file", str(tmp_path / "history.jsonl")]) == 0
