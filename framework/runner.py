@@ -239,7 +239,7 @@ class Runner:
             self.tally.add(event)
             if isinstance(event, Fill):
                 self._say(
-                    f"fill  {event.side} {event.volume} {event.pair} @ {event.price}"
+                    f"fill  {event.side} {event.volume.normalize():f} {event.pair} @ {event.price}"
                     f"  fee {event.fee}{'  maker' if event.maker else ''}"
                 )
             events.put_nowait(event)

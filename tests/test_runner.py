@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from framework import log
 from framework.cli import main as orderly
 from framework.config import load
 from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
+from framework.nonce import SqliteStore
 from framework.runner import EXIT_OK, EXIT_STOPPED_BY_STRATEGY, Runner
 from tests.helpers import strategies
 
@@ -144,8 +146,9 @@ async def test_a_raising_hook_is_contained_by_policy(
     assert "strategy bug in on_tick" in json.dumps(failures[0]["exception"])
 
 
-def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "tests/helpers/strategies.py:Busy")
+def busy_bot(tmp_path: Path, nonces: int, runner: str = "") -> subprocess.Popen[str]:
+    """``orderly run`` of the Busy strategy, returned once it has sent ``nonces`` calls."""
+    config = write_config(tmp_path, "tests/helpers/strategies.py:Busy", runner=runner)
     process = subprocess.Popen(
         [sys.executable, "-m", "framework.cli", "run", str(config)],
         stdout=subprocess.PIPE,
@@ -153,22 +156,47 @@ def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path) -> None:
         text=True,
         cwd=ROOT,
     )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("[") and int(line.split("nonces sent ")[1].split()[0]) > nonces:
+            break
+    return process
+
+
+def history_of(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path) -> None:
+    process = busy_bot(tmp_path, nonces=60)
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:  # wait until the bot has traded for a while
-            lines.append(line)
-            if line.startswith("[") and int(line.split("nonces sent ")[1].split()[0]) > 60:
-                break
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
     assert process.returncode == 0, err
     assert "cancelled" in out and out.strip().splitlines()[-1].startswith("final")
-    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    history = history_of(tmp_path)
     assigned = {(r["key_id"], r["nonce"]) for r in history if r["event"] == "nonce_assigned"}
     answered = {(r["key_id"], r["nonce"]) for r in history if r["event"] == "nonce_outcome"}
     assert len(assigned) > 60 and assigned == answered  # no call lost
     assert all(r["outcome"] == "accepted" for r in history if r["event"] == "nonce_outcome")
     assert orderly(["nonces", "check", "--file", str(tmp_path / "history.jsonl")]) == 0
+
+
+def test_second_signal_exits_at_once_and_keeps_the_floor(tmp_path: Path) -> None:
+    process = busy_bot(tmp_path, nonces=30, runner="drain_timeout_s = 30")
+    try:
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "exiting now" in out
+    highest = max(r["nonce"] for r in history_of(tmp_path) if r["event"] == "nonce_assigned")
+    store = SqliteStore(tmp_path / "nonces.sqlite")
+    (floor,) = store.floors()
+    store.close()
+    assert floor.floor >= highest

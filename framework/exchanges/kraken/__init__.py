@@ -5,8 +5,7 @@ from framework.exchanges.kraken.client import (
     CancelResult,
     KrakenClient,
     ServerTime,
-    Ticker,
 )
 from framework.exchanges.kraken.signer import sign
 
-__all__ = ["AddOrderResult", "CancelResult", "KrakenClient", "ServerTime", "Ticker", "sign"]
+__all__ = ["AddOrderResult", "CancelResult", "KrakenClient", "ServerTime", "sign"]

@@ -16,6 +16,7 @@ bytes sent.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -35,6 +36,7 @@ from framework.errors import (
     RateLimited,
     TransientError,
 )
+from framework.events import Ticker
 from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
 from framework.exchanges.kraken.signer import sign
 from framework.log import get_logger, redact
@@ -69,14 +71,6 @@ MUTATING = frozenset(
 class ServerTime:
     unixtime: int
     rfc1123: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ticker:
-    pair: str
-    ask: Decimal
-    bid: Decimal
-    last: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,12 +405,13 @@ class KrakenClient:
             raise ExchangeError(
                 f"Kraken Ticker returned nothing for {pair}", exchange=EXCHANGE, endpoint="Ticker"
             )
-        name, data = next(iter(result.items()))
+        data = next(iter(result.values()))
         return Ticker(
-            pair=name,
+            pair=pair,
             ask=_decimal(data["a"][0], "Ticker"),
             bid=_decimal(data["b"][0], "Ticker"),
             last=_decimal(data["c"][0], "Ticker"),
+            time=time.time(),
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -143,8 +142,7 @@ class KrakenVenue:
                 return fills
 
     async def ticker(self, pair: str) -> Ticker:
-        t = await self.client.ticker(pair)
-        return Ticker(pair=pair, bid=t.bid, ask=t.ask, last=t.last, time=time.time())
+        return await self.client.ticker(pair)
 
     async def pair_assets(self, pair: str) -> PairAssets:
         if pair not in self._assets:
