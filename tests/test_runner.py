@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -200,3 +201,68 @@ def test_second_signal_exits_at_once_and_keeps_the_floor(tmp_path: Path) -> None
     (floor,) = store.floors()
     store.close()
     assert floor.floor >= highest
+
+
+def start_sandbox(creds: tuple[str, str], port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    env = {
+        **os.environ,
+        "ORDERLY_SANDBOX_API_KEY": creds[0],
+        "ORDERLY_SANDBOX_API_SECRET": creds[1],
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framework.cli", "sandbox", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().split()[-1]
+
+
+async def test_exchange_outage_is_retried_with_backoff(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, url = start_sandbox(creds)
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    config = write_config(
+        tmp_path, "tests.helpers.strategies:Recorder", runner="max_backoff_s = 0.4"
+    )
+    config.write_text(
+        config.read_text().replace('name = "sandbox"', f'name = "kraken"\nbase_url = "{url}"')
+    )
+    stream = io.StringIO()
+    log.configure("info", stream=stream, json=True)
+    seen = strategies.SEEN
+    ticks = lambda: sum(isinstance(e, Ticker) for e in seen)  # noqa: E731
+    second = None
+    try:
+        runner = Runner(load(config), out=io.StringIO())
+        seen.clear()
+        task = asyncio.create_task(runner.main(install_signals=False))
+        async with asyncio.timeout(20):
+            while ticks() < 3:
+                seen.changed.clear()
+                await seen.changed.wait()
+            first.terminate()  # the exchange goes away
+            first.communicate(timeout=10)
+            before = ticks()
+            await asyncio.wait([task], timeout=1.5)  # polls fail and back off meanwhile
+            assert ticks() == before and not task.done()
+            second, _ = start_sandbox(creds, port=int(url.rsplit(":", 1)[1]))
+            while ticks() < before + 3:  # and it comes back
+                seen.changed.clear()
+                await seen.changed.wait()
+        runner.request_stop("test finished")
+        assert await task == EXIT_OK
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+                process.communicate(timeout=10)
+    failures = [
+        json.loads(line) for line in stream.getvalue().splitlines() if '"poll_failed"' in line
+    ]
+    assert len(failures) >= 2
+    assert {f["what"] for f in failures} >= {"tickers"}
+    assert max(f["retry_in_s"] for f in failures) == 0.4  # capped backoff
