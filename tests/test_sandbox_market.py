@@ -27,7 +27,7 @@ async def market(creds: tuple[str, str]) -> AsyncIterator[Market]:
 
 
 async def test_market_order_fills_at_the_touch_and_moves_balances(market: Market) -> None:
-    sandbox, kraken, _ = market
+    _, kraken, _ = market
     ask = (await kraken.ticker("XBTUSD")).ask
     placed = await kraken.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="0.1")
     order = (await kraken.query_orders(placed.txids))[placed.txids[0]]
@@ -44,7 +44,7 @@ async def test_market_order_fills_at_the_touch_and_moves_balances(market: Market
 
 
 async def test_resting_limit_fills_when_the_market_reaches_it(market: Market) -> None:
-    sandbox, kraken, clock = market
+    _, kraken, clock = market
     bid = (await kraken.ticker("XBTUSD")).bid
     buy = await kraken.add_order(
         pair="XBTUSD",
@@ -157,8 +157,8 @@ async def test_seeded_path_is_reproducible(creds: tuple[str, str]) -> None:
     prices = []
     for _ in range(2):
         clock = ManualClock(wall_ns=1_800_000_000 * 10**9)
-        async with Sandbox(dict([creds]), clock=clock, market=MarketRules(seed=9)) as sandbox:
-            async with client(*creds, sandbox.base_url, clock=clock) as kraken:
-                clock.advance(100)
-                prices.append((await kraken.ticker("XBTUSD")).last)
+        sandbox = Sandbox(dict([creds]), clock=clock, market=MarketRules(seed=9))
+        async with sandbox, client(*creds, sandbox.base_url, clock=clock) as kraken:
+            clock.advance(100)
+            prices.append((await kraken.ticker("XBTUSD")).last)
     assert prices[0] == prices[1]
