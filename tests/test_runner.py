@@ -60,7 +60,6 @@ async def run_until(
     ``settle`` seconds more, then stop it."""
     seen = strategies.SEEN
     seen.clear()
-    seen.changed = asyncio.Event()
     runner = Runner(load(config), out=io.StringIO())
     task = asyncio.create_task(runner.main(install_signals=False))
     async with asyncio.timeout(limit):
@@ -147,9 +146,13 @@ async def test_a_raising_hook_is_contained_by_policy(
     assert "strategy bug in on_tick" in json.dumps(failures[0]["exception"])
 
 
-def busy_bot(tmp_path: Path, nonces: int, runner: str = "") -> subprocess.Popen[str]:
+def busy_bot(
+    tmp_path: Path, nonces: int, runner: str = "", params: str = ""
+) -> subprocess.Popen[str]:
     """``orderly run`` of the Busy strategy, returned once it has sent ``nonces`` calls."""
-    config = write_config(tmp_path, "tests/helpers/strategies.py:Busy", runner=runner)
+    config = write_config(
+        tmp_path, "tests/helpers/strategies.py:Busy", runner=runner, params=params
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "framework.cli", "run", str(config)],
         stdout=subprocess.PIPE,
@@ -187,11 +190,15 @@ def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path) -> None:
 
 
 def test_second_signal_exits_at_once_and_keeps_the_floor(tmp_path: Path) -> None:
-    process = busy_bot(tmp_path, nonces=30, runner="drain_timeout_s = 30")
+    process = busy_bot(tmp_path, nonces=30, params="slow_stop = true")
     try:
+        assert process.stdout is not None
         process.send_signal(signal.SIGINT)
-        process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=15)
+        for line in process.stdout:  # the graceful stop has begun (on_stop takes 8 s) ...
+            if "stopping (again to exit at once)" in line:
+                break
+        process.send_signal(signal.SIGINT)  # ... and a second signal cuts it short
+        out, _ = process.communicate(timeout=6)
     finally:
         process.kill()
     assert process.returncode == 130

@@ -31,6 +31,11 @@ class Seen(list[object]):
         super().append(item)
         self.changed.set()
 
+    def clear(self) -> None:
+        """Forget everything; a fresh event for the next test's loop."""
+        super().clear()
+        self.changed = asyncio.Event()
+
 
 SEEN = Seen()
 
@@ -77,7 +82,17 @@ class Recorder(Strategy):
 
 class Busy(Strategy):
     """Heavy order flow: every 50 ms a batch of 6 limit orders around the mid, and a cancel
-    of the oldest open ones."""
+    of the oldest open ones. With ``slow_stop``, ``on_stop`` takes 8 s."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        slow_stop: bool = False
+
+    params: Params
+
+    async def on_stop(self, event: Stopping) -> None:
+        if self.params.slow_stop:
+            await asyncio.sleep(8)
 
     async def on_start(self, event: Started) -> None:
         self.every(0.05, self.churn)
