@@ -102,3 +102,22 @@ def test_check_accepts_a_clean_history() -> None:
 def test_check_tells_regression_from_duplicate() -> None:
     _, problems = check([assigned("a", 5), assigned("a", 3), assigned("a", 5)])
     assert [(p.kind, p.nonce) for p in problems] == [("regression", 3), ("duplicate", 5)]
+
+
+def test_writers_sharing_a_file_never_tear_a_line(tmp_path: Path) -> None:
+    """Two histories (as two processes would) appending to one file, flushing at odd
+    moments and past the 64 KiB buffer: every line stays whole JSON."""
+    path = tmp_path / "h.jsonl"
+    first, second = NonceHistory(path), NonceHistory(path)
+    for n in range(3000):
+        writer = first if n % 3 else second
+        writer.assigned(
+            key_id="k" * 12, nonce=n, seq=n, endpoint="Balance" * (n % 7 + 1), queued_s=0.0
+        )
+        if n % 97 == 0:
+            writer.flush()
+    first.close()
+    second.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 3000
+    assert all(isinstance(json.loads(line), dict) for line in lines)

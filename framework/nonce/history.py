@@ -13,10 +13,13 @@ other outcome at warning), to a bounded in-memory ring that code can query with
 (``nonces.jsonl``, ``nonces.jsonl.1`` ... oldest last). Records hold the key id, a short
 hash, never a key or a secret.
 
-The file is written through a 64 KiB buffer that the lane flushes whenever its queue runs
-empty (and on close): an idle or lightly loaded bot has every record on disk at once, a busy
-one pays a write per buffer, not per record. A ``kill -9`` under load can lose the buffered
-tail of the history; it never loses a nonce floor, which lives in the store.
+Whole lines are buffered in memory (up to 64 KiB) and written with one ``write`` on an
+``O_APPEND`` descriptor when the lane's queue runs empty, when the buffer is full, and on
+close: an idle or lightly loaded bot has every record on disk at once, a busy one pays a
+write per buffer, not per record. One ``write`` is never split by a signal, so a ``kill -9``
+can lose the buffered tail of the history but never leaves half a line; several processes
+appending to one file cannot interleave inside a line. A nonce floor is never at risk: it
+lives in the store.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import orjson
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.log import enabled, get_logger
 
+_BUFFER = 64 * 1024
 Outcome = Literal["accepted", "rejected", "failed", "timed_out"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "failed", "timed_out")
 Record = dict[str, Any]
@@ -59,20 +63,22 @@ class NonceHistory:
         self._clock = clock
         self._pid = os.getpid()
         self._log = get_logger("framework.nonce.history")
-        self._file: Any = None
+        self._fd: int | None = None
         self._size = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
 
     def _open(self) -> None:
         assert self.path is not None
-        self._file = open(self.path, "ab", buffering=64 * 1024)  # noqa: SIM115
-        self._size = self._file.tell()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
 
     def _rotate(self) -> None:
-        assert self.path is not None
-        self._file.close()
+        assert self.path is not None and self._fd is not None
+        os.close(self._fd)
         for index in range(self._backups - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
             if older.exists():
@@ -85,12 +91,15 @@ class NonceHistory:
 
     def _emit(self, record: Record) -> None:
         self._ring.append(record)
-        if self._file is not None:
+        if self._fd is not None:
             line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-            self._file.write(line)
-            self._size += len(line)
-            if self._size >= self._max_bytes:
-                self._rotate()
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+            if (
+                self._pending_bytes >= _BUFFER
+                or self._size + self._pending_bytes >= self._max_bytes
+            ):
+                self.flush()
 
     def _stamp(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock.wall_ns() / 1e9, dt.UTC)
@@ -171,13 +180,23 @@ class NonceHistory:
         return records[-last:] if last > 0 else []
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        """Write the buffered lines (whole lines, one write), then rotate if due."""
+        if self._fd is None or not self._pending:
+            return
+        data = memoryview(b"".join(self._pending))
+        self._pending.clear()
+        self._pending_bytes = 0
+        while data:  # a regular file takes it all at once; loop only on a short write
+            data = data[os.write(self._fd, data) :]
+        self._size = os.fstat(self._fd).st_size
+        if self._size >= self._max_bytes:
+            self._rotate()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __repr__(self) -> str:
         return f"NonceHistory(path={str(self.path) if self.path else None!r})"
