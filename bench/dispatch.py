@@ -188,11 +188,18 @@ async def main(calls: int, rounds: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             store = SqliteStore(Path(tmp) / "nonces.sqlite")
             history = NonceHistory(Path(tmp) / "nonces.jsonl")
+            # the sandboxes enforce no rate limits, so the clients do not pace (tier=None)
             strict = KrakenClient(
-                strict_key, strict_secret, strict_url, store=store, history=history
+                strict_key, strict_secret, strict_url, store=store, history=history, tier=None
             )
             windowed = KrakenClient(
-                window_key, window_secret, window_url, store=store, history=history, max_in_flight=4
+                window_key,
+                window_secret,
+                window_url,
+                store=store,
+                history=history,
+                max_in_flight=4,
+                tier=None,
             )
             async with strict, windowed:
                 await baseline(base_url, base_key, base_secret, 200)  # warm-up

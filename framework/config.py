@@ -77,6 +77,9 @@ class ExchangeConfig(_Section):
     )
     base_url: str = Field("https://api.kraken.com", description="REST base URL (kraken)")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one call")
+    tier: Literal["starter", "intermediate", "pro", "none"] = Field(
+        "starter", description="Kraken verification tier whose rate limits the client keeps to"
+    )
     secrets_file: UserPath | None = Field(
         None, description="NAME=value file read after the environment and .env"
     )
@@ -121,6 +124,9 @@ class SandboxConfig(_Section):
     """The embedded sandbox exchange and its simulated market."""
 
     port: int = Field(0, ge=0, le=65535, description="0 picks a free loopback port")
+    tier: Literal["starter", "intermediate", "pro", "test", "none"] = Field(
+        "pro", description="rate limits the sandbox enforces (and the paper client keeps to)"
+    )
     nonce_window: int = Field(0, ge=0, description="tolerated nonce regression, in nonce units")
     repeat_in_window: bool = Field(
         False, description="accept an exact repeat inside the window (Kraken: undocumented)"

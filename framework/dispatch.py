@@ -63,6 +63,9 @@ class PrivateCall:
 #: What an exchange client gives the lane: sign ``call`` with ``nonce``, send it, parse the
 #: answer; return the result or raise a typed :class:`OrderlyError`.
 Wire = Callable[[PrivateCall, Nonce], Awaitable[Any]]
+#: Waits until ``call`` fits the exchange's rate limits (awaited in queue order, before the
+#: nonce is taken, so pacing never reorders nonces).
+Pace = Callable[[PrivateCall], Awaitable[None]]
 
 #: How each kind of error is recorded in the nonce history (first match along the MRO).
 _OUTCOME_OF: dict[type[BaseException], Outcome] = {
@@ -119,6 +122,7 @@ class Lane:
         breaker_cooldown: float = 60.0,
         clock: Clock = SYSTEM_CLOCK,
         exchange: str | None = None,
+        pace: Pace | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1; got {max_in_flight}")
@@ -126,6 +130,7 @@ class Lane:
         self.exchange = exchange
         self.max_in_flight = max_in_flight
         self._wire = wire
+        self._pace = pace
         self._source = source
         self._history = history
         self._retries = nonce_retries
@@ -243,6 +248,8 @@ class Lane:
                         if job.future.done():
                             self._slots.release()
                             continue
+                    if self._pace is not None:
+                        await self._pace(job.call)
                     try:  # the nonce is taken here, in queue order, before the call leaves
                         nonce, seq = await self._assign(job)
                     except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent

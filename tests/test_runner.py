@@ -46,6 +46,7 @@ log_file = "{tmp / "log.jsonl"}"
 store = "{tmp / "nonces.sqlite"}"
 history = "{tmp / "history.jsonl"}"
 [sandbox]
+tier = "none"
 seed = 3
 step_s = 0.05
 partial_fill_probability = 0.0

@@ -187,6 +187,13 @@ class MatchingEngine:
                     volume = half if half > 0 else volume
                 self._fill(order, volume, order.price, maker=True)
 
+    def order_age(self, ref: str) -> tuple[str, float | None] | None:
+        """(pair, seconds resting) of an order by txid or client order id."""
+        for order in self.orders.values():
+            if ref in (order.txid, order.cl_ord_id):
+                return order.pair, self.market.now() - order.opentm
+        return None
+
     # --- balances -------------------------------------------------------------------------
 
     def balances(self, key: str) -> dict[str, Decimal]:

@@ -23,6 +23,10 @@ PAPER_KEY = "orderly-paper-trading-key"
 PAPER_SECRET = base64.b64encode(hashlib.sha512(b"orderly paper trading").digest()).decode()
 
 
+def _tier(config: Config) -> str | None:
+    return None if config.sandbox.tier == "none" else config.sandbox.tier
+
+
 def sandbox_from(config: Config) -> Sandbox:
     """A Sandbox with the ``[sandbox]`` settings and the paper account."""
     cfg = config.sandbox
@@ -47,6 +51,7 @@ def sandbox_from(config: Config) -> Sandbox:
             volatility=cfg.volatility,
             spread_bps=cfg.spread_bps,
         ),
+        tier=_tier(config),
         delay_ms=cfg.delay_ms,
         seed=cfg.seed,
         port=cfg.port,
@@ -57,6 +62,8 @@ def sandbox_from(config: Config) -> Sandbox:
 async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
     async with (
         sandbox_from(config) as sandbox,
-        kraken_venue(config, PAPER_KEY, PAPER_SECRET, sandbox.base_url, "sandbox") as venue,
+        kraken_venue(
+            config, PAPER_KEY, PAPER_SECRET, sandbox.base_url, "sandbox", tier=_tier(config)
+        ) as venue,
     ):
         yield venue

@@ -27,10 +27,12 @@ from typing import Any
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.exchanges.kraken.limits import TIERS
 from framework.log import get_logger
 from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
 from framework.sandbox.market import ALIASES, INTERVALS, PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules
+from framework.sandbox.ratelimit import RateLimits
 from framework.secret import key_id
 
 log = get_logger("framework.sandbox")
@@ -73,6 +75,7 @@ class Sandbox:
         rules: AuthRules | None = None,
         order_rules: OrderRules | None = None,
         market: MarketRules | None = None,
+        tier: str | None = None,
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
         host: str = "127.0.0.1",
@@ -84,6 +87,7 @@ class Sandbox:
         self.gate = Gatekeeper(dict(accounts), rules or AuthRules(), clock)
         self.market = Market(market or MarketRules(), clock)
         self.engine = MatchingEngine(self.market, order_rules)
+        self.limits = RateLimits(TIERS[tier], clock) if tier is not None else None
         self.delay_ms = delay_ms
         self._random = random.Random(seed)
         self.host = host
@@ -143,6 +147,7 @@ class Sandbox:
                 "invalid_nonce": s.invalid_nonce,
                 "invalid_signature": s.invalid_signature,
                 "locked_out": s.locked_out,
+                "rate_limited": self.limits.refused.get(api_key, 0) if self.limits else 0,
                 "last_nonce": s.last,
             }
             for api_key, s in self.gate.keys.items()
@@ -172,6 +177,8 @@ class Sandbox:
             if handler is None:
                 raise KrakenFailure("EGeneral:Unknown method")
             api_key = request.headers["API-Key"]
+            if self.limits is not None:
+                self.limits.charge(api_key, method, body, self.engine.order_age)
             return _envelope(handler(api_key, body))
         except KrakenFailure as failure:
             return _envelope(error=failure.error)

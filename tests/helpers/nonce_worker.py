@@ -31,6 +31,7 @@ async def main(
         nonce_unit=unit,
         nonce_block=block,
         breaker_threshold=1_000,
+        tier=None,
     )
     async with client:
         done = 0

@@ -38,6 +38,7 @@ from framework.errors import (
 )
 from framework.events import Ticker
 from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
+from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.signer import sign
 from framework.log import get_logger, redact
 from framework.nonce.history import NonceHistory
@@ -110,6 +111,8 @@ class KrakenClient:
     ``nonce_block`` is how far ahead the floor is reserved (default: 10 s of the unit).
     ``max_in_flight=1`` is a strict lane; set it above 1 only if the key has a nonce window.
     ``close_grace`` bounds how long closing waits for calls still queued or in flight.
+    ``tier`` (``starter``, ``intermediate``, ``pro``; None = no pacing) sets the rate limits
+    the client keeps to (see :mod:`framework.exchanges.kraken.limits`).
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class KrakenClient:
         body_encoding: Literal["form", "json"] = "form",
         timeout: float = 10.0,
         close_grace: float | None = None,
+        tier: str | None = "starter",
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
@@ -154,6 +158,11 @@ class KrakenClient:
         self._body_encoding = body_encoding
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._close_grace = close_grace
+        if tier is not None and tier not in TIERS:
+            raise ConfigError(
+                f"unknown Kraken tier {tier!r}; one of {', '.join(TIERS)}", exchange=EXCHANGE
+            )
+        self.pacer = Pacer(TIERS[tier]) if tier is not None else None
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._lane: Lane | None = None
@@ -194,6 +203,7 @@ class KrakenClient:
             history=self._history,
             clock=self._clock,
             exchange=EXCHANGE,
+            pace=self._pace if self.pacer is not None else None,
             **self._lane_options,
         )
         self._lane.start()
@@ -241,6 +251,26 @@ class KrakenClient:
                 endpoint=endpoint,
             ) from None
 
+    async def _pace(self, call: PrivateCall) -> None:
+        assert self.pacer is not None
+        await self.pacer.pace(call.endpoint, call.params)
+
+    def _remember_orders(self, call: PrivateCall, result: Any) -> None:
+        """Note placement times, which decide what cancelling each order costs."""
+        if self.pacer is None or not isinstance(result, dict):
+            return
+        pair = str(call.params.get("pair", ""))
+        if call.endpoint == "AddOrder":
+            self.pacer.placed(
+                pair, *result.get("txid", ()), *filter(None, [call.params.get("cl_ord_id")])
+            )
+        elif call.endpoint == "AddOrderBatch":
+            for sent, answer in zip(
+                call.params.get("orders", ()), result.get("orders", ()), strict=False
+            ):
+                refs = [answer.get("txid"), sent.get("cl_ord_id")]
+                self.pacer.placed(pair, *filter(None, refs))
+
     def _encode(self, call: PrivateCall, nonce: Nonce) -> tuple[bytes, str]:
         params = call.params
         if self._body_encoding == "json" or _nested(params):
@@ -282,7 +312,9 @@ class KrakenClient:
                 key_id=self.key_id,
             ) from None
         try:
-            return self._parse(call.endpoint, status, payload)
+            result = self._parse(call.endpoint, status, payload)
+            self._remember_orders(call, result)
+            return result
         except TransientError as exc:
             if mutating and not isinstance(exc, RateLimited) and exc.code not in NOT_EXECUTED:
                 raise AmbiguousOutcome(

@@ -160,13 +160,19 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
     exchange = config.exchange
     api_key = config.secret("ORDERLY_KRAKEN_API_KEY")
     api_secret = config.secret("ORDERLY_KRAKEN_API_SECRET")
-    async with kraken_venue(config, api_key, api_secret, exchange.base_url) as venue:
+    tier = None if exchange.tier == "none" else exchange.tier
+    async with kraken_venue(config, api_key, api_secret, exchange.base_url, tier=tier) as venue:
         yield venue
 
 
 @contextlib.asynccontextmanager
 async def kraken_venue(
-    config: Config, api_key: Any, api_secret: Any, base_url: str, name: str = EXCHANGE
+    config: Config,
+    api_key: Any,
+    api_secret: Any,
+    base_url: str,
+    name: str = EXCHANGE,
+    tier: str | None = None,
 ) -> AsyncIterator[KrakenVenue]:
     """A KrakenVenue whose store, history and lane follow ``config``."""
     store = SqliteStore(config.state.store)
@@ -191,6 +197,7 @@ async def kraken_venue(
         breaker_cooldown=nonce.breaker_cooldown_s,
         timeout=config.exchange.timeout_s,
         close_grace=config.runner.drain_timeout_s,
+        tier=tier,
     )
     try:
         async with client:

@@ -1,0 +1,129 @@
+"""Kraken's private rate limits, as data, and the pacer that keeps a key under them.
+
+Two counters per key (protocols.md 1.6):
+
+- the **REST counter**: +1 per call, +2 for ledger and trade-history calls; the order calls
+  (AddOrder, CancelOrder and their batch/edit relatives) are exempt. It decays at the tier's
+  rate; above the tier's maximum Kraken answers ``EAPI:Rate limit exceeded``.
+- the **matching-engine counter**, per pair: +1 per order added; a cancel costs more the
+  younger the order (+8 under 5 s ... +1 under 300 s). Above the maximum:
+  ``EOrder:Rate limit exceeded``.
+
+Choices where Kraken is silent (kept in one place, here): AddOrderBatch costs +1 per order
+on the engine counter and nothing on the REST counter; CancelAll costs +1 on the REST
+counter; a cancel of an order whose age is unknown costs the most (+8). The ``test`` tier
+decays fast so that tests of the pacing run in seconds.
+
+:class:`Pacer` waits (aiolimiter: loop timers, never polling) until a call fits both
+counters, keeping ``margin`` points of headroom for the network's jitter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One verification tier's limits."""
+
+    rest_max: float
+    rest_decay: float  # points per second
+    engine_max: float
+    engine_decay: float
+
+
+TIERS: dict[str, Tier] = {
+    "starter": Tier(rest_max=15, rest_decay=0.33, engine_max=60, engine_decay=1.0),
+    "intermediate": Tier(rest_max=20, rest_decay=0.5, engine_max=125, engine_decay=2.34),
+    "pro": Tier(rest_max=20, rest_decay=1.0, engine_max=180, engine_decay=3.75),
+    "test": Tier(rest_max=20, rest_decay=200.0, engine_max=60, engine_decay=600.0),
+}
+
+#: Calls that weigh 2 on the REST counter.
+REST_DOUBLE = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"})
+#: Calls left out of the REST counter: the matching-engine counter governs them.
+ENGINE_CALLS = frozenset(
+    {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder", "AmendOrder"}
+)
+#: Extra engine cost of cancelling an order younger than each age (seconds).
+CANCEL_PENALTY: tuple[tuple[float, int], ...] = (
+    (5, 8),
+    (10, 6),
+    (15, 5),
+    (45, 4),
+    (90, 2),
+    (300, 1),
+)
+
+
+def rest_cost(endpoint: str) -> int:
+    if endpoint in ENGINE_CALLS:
+        return 0
+    return 2 if endpoint in REST_DOUBLE else 1
+
+
+def cancel_cost(age_s: float | None) -> int:
+    """Engine cost of cancelling an order that has rested ``age_s`` seconds."""
+    if age_s is None:
+        return CANCEL_PENALTY[0][1]
+    return next((cost for limit, cost in CANCEL_PENALTY if age_s < limit), 0)
+
+
+def engine_costs(
+    endpoint: str, params: Mapping[str, Any], age: Any = lambda ref: None
+) -> dict[str, int]:
+    """Engine points per pair for one call. ``age(ref)`` gives an order's age by txid or
+    client order id, if known."""
+    if endpoint == "AddOrder":
+        return {str(params.get("pair", "")): 1}
+    if endpoint == "AddOrderBatch":
+        return {str(params.get("pair", "")): len(params.get("orders", ()))}
+    if endpoint == "CancelOrder":
+        ref = params.get("cl_ord_id") or params.get("txid")
+        pair, placed = age(ref) or ("", None)
+        return {pair: cancel_cost(None if placed is None else time.monotonic() - placed)}
+    return {}
+
+
+class Pacer:
+    """Keeps one key under its tier's counters, in the order calls are paced."""
+
+    def __init__(self, tier: Tier, margin: float = 1.0) -> None:
+        self.tier = tier
+        self._rest = AsyncLimiter(
+            tier.rest_max - margin, (tier.rest_max - margin) / tier.rest_decay
+        )
+        self._engine: dict[str, AsyncLimiter] = {}
+        self._margin = margin
+        self._orders: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def _engine_for(self, pair: str) -> AsyncLimiter:
+        if pair not in self._engine:
+            size = self.tier.engine_max - self._margin
+            self._engine[pair] = AsyncLimiter(size, size / self.tier.engine_decay)
+        return self._engine[pair]
+
+    def placed(self, pair: str, *refs: str) -> None:
+        """Remember when an order was placed (by txid and client order id) for cancel costs."""
+        now = time.monotonic()
+        for ref in refs:
+            self._orders[ref] = (pair, now)
+            self._orders.move_to_end(ref)
+        while len(self._orders) > 10_000:
+            self._orders.popitem(last=False)
+
+    async def pace(self, endpoint: str, params: Mapping[str, Any]) -> None:
+        """Wait until the call fits both counters, then count it."""
+        cost = rest_cost(endpoint)
+        if cost:
+            await self._rest.acquire(cost)
+        for pair, points in engine_costs(endpoint, params, self._orders.get).items():
+            if points:
+                await self._engine_for(pair).acquire(points)

@@ -1,0 +1,68 @@
+"""The sandbox's rate limits: Kraken's REST and matching-engine counters per key, with the
+same numbers the client paces itself by (:mod:`framework.exchanges.kraken.limits`).
+
+A call that would take a counter over its tier's maximum is refused and not executed:
+``EAPI:Rate limit exceeded`` (REST) or ``EOrder:Rate limit exceeded`` (engine, per pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from framework.clock import Clock
+from framework.exchanges.kraken.limits import Tier, cancel_cost, engine_costs, rest_cost
+from framework.sandbox.auth import KrakenFailure
+
+
+@dataclass(slots=True)
+class Counter:
+    level: float = 0.0
+    at: float = 0.0
+
+    def charge(self, points: float, maximum: float, decay: float, now: float) -> bool:
+        self.level = max(0.0, self.level - (now - self.at) * decay)
+        self.at = now
+        if self.level + points > maximum:
+            return False
+        self.level += points
+        return True
+
+
+class RateLimits:
+    """Counters of every key of one sandbox."""
+
+    def __init__(self, tier: Tier, clock: Clock) -> None:
+        self.tier = tier
+        self.clock = clock
+        self._rest: dict[str, Counter] = {}
+        self._engine: dict[tuple[str, str], Counter] = {}
+        self.refused: dict[str, int] = {}
+
+    def charge(
+        self,
+        key: str,
+        endpoint: str,
+        body: dict[str, Any],
+        order_age: Callable[[str], tuple[str, float | None] | None],
+    ) -> None:
+        """Count one call or raise the error Kraken would send."""
+        now = self.clock.monotonic()
+        tier = self.tier
+        points = rest_cost(endpoint)
+        if points and not self._rest.setdefault(key, Counter(at=now)).charge(
+            points, tier.rest_max, tier.rest_decay, now
+        ):
+            self.refused[key] = self.refused.get(key, 0) + 1
+            raise KrakenFailure("EAPI:Rate limit exceeded")
+        costs = engine_costs(endpoint, body)
+        if endpoint == "CancelOrder":
+            ref = str(body.get("cl_ord_id") or body.get("txid") or "")
+            pair, age = order_age(ref) or ("", None)
+            costs = {pair: cancel_cost(age)}
+        for pair, cost in costs.items():
+            counter = self._engine.setdefault((key, pair), Counter(at=now))
+            if cost and not counter.charge(cost, tier.engine_max, tier.engine_decay, now):
+                self.refused[key] = self.refused.get(key, 0) + 1
+                raise KrakenFailure("EOrder:Rate limit exceeded")

@@ -1,0 +1,69 @@
+"""Rate limits as data: the client paces itself by the same counters the sandbox enforces."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from framework.errors import OrderlyError, RateLimited
+from framework.exchanges.kraken.limits import TIERS, cancel_cost, engine_costs, rest_cost
+from framework.sandbox import Sandbox
+from tests.helpers.kraken import client
+
+
+def test_costs_follow_the_documented_table() -> None:
+    assert rest_cost("Balance") == 1 and rest_cost("TradesHistory") == 2
+    assert rest_cost("AddOrder") == rest_cost("CancelOrder") == 0
+    assert [cancel_cost(a) for a in (0, 5, 10, 15, 45, 90, 300)] == [8, 6, 5, 4, 2, 1, 0]
+    assert cancel_cost(None) == 8
+    assert engine_costs("AddOrderBatch", {"pair": "XBTUSD", "orders": [{}] * 7}) == {"XBTUSD": 7}
+    assert TIERS["starter"].rest_max == 15 and TIERS["starter"].rest_decay == 0.33
+    assert TIERS["intermediate"].engine_max == 125 and TIERS["pro"].engine_decay == 3.75
+
+
+async def burst(tier: str | None, creds: tuple[str, str]) -> tuple[list[Any], dict[str, Any]]:
+    """500 private calls requested at once: reads, trade history, orders and cancels."""
+    key, secret = creds
+    async with Sandbox({key: secret}, tier="test") as sandbox:
+        async with client(
+            key, secret, sandbox.base_url, tier=tier, breaker_threshold=10_000
+        ) as kraken:
+
+            async def place_and_cancel(n: int) -> None:
+                placed = await kraken.add_order(
+                    pair="XBTUSD",
+                    side="buy",
+                    ordertype="limit",
+                    volume="0.001",
+                    price="1000",
+                    cl_ord_id=f"burst-{n}",
+                )
+                await kraken.cancel_order(txid=placed.txids[0])
+
+            calls: list[Any] = []
+            for n in range(125):
+                calls += [kraken.balance(), kraken.private("TradesHistory"), place_and_cancel(n)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        return results, sandbox.stats()[kraken.key_id]
+
+
+async def test_burst_of_500_calls_never_hits_the_limit(creds: tuple[str, str]) -> None:
+    results, stats = await burst("test", creds)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert stats["rate_limited"] == 0 and stats["invalid_nonce"] == 0
+    assert stats["accepted"] == 500  # 125 x (Balance, TradesHistory, AddOrder, CancelOrder)
+
+
+async def test_the_same_burst_without_pacing_is_refused(creds: tuple[str, str]) -> None:
+    results, stats = await burst(None, creds)
+    assert stats["rate_limited"] > 0
+    assert any(isinstance(r, RateLimited) for r in results)
+    assert all(isinstance(r, OrderlyError) for r in results if isinstance(r, BaseException))
+
+
+def test_unknown_tier_is_a_config_error(creds: tuple[str, str]) -> None:
+    with pytest.raises(OrderlyError, match="unknown Kraken tier"):
+        client(*creds, "http://127.0.0.1:1", tier="platinum")
