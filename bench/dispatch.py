@@ -84,6 +84,8 @@ def start_sandbox(window: int, key: str, secret: str) -> tuple[subprocess.Popen[
             "0",
             "--nonce-window",
             str(window),
+            "--tier",
+            "none",  # no rate limits: the bench measures the lane, not Kraken's counters
         ],
         stdout=subprocess.PIPE,
         text=True,

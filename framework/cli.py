@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--lockout-threshold", type=int, help="auth failures before lockout")
     sandbox.add_argument("--lockout-s", type=float, help="lockout length in seconds")
     sandbox.add_argument("--seed", type=int, help="seed for the random delay")
+    sandbox.add_argument(
+        "--tier",
+        choices=["starter", "intermediate", "pro", "test", "none"],
+        help="rate limits to enforce (default pro; none = off)",
+    )
 
     nonces = commands.add_parser("nonces", help="read the nonce history and store")
     actions = nonces.add_subparsers(dest="action", required=True)
@@ -178,6 +183,7 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
         "lockout_threshold": args.lockout_threshold,
         "lockout_s": args.lockout_s,
         "seed": args.seed,
+        "tier": args.tier,
     }
     sandbox_cfg = config.sandbox.model_copy(
         update={k: v for k, v in overrides.items() if v is not None}
