@@ -80,6 +80,9 @@ class ExchangeConfig(_Section):
     tier: Literal["starter", "intermediate", "pro", "none"] = Field(
         "starter", description="Kraken verification tier whose rate limits the client keeps to"
     )
+    order_deadline_s: float = Field(
+        5.0, ge=2, le=60, description="Kraken deadline on each order; bounds reconciliation"
+    )
     secrets_file: UserPath | None = Field(
         None, description="NAME=value file read after the environment and .env"
     )

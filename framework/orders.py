@@ -113,6 +113,7 @@ class TrackedOrder:
     cost: Decimal = Decimal(0)
     reason: str | None = None
     trade_ids: set[str] = field(default_factory=set)
+    created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
 
     def snapshot(self) -> OrderUpdate:

@@ -44,6 +44,9 @@ class Venue(Protocol):
     lane: Lane
     #: Most orders one batch call takes (Kraken AddOrderBatch: 15).
     max_batch: int
+    #: After this many seconds an order sent now can no longer reach the book (None: never
+    #: certain, so an order whose answer was lost is never sent again).
+    order_deadline_s: float | None
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
         """Send one order; return the exchange's order id or raise a typed error."""
@@ -52,6 +55,14 @@ class Venue(Protocol):
     async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         """Send 2..max_batch orders on one pair as one call (one nonce); one entry per order,
         in order: its exchange id, or the error that refused it."""
+        ...
+
+    async def find(self, cl_ord_id: str) -> VenueOrder | None:
+        """The order with this client order id, open or closed, or None if there is none."""
+        ...
+
+    def is_duplicate(self, exc: OrderlyError) -> bool:
+        """Whether ``exc`` says an order with this client order id already exists."""
         ...
 
     async def cancel(self, cl_ord_id: str) -> None: ...

@@ -16,10 +16,11 @@ pair validated as a whole, minimum order size and tick size.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -157,7 +158,9 @@ class MatchingEngine:
     def __init__(self, market: Market, rules: OrderRules | None = None) -> None:
         self.market = market
         self.rules = rules or OrderRules()
-        self.orders: dict[str, SimOrder] = {}
+        self.orders: dict[str, SimOrder] = {}  # every order ever placed, by txid
+        self.open: dict[str, SimOrder] = {}  # the open ones: what matching and checks walk
+        self._by_cl_ord_id: dict[tuple[str, str], list[SimOrder]] = {}
         self.trades: dict[str, dict[str, Any]] = {}
         self._trade_keys: dict[str, str] = {}
         self._balances: dict[str, dict[str, Decimal]] = {}
@@ -173,8 +176,8 @@ class MatchingEngine:
             self._match_resting()
 
     def _match_resting(self) -> None:
-        for order in list(self.orders.values()):
-            if order.status != "open" or order.price is None:
+        for order in list(self.open.values()):
+            if order.price is None:
                 continue
             bid, ask = self.market.quote(order.pair)
             if (order.side == "buy" and ask <= order.price) or (
@@ -189,10 +192,11 @@ class MatchingEngine:
 
     def order_age(self, ref: str) -> tuple[str, float | None] | None:
         """(pair, seconds resting) of an order by txid or client order id."""
-        for order in self.orders.values():
-            if ref in (order.txid, order.cl_ord_id):
-                return order.pair, self.market.now() - order.opentm
-        return None
+        order = self.orders.get(ref) or next(
+            (o for (_, cl), found in self._by_cl_ord_id.items() if cl == ref for o in found[-1:]),
+            None,
+        )
+        return (order.pair, self.market.now() - order.opentm) if order else None
 
     # --- balances -------------------------------------------------------------------------
 
@@ -203,8 +207,8 @@ class MatchingEngine:
 
     def _reserved(self, key: str, asset: str) -> Decimal:
         total = Decimal(0)
-        for order in self.orders.values():
-            if order.key != key or order.status != "open":
+        for order in self.open.values():
+            if order.key != key:
                 continue
             info = PAIRS[order.pair]
             if order.side == "buy" and asset == info.quote and order.price is not None:
@@ -262,7 +266,7 @@ class MatchingEngine:
         order.trades.append(trade_id)
         self.market.record_trade(order.pair, volume)
         if order.remaining <= 0:
-            order.status, order.closetm = "closed", now
+            self._close(order, "closed", None)
 
     # --- placing --------------------------------------------------------------------------
 
@@ -305,9 +309,12 @@ class MatchingEngine:
 
     def _duplicate(self, key: str, cl_ord_id: Any) -> bool:
         return cl_ord_id is not None and any(
-            o.key == key and o.status == "open" and o.cl_ord_id == str(cl_ord_id)
-            for o in self.orders.values()
+            o.status == "open" for o in self._by_cl_ord_id.get((key, str(cl_ord_id)), ())
         )
+
+    def _close(self, order: SimOrder, status: str, reason: str | None) -> None:
+        order.status, order.closetm, order.reason = status, self.market.now(), reason
+        self.open.pop(order.txid, None)
 
     def _place(self, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
         side, ordertype, volume, price = self._parse(order, pair)
@@ -334,15 +341,34 @@ class MatchingEngine:
             userref=int(order["userref"]) if order.get("userref") is not None else None,
             oflags=oflags,
         )
-        self.orders[sim.txid] = sim
+        self.orders[sim.txid] = self.open[sim.txid] = sim
+        if sim.cl_ord_id is not None:
+            self._by_cl_ord_id.setdefault((key, sim.cl_ord_id), []).append(sim)
         if crosses and "post" in oflags.split(","):
-            sim.status, sim.closetm, sim.reason = "canceled", sim.opentm, "Post only order"
+            self._close(sim, "canceled", "Post only order")
         elif crosses:
             self._fill(sim, volume, touch, maker=False)
         return sim
 
+    def _check_deadline(self, body: Mapping[str, Any]) -> None:
+        """Kraken's ``deadline`` (RFC 3339, at most 60 s ahead): an order reaching the engine
+        after it is refused, never placed."""
+        deadline = body.get("deadline")
+        if deadline is None:
+            return
+        try:
+            when = dt.datetime.fromisoformat(str(deadline).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise KrakenFailure("EGeneral:Invalid arguments:deadline") from None
+        now = self.market.now()
+        if when > now + 60:
+            raise KrakenFailure("EGeneral:Invalid arguments:deadline")
+        if when < now:
+            raise KrakenFailure("EService:Deadline elapsed")
+
     def add_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
+        self._check_deadline(body)
         pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
         if not pair:
             raise KrakenFailure("EGeneral:Invalid arguments:pair")
@@ -354,6 +380,7 @@ class MatchingEngine:
 
     def add_order_batch(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
+        self._check_deadline(body)
         pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
         orders = body.get("orders")
         if not pair or not isinstance(orders, list) or not 2 <= len(orders) <= 15:
@@ -382,8 +409,12 @@ class MatchingEngine:
 
     def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
         txid, cl_ord_id, userref = body.get("txid"), body.get("cl_ord_id"), body.get("userref")
+        if cl_ord_id is not None:
+            candidates: Iterable[SimOrder] = self._by_cl_ord_id.get((key, str(cl_ord_id)), ())
+        else:
+            candidates = (self.open if status == "open" else self.orders).values()
         found = []
-        for order in self.orders.values():
+        for order in candidates:
             if order.key != key or (status is not None and order.status != status):
                 continue
             if txid is not None and str(txid) not in (order.txid, str(order.userref)):
@@ -396,9 +427,8 @@ class MatchingEngine:
         return found
 
     def _cancel(self, orders: list[SimOrder]) -> int:
-        now = self.market.now()
         for order in orders:
-            order.status, order.closetm, order.reason = "canceled", now, "User requested"
+            self._close(order, "canceled", "User requested")
         return len(orders)
 
     def cancel_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from framework.clock import SYSTEM_CLOCK, Clock
 from framework.exchanges.kraken.limits import TIERS
 from framework.log import get_logger
 from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
+from framework.sandbox.faults import ERRORS as FAULT_ERRORS
+from framework.sandbox.faults import FaultInjector, FaultRules
 from framework.sandbox.market import ALIASES, INTERVALS, PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules
 from framework.sandbox.ratelimit import RateLimits
@@ -51,6 +53,13 @@ def _envelope(result: Any = None, error: str | None = None) -> web.Response:
     if error is not None:
         return web.json_response({"error": [error], "result": {}})
     return web.json_response({"error": [], "result": result})
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without an answer."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=500)
 
 
 def _pairs(request: web.Request, *, required: bool) -> list[str]:
@@ -76,6 +85,7 @@ class Sandbox:
         order_rules: OrderRules | None = None,
         market: MarketRules | None = None,
         tier: str | None = None,
+        faults: FaultRules | None = None,
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
         host: str = "127.0.0.1",
@@ -88,6 +98,7 @@ class Sandbox:
         self.market = Market(market or MarketRules(), clock)
         self.engine = MatchingEngine(self.market, order_rules)
         self.limits = RateLimits(TIERS[tier], clock) if tier is not None else None
+        self.faults = FaultInjector(faults or FaultRules())
         self.delay_ms = delay_ms
         self._random = random.Random(seed)
         self.host = host
@@ -179,7 +190,25 @@ class Sandbox:
             api_key = request.headers["API-Key"]
             if self.limits is not None:
                 self.limits.charge(api_key, method, body, self.engine.order_age)
-            return _envelope(handler(api_key, body))
+            fault = self.faults.pick(method)
+            if fault in FAULT_ERRORS:
+                raise KrakenFailure(FAULT_ERRORS[fault])
+            if fault == "http_502":
+                return web.Response(
+                    status=502,
+                    text="<html><body>502 Bad Gateway</body></html>",
+                    content_type="text/html",
+                )
+            if fault == "drop":
+                return _drop(request)
+            if fault == "late":
+                await asyncio.sleep(self.faults.rules.late_s)
+            result = handler(api_key, body)
+            if fault == "lost":
+                return _drop(request)
+            if fault == "slow":
+                await asyncio.sleep(self.faults.rules.slow_s)
+            return _envelope(result)
         except KrakenFailure as failure:
             return _envelope(error=failure.error)
 

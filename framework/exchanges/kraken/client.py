@@ -15,6 +15,7 @@ bytes sent.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -113,6 +114,10 @@ class KrakenClient:
     ``close_grace`` bounds how long closing waits for calls still queued or in flight.
     ``tier`` (``starter``, ``intermediate``, ``pro``; None = no pacing) sets the rate limits
     the client keeps to (see :mod:`framework.exchanges.kraken.limits`).
+    ``order_deadline_s`` (2..60, None = off) sets Kraken's ``deadline`` on every AddOrder and
+    AddOrderBatch when it is sent: the engine refuses the order after that moment, so once
+    it has passed, an order whose answer was lost and that cannot be found was never placed
+    and can be sent again.
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class KrakenClient:
         timeout: float = 10.0,
         close_grace: float | None = None,
         tier: str | None = "starter",
+        order_deadline_s: float | None = 5.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
@@ -163,6 +169,11 @@ class KrakenClient:
                 f"unknown Kraken tier {tier!r}; one of {', '.join(TIERS)}", exchange=EXCHANGE
             )
         self.pacer = Pacer(TIERS[tier]) if tier is not None else None
+        if order_deadline_s is not None and not 2 <= order_deadline_s <= 60:
+            raise ConfigError("order_deadline_s must be within Kraken's 2..60 s", exchange=EXCHANGE)
+        self.order_deadline_s = order_deadline_s
+        #: Exchange time minus local time (s), from the Time endpoint; deadlines use it.
+        self.clock_offset_s = 0.0
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._lane: Lane | None = None
@@ -281,9 +292,25 @@ class KrakenClient:
         pairs = [("nonce", str(nonce)), *((k, _form_value(v)) for k, v in params.items())]
         return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
 
+    def deadline(self) -> str:
+        """An RFC 3339 deadline ``order_deadline_s`` from now, in the exchange's time."""
+        assert self.order_deadline_s is not None
+        at = self._clock.wall_ns() / 1e9 + self.clock_offset_s + self.order_deadline_s
+        return (
+            dt.datetime.fromtimestamp(at, dt.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         """The lane's wire: encode, sign, post, parse. Raises typed errors only."""
         assert self._session is not None and isinstance(nonce, int)
+        if (
+            call.endpoint in ("AddOrder", "AddOrderBatch")
+            and self.order_deadline_s
+            and "deadline" not in call.params
+        ):
+            call = PrivateCall(call.endpoint, {**call.params, "deadline": self.deadline()})
         path = f"/0/private/{call.endpoint}"
         body, content_type = self._encode(call, nonce)
         headers = {

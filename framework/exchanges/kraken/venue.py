@@ -12,7 +12,7 @@ from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
 from framework.exchanges.kraken.client import KrakenClient
-from framework.exchanges.kraken.errors import EXCHANGE, translate
+from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.nonce import NonceHistory, SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.venue import PairAssets, VenueOrder
@@ -92,6 +92,21 @@ class KrakenVenue:
             else:
                 out.append(str(answer["txid"]))
         return out
+
+    @property
+    def order_deadline_s(self) -> float | None:
+        return self.client.order_deadline_s
+
+    async def find(self, cl_ord_id: str) -> VenueOrder | None:
+        """OpenOrders, then ClosedOrders, filtered by ``cl_ord_id`` (Kraken's own advice)."""
+        found = await self.client.open_orders(cl_ord_id=cl_ord_id)
+        if not found:
+            result = await self.client.private("ClosedOrders", {"cl_ord_id": cl_ord_id})
+            found = result.get("closed", {}) if isinstance(result, dict) else {}
+        return next((_venue_order(t, raw) for t, raw in found.items()), None)
+
+    def is_duplicate(self, exc: OrderlyError) -> bool:
+        return exc.code == DUPLICATE_CL_ORD_ID
 
     async def cancel(self, cl_ord_id: str) -> None:
         await self.client.cancel_order(cl_ord_id=cl_ord_id)
@@ -198,6 +213,7 @@ async def kraken_venue(
         timeout=config.exchange.timeout_s,
         close_grace=config.runner.drain_timeout_s,
         tier=tier,
+        order_deadline_s=config.exchange.order_deadline_s,
     )
     try:
         async with client:
