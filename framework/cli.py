@@ -91,6 +91,12 @@ def _config(path: Path | None) -> Config:
 
 
 def _format(record: dict[str, Any]) -> str:
+    if record.get("event") == "lane_paused":
+        return (
+            f"{record.get('ts')}  {record.get('key_id')}  lane paused after "
+            f"{record.get('refusals')} refusals ({record.get('code')}) for "
+            f"{record.get('cooldown_s')} s"
+        )
     if record.get("event") == "nonce_assigned":
         detail = f"queued {record.get('queued_ms')}ms"
     else:
@@ -145,9 +151,16 @@ def _show(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     path = _history_path(args)
-    count, problems = check(read_records(path))
+    pauses: list[dict[str, Any]] = []
+    count, problems = check(read_records(path), pauses)
     for problem in problems:
         print(problem)
+    for pause in pauses:
+        print(
+            f"note: key {pause.get('key_id')}: lane paused at {pause.get('ts')} after "
+            f"{pause.get('refusals')} refusals ({pause.get('code')}), "
+            f"{pause.get('cooldown_s')} s"
+        )
     print(
         f"checked {count} nonces in {path}: "
         + ("ok" if not problems else f"{len(problems)} problems")

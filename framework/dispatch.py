@@ -18,9 +18,11 @@ Ordering policy, set by ``max_in_flight`` and the nonce source:
 
 A batch (:meth:`Lane.submit_batch`) enters the queue as one block: no other call can get a
 nonce between its calls. A nonce refusal (:class:`NonceError` from the wire) is retried with
-a fresh nonce up to ``nonce_retries`` times; ``breaker_threshold`` refusals in a row pause
-the lane for ``breaker_cooldown`` seconds (exchanges lock a key after repeated invalid
-nonces), during which every call fails at once with :class:`LanePaused` and nothing is sent.
+a fresh nonce up to ``nonce_retries`` times. ``breaker_threshold`` auth refusals in a row
+(invalid nonce, key or signature), or one lockout answer, pause the lane for
+``breaker_cooldown`` seconds, so the exchange's own lockout (Kraken: after repeated failures,
+about 15 minutes) is never reached; while paused every call fails at once with
+:class:`LanePaused` and nothing is sent. Each pause is written to the nonce history.
 A caller cancelled while its call is still queued is dropped without sending; a call already
 sent runs to its end and is recorded.
 """
@@ -39,6 +41,7 @@ from framework.errors import (
     ExchangeError,
     LaneClosed,
     LanePaused,
+    LockedOut,
     NonceError,
     OrderlyError,
     OrderRejected,
@@ -206,7 +209,7 @@ class Lane:
         remaining = self._paused_until - self._clock.monotonic()
         if remaining > 0:
             raise LanePaused(
-                "lane paused after repeated nonce refusals", resume_in=remaining, **self._where()
+                "lane paused after repeated refusals", resume_in=remaining, **self._where()
             )
 
     async def submit(self, call: PrivateCall) -> Any:
@@ -237,7 +240,7 @@ class Lane:
                     if self._paused_until > self._clock.monotonic():
                         job.future.set_exception(
                             LanePaused(
-                                "lane paused after repeated nonce refusals",
+                                "lane paused after repeated refusals",
                                 resume_in=self._paused_until - self._clock.monotonic(),
                                 **self._where(),
                             )
@@ -329,9 +332,16 @@ class Lane:
                 except OrderlyError as exhausted:
                     _settle(job.future, exc=exhausted)
                     return
+            except AuthError as exc:  # invalid key or signature, or already locked out
+                self._record(job, nonce, seq, started, exc)
+                self._refusals_in_a_row += 1
+                if self._refusals_in_a_row >= self._threshold or isinstance(exc, LockedOut):
+                    self._trip(exc)
+                _settle(job.future, exc=exc)
+                return
             except OrderlyError as exc:
                 self._record(job, nonce, seq, started, exc)
-                if not isinstance(exc, AuthError | TransientError):
+                if not isinstance(exc, TransientError):
                     self._refusals_in_a_row = 0
                 _settle(job.future, exc=exc)
                 return
@@ -357,7 +367,8 @@ class Lane:
                 _settle(job.future, result=result)
                 return
 
-    def _trip(self, cause: NonceError) -> None:
+    def _trip(self, cause: NonceError | AuthError) -> None:
+        """Stop sending for the cool-down: the exchange locks keys after repeated failures."""
         self._paused_until = self._clock.monotonic() + self._cooldown
         self.stats.paused += 1
         log.error(
@@ -368,10 +379,16 @@ class Lane:
             cooldown_s=self._cooldown,
             code=cause.code,
         )
+        self._history.paused(
+            key_id=self.key_id,
+            code=cause.code,
+            refusals=self._refusals_in_a_row,
+            cooldown_s=self._cooldown,
+        )
         self._refusals_in_a_row = 0
         self._fail_queued(
             LanePaused(
-                "lane paused after repeated nonce refusals",
+                f"lane paused after repeated refusals ({cause.code})",
                 resume_in=self._cooldown,
                 **self._where(),
             )

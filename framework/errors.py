@@ -7,7 +7,7 @@
     ├── AuthError              stop the key until a human looks (bad key, signature, permission)
     │   └── LockedOut          the exchange locked the key for a while
     ├── NonceError             the exchange refused the nonce; nothing ran; retry with a fresh nonce
-    │   └── LanePaused         the lane's breaker tripped after repeated nonce refusals; wait
+    │   └── LanePaused         the lane's breaker tripped after repeated auth refusals; wait
     ├── NonceExhausted         the nonce would pass the exchange's maximum; never wraps
     ├── TransientError         nothing ran, or only a read ran; retry later
     │   └── RateLimited        back off until the limit decays
@@ -83,7 +83,7 @@ class NonceError(OrderlyError):
 
 
 class LanePaused(NonceError):
-    """The lane stopped sending after repeated nonce refusals, until ``resume_in`` seconds pass."""
+    """The lane stopped sending after repeated refusals, until ``resume_in`` seconds pass."""
 
     def __init__(self, message: str, *, resume_in: float, **where: str | None) -> None:
         super().__init__(message, **where)

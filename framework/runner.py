@@ -367,7 +367,7 @@ class Runner:
             f"{'final' if final else f'[{elapsed:6.0f}s]'}  {prices}  fills {tally.fills}  "
             f"pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {len(execution.book.open())}"
             f"  rejected {tally.rejected}  nonces sent {lane.sent} refused {lane.refused}"
-            f"  hook errors {guard.failures}  {guard.state.value}"
+            f"  paused {lane.paused}  hook errors {guard.failures}  {guard.state.value}"
         )
 
 

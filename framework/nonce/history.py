@@ -173,6 +173,21 @@ class NonceHistory:
             code=code,
         )
 
+    def paused(self, *, key_id: str, code: str | None, refusals: int, cooldown_s: float) -> None:
+        """The lane's breaker tripped: nothing is sent for ``cooldown_s``."""
+        self._emit(
+            {
+                "ts": self._stamp(),
+                "event": "lane_paused",
+                "key_id": key_id,
+                "code": code,
+                "refusals": refusals,
+                "cooldown_s": cooldown_s,
+                "pid": self._pid,
+            }
+        )
+        self.flush()
+
     def recent(self, key_id: str | None = None, last: int = 100) -> list[Record]:
         """The newest ``last`` records in the ring, oldest first, optionally for one key.
         ``ts`` is a timezone-aware datetime here and RFC 3339 text in the file."""
@@ -249,9 +264,13 @@ class Problem:
         return f"{self.kind}: key {self.key_id}: {self.detail}"
 
 
-def check(records: Iterable[Record | BadLine]) -> tuple[int, list[Problem]]:
+def check(
+    records: Iterable[Record | BadLine], pauses: list[Record] | None = None
+) -> tuple[int, list[Problem]]:
     """Verify that each key's assigned nonces strictly increase (integers) or never repeat
-    (strings). Returns the number of assignments checked and every problem found."""
+    (strings). Returns the number of assignments checked and every problem found; lane
+    pauses (not problems) are appended to ``pauses`` when it is given."""
+    pauses = pauses if pauses is not None else []
     last: dict[str, int] = {}
     seen: dict[str, set[int | str]] = {}
     problems: list[Problem] = []
@@ -261,6 +280,9 @@ def check(records: Iterable[Record | BadLine]) -> tuple[int, list[Problem]]:
             problems.append(
                 Problem("unreadable", "-", None, None, f"{record.file}:{record.line} is not JSON")
             )
+            continue
+        if record.get("event") == "lane_paused":
+            pauses.append(record)
             continue
         if record.get("event") != "nonce_assigned":
             continue
