@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from framework.errors import ConfigError
 from framework.paths import default_history_path, default_store_path, state_dir
@@ -121,6 +128,18 @@ class RunnerConfig(_Section):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     max_backoff_s: float = Field(30.0, gt=0, description="longest wait between failing polls")
+    dead_man_timeout_s: int = Field(
+        60, ge=0, lt=86400, description="exchange cancels all orders if not re-armed; 0 = off"
+    )
+    dead_man_refresh_s: float = Field(20.0, gt=0, description="re-arm period (Kraken: 15-30 s)")
+    clock_check_s: float = Field(300.0, gt=0, description="compare clocks with the exchange")
+    clock_skew_warn_s: float = Field(2.0, gt=0, description="warn past this clock difference")
+
+    @model_validator(mode="after")
+    def _refresh_below_timeout(self) -> RunnerConfig:
+        if self.dead_man_timeout_s and self.dead_man_refresh_s >= self.dead_man_timeout_s:
+            raise ValueError("dead_man_refresh_s must be below dead_man_timeout_s")
+        return self
 
 
 class SandboxConfig(_Section):

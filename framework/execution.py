@@ -194,13 +194,13 @@ class Execution:
             raise InvalidRequest(f"no order with client order id {cl_ord_id!r}")
         if not order.state.is_open:
             return False
-        lost = False
+        lost, error = False, ""
         for attempt in range(self.max_resends + 1):
             try:
                 await self.venue.cancel(cl_ord_id)
             except (AmbiguousOutcome, TransientError) as exc:  # cancelling again is harmless
                 log.warning("cancel_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
-                lost = lost or isinstance(exc, AmbiguousOutcome)
+                lost, error = lost or isinstance(exc, AmbiguousOutcome), str(exc)
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
                 continue
             except OrderRejected as exc:  # gone: filled, or cancelled by a lost attempt
@@ -208,7 +208,9 @@ class Execution:
                 return lost  # either way polling reports the final state
             self._update(order, OrderState.CANCELLED, "cancelled by the strategy")
             return True
-        raise TransientError(f"could not cancel order {cl_ord_id}", code=None)
+        raise TransientError(
+            f"could not cancel order {cl_ord_id} in {self.max_resends + 1} tries: {error}"
+        )
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""

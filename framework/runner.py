@@ -224,6 +224,7 @@ class Runner:
                 await venue.balances()  # is the key accepted?
             except AuthError as exc:
                 raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
+            await self._check_clock(venue)
             try:
                 return await self._trade(venue, strategy_cls, params)
             except asyncio.CancelledError:
@@ -275,7 +276,25 @@ class Runner:
                     name="orders",
                 ),
                 group.create_task(self._summary(venue, strategy, guard, execution), name="summary"),
+                group.create_task(
+                    self._repeat(
+                        "clock", config.runner.clock_check_s, lambda: self._check_clock(venue)
+                    ),
+                    name="clock",
+                ),
             ]
+            if config.runner.dead_man_timeout_s:
+                timeout = config.runner.dead_man_timeout_s
+                loops.append(
+                    group.create_task(
+                        self._repeat(
+                            "dead_man",
+                            config.runner.dead_man_refresh_s,
+                            lambda: venue.arm_dead_man(timeout),
+                        ),
+                        name="dead_man",
+                    )
+                )
 
             def start_timer(period: float, callback: Timer) -> None:
                 loops.append(group.create_task(self._timer(guard, period, callback)))
@@ -309,6 +328,23 @@ class Runner:
             except OrderlyError as exc:
                 log.error("cancel_on_stop_failed", error=str(exc))
                 self._say(f"could not cancel open orders: {exc}")
+        if self.config.runner.dead_man_timeout_s:
+            try:
+                await execution.venue.arm_dead_man(0)  # a clean stop: nothing left to guard
+            except OrderlyError as exc:
+                log.warning("dead_man_disarm_failed", error=str(exc))
+
+    async def _check_clock(self, venue: Venue) -> None:
+        """Compare the local clock with the exchange's; warn past ``clock_skew_warn_s``.
+        Nonces never go backwards whatever the clock does; order deadlines use the offset."""
+        offset = await venue.clock_offset()
+        if abs(offset) > self.config.runner.clock_skew_warn_s:
+            log.warning(
+                "clock_skew", offset_s=round(offset, 3), warn_s=self.config.runner.clock_skew_warn_s
+            )
+            self._say(f"warning: the local clock is {offset:+.1f} s off the exchange's")
+        else:
+            log.info("clock_checked", offset_s=round(offset, 3))
 
     async def _dispatch(self, guard: Guard, events: asyncio.Queue[object]) -> None:
         while (event := await events.get()) is not None:

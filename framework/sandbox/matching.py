@@ -165,6 +165,7 @@ class MatchingEngine:
         self._trade_keys: dict[str, str] = {}
         self._balances: dict[str, dict[str, Decimal]] = {}
         self._ids = itertools.count(1)
+        self._dead_man: dict[str, float] = {}  # key -> when all its orders get cancelled
         self._fills = random.Random(f"{market.rules.seed}:fills")
 
     # --- time -----------------------------------------------------------------------------
@@ -174,6 +175,11 @@ class MatchingEngine:
         for _ in range(min(self.market.due_steps(), 100_000)):
             self.market.advance_one()
             self._match_resting()
+        now = self.market.now()
+        for key, trigger in list(self._dead_man.items()):
+            if trigger <= now:  # the client stopped checking in: cancel everything it had
+                del self._dead_man[key]
+                self._cancel(self._select(key, {}, "open"))
 
     def _match_resting(self) -> None:
         for order in list(self.open.values()):
@@ -439,6 +445,27 @@ class MatchingEngine:
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         return {"count": self._cancel(hits), "pending": False}
+
+    def cancel_all_orders_after(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Kraken's dead-man switch: cancel all after ``timeout`` s unless called again."""
+        self.sync()
+        try:
+            timeout = int(str(body.get("timeout")))
+        except ValueError:
+            raise KrakenFailure("EGeneral:Invalid arguments:timeout") from None
+        if not 0 <= timeout < 86400:
+            raise KrakenFailure("EGeneral:Invalid arguments:timeout")
+        now = self.market.now()
+        if timeout == 0:
+            self._dead_man.pop(key, None)
+        else:
+            self._dead_man[key] = now + timeout
+
+        def rfc3339(at: float) -> str:
+            return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        trigger = self._dead_man.get(key)
+        return {"currentTime": rfc3339(now), "triggerTime": rfc3339(trigger) if trigger else "0"}
 
     def cancel_all(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()

@@ -111,6 +111,7 @@ class Sandbox:
             "AddOrderBatch": engine.add_order_batch,
             "CancelOrder": engine.cancel_order,
             "CancelAll": engine.cancel_all,
+            "CancelAllOrdersAfter": engine.cancel_all_orders_after,
             "QueryOrders": engine.query_orders,
             "OpenOrders": engine.open_orders,
             "ClosedOrders": engine.closed_orders,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -110,6 +111,19 @@ class KrakenVenue:
 
     async def cancel(self, cl_ord_id: str) -> None:
         await self.client.cancel_order(cl_ord_id=cl_ord_id)
+
+    async def arm_dead_man(self, timeout_s: int) -> None:
+        await self.client.private("CancelAllOrdersAfter", {"timeout": int(timeout_s)})
+
+    async def clock_offset(self) -> float:
+        """From the Time endpoint (whole seconds), against the middle of the round trip.
+        Offsets under a second are below what Kraken's Time can show and are not applied."""
+        before = time.time()
+        server = (await self.client.server_time()).unixtime
+        after = time.time()
+        offset = server + 0.5 - (before + after) / 2
+        self.client.clock_offset_s = offset if abs(offset) >= 1.0 else 0.0
+        return offset
 
     async def cancel_all(self) -> int:
         result = await self.client.private("CancelAll")
