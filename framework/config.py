@@ -142,6 +142,16 @@ class RunnerConfig(_Section):
         return self
 
 
+class FaultConfig(_Section):
+    """One kind of fault the sandbox injects."""
+
+    kind: Literal[
+        "unavailable", "busy", "internal_error", "http_502", "drop", "lost", "slow", "late"
+    ]
+    probability: float = Field(ge=0, le=1)
+    endpoints: tuple[str, ...] = Field((), description="private endpoints hit; empty = all")
+
+
 class SandboxConfig(_Section):
     """The embedded sandbox exchange and its simulated market."""
 
@@ -171,6 +181,10 @@ class SandboxConfig(_Section):
     partial_fill_probability: float = Field(
         0.3, ge=0, le=1, description="chance a resting order fills only half per step"
     )
+    faults: tuple[FaultConfig, ...] = Field((), description="faults to inject (see README)")
+    fault_seed: int = Field(0, description="seed of the fault draws")
+    slow_s: float = Field(15.0, gt=0, description="delay of a 'slow' answer")
+    late_s: float = Field(3.0, gt=0, description="delay before a 'late' call is executed")
     balances: dict[str, str] = Field(
         default_factory=lambda: {"ZUSD": "100000", "XXBT": "2", "XETH": "20"},
         description="starting balances of the paper account",

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from framework.config import Config
 from framework.exchanges.kraken.venue import KrakenVenue, kraken_venue
 from framework.sandbox.auth import AuthRules
+from framework.sandbox.faults import Fault, FaultRules
 from framework.sandbox.market import MarketRules
 from framework.sandbox.matching import OrderRules
 from framework.sandbox.server import Sandbox
@@ -52,6 +53,12 @@ def sandbox_from(config: Config) -> Sandbox:
             spread_bps=cfg.spread_bps,
         ),
         tier=_tier(config),
+        faults=FaultRules(
+            faults=tuple(Fault(f.kind, f.probability, f.endpoints) for f in cfg.faults),
+            seed=cfg.fault_seed,
+            slow_s=cfg.slow_s,
+            late_s=cfg.late_s,
+        ),
         delay_ms=cfg.delay_ms,
         seed=cfg.seed,
         port=cfg.port,
