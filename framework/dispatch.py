@@ -61,6 +61,9 @@ class PrivateCall:
 
     endpoint: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: Lane-clock time after which the call is refused instead of sent (an exchange with a
+    #: timestamp window would refuse it anyway; a stale intent is better not sent).
+    not_after: float | None = None
 
 
 #: What an exchange client gives the lane: sign ``call`` with ``nonce``, send it, parse the
@@ -244,6 +247,19 @@ class Lane:
                                 resume_in=self._paused_until - self._clock.monotonic(),
                                 **self._where(),
                             )
+                        )
+                        continue
+                    if (
+                        job.call.not_after is not None
+                        and self._clock.monotonic() > job.call.not_after
+                    ):
+                        _settle(
+                            job.future,
+                            exc=TransientError(
+                                "call waited past its time window and was not sent",
+                                endpoint=job.call.endpoint,
+                                **self._where(),
+                            ),
                         )
                         continue
                     if self.max_in_flight > 1:

@@ -1,0 +1,402 @@
+"""BitunixClient: Bitunix futures REST over one unordered lane per API key.
+
+    async with BitunixClient(api_key=..., api_secret=..., base_url=...) as bitunix:
+        placed = await bitunix.place_order(symbol="BTCUSDT", side="BUY", qty="0.01",
+                                           order_type="LIMIT", price="60000", client_id="g-1")
+
+Bitunix's nonce is a fresh random string, so calls need no order: the lane is *unordered*
+(:class:`~framework.nonce.source.RandomNonces`, 32 lowercase hex characters, up to
+``max_in_flight`` calls at once). What Bitunix does check is the ``timestamp`` header: it
+must be within ``window_s`` (60 s) of the server's clock. So the client
+
+- estimates the server's clock from the HTTP ``Date`` header (whole seconds; at open, with
+  one public call, and on every answer) and stamps requests in server time;
+- refuses locally a call that waited in the queue longer than the window (it would be
+  refused anyway, and a stale order is better not sent).
+
+Bodies are compact JSON, signed and sent byte for byte; GET parameters are signed as
+Bitunix's sorted ``key+value`` string. Answers are the ``{code, msg, data}`` envelope,
+translated by :mod:`framework.exchanges.bitunix.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import aiohttp
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.dispatch import Lane, PrivateCall
+from framework.errors import (
+    AmbiguousOutcome,
+    ConfigError,
+    ExchangeError,
+    InvalidRequest,
+    OrderlyError,
+    TransientError,
+)
+from framework.exchanges.bitunix.errors import EXCHANGE, translate
+from framework.exchanges.bitunix.signer import sign
+from framework.log import get_logger
+from framework.nonce.history import NonceHistory
+from framework.nonce.source import Nonce, RandomNonces
+from framework.secret import Secret, key_id
+
+log = get_logger("framework.exchanges.bitunix")
+
+DEFAULT_BASE_URL = "https://fapi.bitunix.com"
+TRADE = "/api/v1/futures/trade/"
+MARKET = "/api/v1/futures/market/"
+#: POST endpoints that change state: a lost answer is ambiguous, never blindly resent.
+MUTATING = frozenset(
+    {"place_order", "batch_order", "cancel_orders", "cancel_all_orders", "modify_order"}
+)
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+class BitunixClient:
+    """Bitunix futures REST client. Use as an async context manager."""
+
+    def __init__(
+        self,
+        api_key: str | Secret,
+        api_secret: str | Secret,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        history: NonceHistory | None = None,
+        max_in_flight: int = 16,
+        window_s: float = 60.0,
+        max_batch: int = 20,
+        timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        self._api_secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        if not self._api_key.reveal() or not self._api_secret.reveal():
+            raise ConfigError("Bitunix API key and secret must both be set", exchange=EXCHANGE)
+        if not 1 <= max_batch <= 20:
+            raise ConfigError("max_batch must be 1..20 (Bitunix batch_order)", exchange=EXCHANGE)
+        self.key_id = key_id(self._api_key)
+        self.base_url = base_url.rstrip("/")
+        self._history = history if history is not None else NonceHistory(None)
+        self._max_in_flight = max_in_flight
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+        #: Server clock minus local clock, in ms (from the HTTP Date header).
+        self.clock_offset_ms = 0.0
+        self._session: aiohttp.ClientSession | None = None
+        self._lane: Lane | None = None
+
+    def __repr__(self) -> str:
+        return f"BitunixClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> BitunixClient:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._lane = Lane(
+            key_id=self.key_id,
+            wire=self._send,
+            source=RandomNonces(self.key_id),
+            history=self._history,
+            max_in_flight=self._max_in_flight,
+            clock=self._clock,
+            exchange=EXCHANGE,
+        )
+        self._lane.start()
+        try:
+            await self.public("tickers", {"symbols": "BTCUSDT"})  # learn the server's clock
+        except OrderlyError as exc:
+            log.warning("bitunix_clock_unknown", error=str(exc))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lane is not None:
+            await self._lane.close()
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def lane(self) -> Lane:
+        if self._lane is None:
+            raise ConfigError("BitunixClient is not open: use `async with BitunixClient(...)`")
+        return self._lane
+
+    # --- the wire -------------------------------------------------------------------------
+
+    def _observe_clock(self, response: aiohttp.ClientResponse, sent_at: float) -> None:
+        date = response.headers.get("Date")
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date).timestamp() + 0.5  # whole seconds
+        except (TypeError, ValueError):
+            return
+        offset = (server - (sent_at + time.time()) / 2) * 1000
+        self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
+
+    def _timestamp(self) -> str:
+        return str(int(self._clock.wall_ns() / 1e6 + self.clock_offset_ms))
+
+    async def private(
+        self, method: Literal["GET", "POST"], endpoint: str, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Call a private endpoint (path relative to the API root) through the key's lane."""
+        call = PrivateCall(
+            f"{method} {endpoint}",
+            dict(params or {}),
+            not_after=self._clock.monotonic() + self.window_s,
+        )
+        return await self.lane.submit(call)
+
+    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
+        """The lane's wire: stamp, sign, send, parse. Raises typed errors only."""
+        assert self._session is not None and isinstance(nonce, str)
+        method, endpoint = call.endpoint.split(" ", 1)
+        timestamp = self._timestamp()
+        if method == "GET":
+            query, body = dict(call.params), ""
+            url = self.base_url + endpoint + (f"?{urlencode(query)}" if query else "")
+        else:
+            query, body = {}, _compact(call.params)
+            url = self.base_url + endpoint
+        headers = {
+            "api-key": self._api_key.reveal(),
+            "nonce": nonce,
+            "timestamp": timestamp,
+            "sign": sign(
+                nonce=nonce,
+                timestamp=timestamp,
+                api_key=self._api_key.reveal(),
+                query=query,
+                body=body,
+                secret=self._api_secret.reveal(),
+            ),
+            "Content-Type": "application/json",
+            "language": "en-US",
+        }
+        name = endpoint.rsplit("/", 1)[-1]
+        mutating = method == "POST" and name in MUTATING
+        sent_at = time.time()
+        try:
+            async with self._session.request(
+                method, url, data=body or None, headers=headers
+            ) as response:
+                self._observe_clock(response, sent_at)
+                status, payload = response.status, await response.read()
+        except aiohttp.ClientConnectorError:
+            raise TransientError(
+                "cannot reach Bitunix", exchange=EXCHANGE, endpoint=name, key_id=self.key_id
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            cls = AmbiguousOutcome if mutating else TransientError
+            raise cls(
+                f"Bitunix {name}: {type(exc).__name__}",
+                exchange=EXCHANGE,
+                endpoint=name,
+                key_id=self.key_id,
+            ) from None
+        try:
+            return self._parse(name, status, payload)
+        except TransientError as exc:
+            if mutating:
+                raise AmbiguousOutcome(
+                    f"Bitunix {name} may have run: {exc.message}",
+                    exchange=EXCHANGE,
+                    code=exc.code,
+                    endpoint=name,
+                    key_id=self.key_id,
+                ) from None
+            raise
+
+    def _parse(self, name: str, status: int, payload: bytes) -> Any:
+        try:
+            envelope = json.loads(payload)
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):
+            cls = TransientError if status >= 500 else ExchangeError
+            raise cls(
+                f"Bitunix {name} answered HTTP {status} without its envelope",
+                exchange=EXCHANGE,
+                code=f"HTTP {status}",
+                endpoint=name,
+                key_id=self.key_id,
+            )
+        if envelope["code"] != 0:
+            raise translate(
+                envelope["code"], str(envelope.get("msg", "")), endpoint=name, key_id=self.key_id
+            )
+        return envelope.get("data")
+
+    async def public(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET /api/v1/futures/market/<name>``; no signature, no lane."""
+        if self._session is None:
+            raise ConfigError("BitunixClient is not open: use `async with BitunixClient(...)`")
+        sent_at = time.time()
+        try:
+            async with self._session.get(
+                self.base_url + MARKET + name, params={k: str(v) for k, v in (params or {}).items()}
+            ) as response:
+                self._observe_clock(response, sent_at)
+                return self._parse(name, response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(
+                f"Bitunix {name} failed: {type(exc).__name__}", exchange=EXCHANGE, endpoint=name
+            ) from None
+
+    # --- typed calls ----------------------------------------------------------------------
+
+    async def place_order(
+        self,
+        *,
+        symbol: str,
+        side: Literal["BUY", "SELL"],
+        qty: Decimal | str,
+        order_type: Literal["LIMIT", "MARKET"],
+        price: Decimal | str | None = None,
+        client_id: str | None = None,
+        trade_side: str | None = None,
+        effect: str | None = None,
+        reduce_only: bool | None = None,
+    ) -> dict[str, Any]:
+        """One order; returns ``{"orderId": ..., "clientId": ...}``."""
+        order = _order(
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            order_type=order_type,
+            price=price,
+            client_id=client_id,
+            trade_side=trade_side,
+            effect=effect,
+            reduce_only=reduce_only,
+        )
+        result: dict[str, Any] = await self.private("POST", TRADE + "place_order", order)
+        return result
+
+    async def batch_order(
+        self, symbol: str, orders: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any] | OrderlyError]:
+        """Orders in Bitunix's fields (``side``, ``qty``, ``orderType``, ``price``,
+        ``clientId``, ...), split into calls of at most ``max_batch``. One entry per order,
+        in order: ``{"orderId", "clientId"}``, or the error that refused it. Every order needs
+        a ``clientId``: the answer maps results back by it."""
+        if any(not o.get("clientId") for o in orders):
+            raise InvalidRequest(
+                "every order of a batch needs a clientId", exchange=EXCHANGE, endpoint="batch_order"
+            )
+        out: list[dict[str, Any] | OrderlyError] = []
+        for start in range(0, len(orders), self.max_batch):
+            chunk = [dict(o) for o in orders[start : start + self.max_batch]]
+            data = await self.private(
+                "POST", TRADE + "batch_order", {"symbol": symbol, "orderList": chunk}
+            )
+            done = {s.get("clientId"): s for s in data.get("successList") or []}
+            failed = {f.get("clientId"): f for f in data.get("failureList") or []}
+            for order in chunk:
+                cid = order["clientId"]
+                if cid in done:
+                    out.append(
+                        {
+                            "orderId": done[cid].get("orderId") or done[cid].get("id"),
+                            "clientId": cid,
+                        }
+                    )
+                elif cid in failed:
+                    f = failed[cid]
+                    out.append(
+                        translate(
+                            int(f.get("errorCode", 0) or 0),
+                            str(f.get("errorMsg", "")),
+                            endpoint="batch_order",
+                            key_id=self.key_id,
+                        )
+                    )
+                else:
+                    out.append(
+                        ExchangeError(
+                            f"batch_order said nothing of clientId {cid}",
+                            exchange=EXCHANGE,
+                            endpoint="batch_order",
+                        )
+                    )
+        return out
+
+    async def cancel_orders(
+        self, symbol: str, *, order_ids: Sequence[str] = (), client_ids: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        orders = [{"orderId": i} for i in order_ids] + [{"clientId": c} for c in client_ids]
+        if not orders:
+            raise InvalidRequest("give order_ids or client_ids", endpoint="cancel_orders")
+        result: dict[str, Any] = await self.private(
+            "POST", TRADE + "cancel_orders", {"symbol": symbol, "orderList": orders}
+        )
+        return result
+
+    async def get_order_detail(
+        self, *, order_id: str | None = None, client_id: str | None = None
+    ) -> dict[str, Any]:
+        if (order_id is None) == (client_id is None):
+            raise InvalidRequest(
+                "give exactly one of order_id or client_id", endpoint="get_order_detail"
+            )
+        params = {"orderId": order_id} if order_id is not None else {"clientId": client_id}
+        result: dict[str, Any] = await self.private("GET", TRADE + "get_order_detail", params)
+        return result
+
+    async def get_pending_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        data = await self.private(
+            "GET", TRADE + "get_pending_orders", {"symbol": symbol} if symbol else {}
+        )
+        orders: list[dict[str, Any]] = (data or {}).get("orderList", [])
+        return orders
+
+    async def account(self, margin_coin: str = "USDT") -> dict[str, Any]:
+        result: dict[str, Any] = await self.private(
+            "GET", "/api/v1/futures/account", {"marginCoin": margin_coin}
+        )
+        return result
+
+    async def tickers(self, symbols: Sequence[str]) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.public("tickers", {"symbols": ",".join(symbols)})
+        return result
+
+
+def _order(
+    *,
+    symbol: str,
+    side: str,
+    qty: Decimal | str,
+    order_type: str,
+    price: Decimal | str | None,
+    client_id: str | None,
+    trade_side: str | None,
+    effect: str | None,
+    reduce_only: bool | None,
+) -> dict[str, Any]:
+    if side not in ("BUY", "SELL"):
+        raise InvalidRequest(f"side must be BUY or SELL; got {side!r}", endpoint="place_order")
+    if order_type == "LIMIT" and price is None:
+        raise InvalidRequest("a LIMIT order needs a price", endpoint="place_order")
+    fields = {
+        "symbol": symbol,
+        "side": side,
+        "qty": str(qty),
+        "orderType": order_type,
+        "price": None if price is None else str(price),
+        "clientId": client_id,
+        "tradeSide": trade_side,
+        "effect": effect,
+        "reduceOnly": reduce_only,
+    }
+    return {k: v for k, v in fields.items() if v is not None}

@@ -1,0 +1,272 @@
+"""A Bitunix futures conformance server, per protocols.md ("What a conformance mock server
+must enforce", Bitunix):
+
+- headers ``api-key``, ``nonce``, ``timestamp``, ``sign`` required; empty api-key → 10003;
+- ``sign`` recomputed as sha256hex(sha256hex(nonce + timestamp + apiKey + sortedKV(query) +
+  rawBody) + secret) over the raw body as received; mismatch (or unknown key) → 10007
+  "Sign signature error";
+- ``timestamp`` in ms within ``window_s`` (60 s) of the server's clock, else 10002 (no code
+  is documented for it: our choice); the ``Date`` header carries the server's clock;
+- nonce reuse per key inside the window → 10002 (a mock policy, not a documented rule;
+  ``reject_reused_nonce``);
+- envelope ``{"code", "msg", "data"}``, HTTP 200 for API errors;
+- place_order: ``symbol``, ``qty``, ``side``, ``orderType``, ``price`` for LIMIT; duplicate
+  ``clientId`` → 30042 "Client ID duplicate"; batch_order ≤ ``max_batch`` (20) with
+  ``successList`` / ``failureList``; cancel_orders and get_order_detail by ``orderId`` or
+  ``clientId`` (unknown → 20007).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from decimal import Decimal, InvalidOperation
+from email.utils import formatdate
+from typing import Any
+
+from aiohttp import web
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.exchanges.bitunix.signer import sign
+
+SYMBOLS = {"BTCUSDT": "60000.0", "ETHUSDT": "3000.00"}
+
+
+class Refused(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
+def envelope(data: Any = None, code: int = 0, msg: str = "Success") -> web.Response:
+    return web.json_response({"code": code, "msg": msg, "data": data})
+
+
+class BitunixServer:
+    def __init__(
+        self,
+        accounts: dict[str, str],
+        *,
+        window_s: float = 60.0,
+        reject_reused_nonce: bool = True,
+        max_batch: int = 20,
+        delay_ms: tuple[float, float] = (0.0, 0.0),
+        seed: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.accounts = accounts
+        self.window_s = window_s
+        self.reject_reused_nonce = reject_reused_nonce
+        self.max_batch = max_batch
+        self.delay_ms = delay_ms
+        self.clock = clock
+        self._random = random.Random(seed)
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.seen_nonces: dict[str, dict[str, float]] = {}
+        self.requests = 0
+        self.refused: dict[int, int] = {}
+        self._ids = itertools.count(1_000_000)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def __aenter__(self) -> BitunixServer:
+        app = web.Application()
+        trade = "/api/v1/futures/trade/"
+        for name in ("place_order", "batch_order", "cancel_orders"):
+            app.router.add_post(trade + name, self._private)
+        for name in ("get_order_detail", "get_pending_orders"):
+            app.router.add_get(trade + name, self._private)
+        app.router.add_get("/api/v1/futures/account", self._private)
+        app.router.add_get("/api/v1/futures/market/{name}", self._public)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _now(self) -> float:
+        return self.clock.wall_ns() / 1e9
+
+    def _dated(self, response: web.Response) -> web.Response:
+        response.headers["Date"] = formatdate(self._now(), usegmt=True)
+        return response
+
+    # --- authentication -------------------------------------------------------------------
+
+    def _authenticate(self, request: web.Request, raw: str) -> str:
+        headers = request.headers
+        api_key = headers.get("api-key", "")
+        if not api_key:
+            raise Refused(10003, "api-key can't be empty")
+        nonce, timestamp, given = (headers.get(h, "") for h in ("nonce", "timestamp", "sign"))
+        if not nonce or not timestamp or not given:
+            raise Refused(10002, "Parameter Error")
+        secret = self.accounts.get(api_key)
+        expected = sign(
+            nonce=nonce,
+            timestamp=timestamp,
+            api_key=api_key,
+            query=dict(request.query),
+            body=raw,
+            secret=secret or "",
+        )
+        if secret is None or expected != given:
+            raise Refused(10007, "Sign signature error")
+        try:
+            stamped = int(timestamp) / 1000
+        except ValueError:
+            raise Refused(10002, "Parameter Error") from None
+        now = self._now()
+        if abs(now - stamped) > self.window_s:
+            raise Refused(10002, "Parameter Error: timestamp outside the 60 s window")
+        seen = self.seen_nonces.setdefault(api_key, {})
+        if self.reject_reused_nonce:
+            for old in [n for n, at in seen.items() if at < now - self.window_s]:
+                del seen[old]
+            if nonce in seen:
+                raise Refused(10002, "Parameter Error: nonce already used")
+        seen[nonce] = now
+        return api_key
+
+    async def _private(self, request: web.Request) -> web.Response:
+        raw = (await request.read()).decode()
+        self.requests += 1
+        try:
+            key = self._authenticate(request, raw)
+            lo, hi = self.delay_ms
+            if hi > 0:
+                await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
+            body = json.loads(raw) if raw else {}
+            handler = getattr(self, "_" + request.path.rsplit("/", 1)[-1])
+            return self._dated(envelope(handler(key, body, dict(request.query))))
+        except Refused as refused:
+            self.refused[refused.code] = self.refused.get(refused.code, 0) + 1
+            return self._dated(envelope(None, refused.code, refused.msg))
+        except ValueError:
+            return self._dated(envelope(None, 10002, "Parameter Error"))
+
+    async def _public(self, request: web.Request) -> web.Response:
+        if request.match_info["name"] != "tickers":
+            return self._dated(envelope(None, 10002, "Parameter Error"))
+        wanted = request.query.get("symbols", ",".join(SYMBOLS)).split(",")
+        data = [
+            {"symbol": s, "lastPrice": SYMBOLS[s], "markPrice": SYMBOLS[s]}
+            for s in wanted
+            if s in SYMBOLS
+        ]
+        return self._dated(envelope(data))
+
+    # --- trading --------------------------------------------------------------------------
+
+    def _new_order(self, key: str, symbol: str, order: dict[str, Any]) -> dict[str, Any]:
+        if symbol not in SYMBOLS:
+            raise Refused(20001, "Market not exists")
+        for name in ("qty", "side", "orderType"):
+            if name not in order:
+                raise Refused(10002, f"Parameter Error: {name}")
+        if order["side"] not in ("BUY", "SELL") or order["orderType"] not in ("LIMIT", "MARKET"):
+            raise Refused(10002, "Parameter Error: side or orderType")
+        try:
+            if Decimal(str(order["qty"])) <= 0:
+                raise Refused(10002, "Parameter Error: qty")
+            if order["orderType"] == "LIMIT" and Decimal(str(order.get("price", "0"))) <= 0:
+                raise Refused(10002, "Parameter Error: price")
+        except InvalidOperation:
+            raise Refused(10002, "Parameter Error") from None
+        client_id = order.get("clientId")
+        if client_id and any(
+            o["key"] == key and o["clientId"] == client_id for o in self.orders.values()
+        ):
+            raise Refused(30042, "Client ID duplicate")
+        order_id = str(next(self._ids))
+        self.orders[order_id] = {
+            "key": key,
+            "orderId": order_id,
+            "clientId": client_id,
+            "symbol": symbol,
+            "status": "NEW",
+            **order,
+        }
+        return {"orderId": order_id, "clientId": client_id}
+
+    def _place_order(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        return self._new_order(key, str(body.get("symbol", "")), body)
+
+    def _batch_order(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        orders = body.get("orderList")
+        if not isinstance(orders, list) or not 1 <= len(orders) <= self.max_batch:
+            raise Refused(10002, f"Parameter Error: orderList holds 1..{self.max_batch}")
+        success, failure = [], []
+        for order in orders:
+            try:
+                success.append(self._new_order(key, str(body.get("symbol", "")), order))
+            except Refused as refused:
+                failure.append(
+                    {
+                        "clientId": order.get("clientId"),
+                        "errorMsg": refused.msg,
+                        "errorCode": refused.code,
+                    }
+                )
+        return {"successList": success, "failureList": failure}
+
+    def _find(self, key: str, ref: dict[str, Any]) -> dict[str, Any] | None:
+        return next(
+            (
+                o
+                for o in self.orders.values()
+                if o["key"] == key
+                and (
+                    (ref.get("orderId") and o["orderId"] == str(ref["orderId"]))
+                    or (ref.get("clientId") and o["clientId"] == ref["clientId"])
+                )
+            ),
+            None,
+        )
+
+    def _cancel_orders(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        success, failure = [], []
+        for ref in body.get("orderList") or []:
+            order = self._find(key, ref)
+            if order is None or order["status"] != "NEW":
+                failure.append(
+                    {**ref, "errorMsg": "Order not found, please try it later", "errorCode": 20007}
+                )
+            else:
+                order["status"] = "CANCELED"
+                success.append({"orderId": order["orderId"], "clientId": order["clientId"]})
+        return {"successList": success, "failureList": failure}
+
+    def _public_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in order.items() if k != "key"}
+
+    def _get_order_detail(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        order = self._find(key, query)
+        if order is None:
+            raise Refused(20007, "Order not found, please try it later")
+        return self._public_order(order)
+
+    def _get_pending_orders(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        pending = [
+            self._public_order(o)
+            for o in self.orders.values()
+            if o["key"] == key
+            and o["status"] == "NEW"
+            and query.get("symbol") in (None, o["symbol"])
+        ]
+        return {"orderList": pending, "total": len(pending)}
+
+    def _account(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        return {
+            "marginCoin": query.get("marginCoin", "USDT"),
+            "available": "10000",
+            "frozen": "0",
+            "margin": "0",
+            "crossUnrealizedPNL": "0",
+        }
