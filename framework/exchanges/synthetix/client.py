@@ -1,0 +1,239 @@
+"""SynthetixClient: Synthetix off-chain perps trade actions over one strict lane per signer.
+
+    async with SynthetixClient(private_key=..., sub_account_id=..., base_url=...) as snx:
+        await snx.place_orders([{"symbol": "BTC-USDT", "side": "buy", "orderType": "limitGtc",
+                                 "price": "50000.00", "quantity": "0.1"}])
+
+Nonces are strictly increasing integers (ms by default, at most 2**63 - 1), persisted like
+Kraken's, through a strict lane: the signed action carries the nonce, so it is signed when
+the call leaves the queue. On "Nonce already used" / "Invalid nonce" the client resyncs from
+``details.lastNonce`` when the server gives it (otherwise the next nonce is past the clock
+anyway) and the lane retries with a fresh nonce.
+
+``expiresAfter`` is part of the signed struct; the docs disagree on its unit, so it is
+configurable (``expires_unit`` "s" or "ms", default "s"); ``expires_after_s=None`` sends 0
+(no expiry). Requests use the current ``{"params": {...}, "nonce", "signature",
+"expiresAfter"}`` shape (``envelope="action"`` sends the older ``{"action": {...}}`` one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import aiohttp
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.dispatch import Lane, PrivateCall
+from framework.errors import (
+    AmbiguousOutcome,
+    ConfigError,
+    ExchangeError,
+    InvalidRequest,
+    TransientError,
+)
+from framework.exchanges.synthetix.errors import EXCHANGE, translate
+from framework.exchanges.synthetix.signer import PRIMARY, address_of, sign_action
+from framework.nonce.history import NonceHistory
+from framework.nonce.source import SYNTHETIX_MAX, IncreasingNonces, Nonce
+from framework.nonce.store import MemoryStore, NonceStore
+from framework.secret import Secret, key_id
+
+DEFAULT_BASE_URL = "https://papi.synthetix.io"
+ORDER_DEFAULTS: dict[str, Any] = {
+    "price": "",
+    "triggerPrice": "",
+    "reduceOnly": False,
+    "isTriggerMarket": False,
+    "clientOrderId": "",
+    "closePosition": False,
+}
+
+
+class SynthetixClient:
+    """Synthetix trade client for one signer and subaccount. Use as an async context manager."""
+
+    def __init__(
+        self,
+        private_key: str | Secret,
+        sub_account_id: int,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        store: NonceStore | None = None,
+        history: NonceHistory | None = None,
+        nonce_unit: str = "ms",
+        expires_after_s: float | None = None,
+        expires_unit: Literal["s", "ms"] = "s",
+        envelope: Literal["params", "action"] = "params",
+        timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._key = private_key if isinstance(private_key, Secret) else Secret(private_key)
+        try:
+            self.address = address_of(self._key.reveal())
+        except (ValueError, TypeError):
+            raise ConfigError(
+                "the Synthetix private key is not a valid hex key", exchange=EXCHANGE
+            ) from None
+        self.sub_account_id = int(sub_account_id)
+        self.key_id = key_id(f"{self.address}:{self.sub_account_id}")
+        self.base_url = base_url.rstrip("/")
+        self._store = store if store is not None else MemoryStore()
+        self._history = history if history is not None else NonceHistory(None)
+        self._nonce_unit = nonce_unit
+        self._expires_after_s = expires_after_s
+        self._expires_unit = expires_unit
+        self._envelope = envelope
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._source: IncreasingNonces | None = None
+        self._lane: Lane | None = None
+
+    def __repr__(self) -> str:
+        return f"SynthetixClient(key_id={self.key_id!r}, sub_account_id={self.sub_account_id})"
+
+    async def __aenter__(self) -> SynthetixClient:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._source = IncreasingNonces(
+            self._store,
+            self.key_id,
+            unit=self._nonce_unit,
+            clock=self._clock,
+            max_value=SYNTHETIX_MAX,
+        )
+        self._lane = Lane(
+            key_id=self.key_id,
+            wire=self._send,
+            source=self._source,
+            history=self._history,
+            clock=self._clock,
+            exchange=EXCHANGE,
+        )
+        self._lane.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lane is not None:
+            await self._lane.close()
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def lane(self) -> Lane:
+        if self._lane is None:
+            raise ConfigError("SynthetixClient is not open: use `async with SynthetixClient()`")
+        return self._lane
+
+    def _expires_after(self) -> int:
+        if self._expires_after_s is None:
+            return 0
+        at = self._clock.wall_ns() / 1e9 + self._expires_after_s
+        return int(at * 1000) if self._expires_unit == "ms" else int(at)
+
+    def _message(
+        self, action: str, params: Mapping[str, Any], nonce: int, expires_after: int
+    ) -> dict[str, Any]:
+        """The typed-data message: integers where JSON has strings."""
+        if action == "placeOrders":
+            return {
+                "subAccountId": self.sub_account_id,
+                "orders": [dict(o) for o in params["orders"]],
+                "grouping": params.get("grouping", "na"),
+                "nonce": nonce,
+                "expiresAfter": expires_after,
+            }
+        return {
+            "subAccountId": self.sub_account_id,
+            "orderIds": [int(i) for i in params["orderIds"]],
+            "nonce": nonce,
+            "expiresAfter": expires_after,
+        }
+
+    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
+        """The lane's wire: sign the action with its nonce, post, parse."""
+        assert self._session is not None and self._source is not None
+        assert isinstance(nonce, int)
+        action = call.endpoint
+        expires_after = self._expires_after()
+        signature = sign_action(
+            PRIMARY[action],
+            self._message(action, call.params, nonce, expires_after),
+            self._key.reveal(),
+        )
+        inner = {"action": action, "subAccountId": str(self.sub_account_id), **call.params}
+        if action == "cancelOrders":
+            inner["orderIds"] = [str(i) for i in call.params["orderIds"]]
+        body = {
+            self._envelope: inner,
+            "nonce": nonce,
+            "signature": signature,
+            "expiresAfter": expires_after,
+        }
+        if self._envelope == "params":
+            inner["source"] = "direct"
+        try:
+            async with self._session.post(
+                f"{self.base_url}/v1/trade",
+                data=json.dumps(body, separators=(",", ":")),
+                headers={"Content-Type": "application/json"},
+            ) as r:
+                status, payload = r.status, await r.read()
+        except aiohttp.ClientConnectorError:
+            raise TransientError(
+                "cannot reach Synthetix", exchange=EXCHANGE, endpoint=action, key_id=self.key_id
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AmbiguousOutcome(
+                f"Synthetix {action}: {type(exc).__name__}",
+                exchange=EXCHANGE,
+                endpoint=action,
+                key_id=self.key_id,
+            ) from None
+        return self._parse(action, status, payload)
+
+    def _parse(self, action: str, status: int, payload: bytes) -> Any:
+        try:
+            envelope = json.loads(payload)
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict) or envelope.get("status") not in ("ok", "error"):
+            cls = AmbiguousOutcome if status >= 500 else ExchangeError
+            raise cls(
+                f"Synthetix {action} answered HTTP {status} without its envelope",
+                exchange=EXCHANGE,
+                code=f"HTTP {status}",
+                endpoint=action,
+                key_id=self.key_id,
+            )
+        if envelope["status"] == "ok":
+            return envelope.get("response")
+        error = envelope.get("error") or {}
+        exc = translate(status, error, endpoint=action, key_id=self.key_id)
+        last = (error.get("details") or {}).get("lastNonce")
+        if isinstance(last, int) and self._source is not None:
+            self._source.raise_floor(last)  # resync: the lane's retry goes past it
+        if isinstance(exc, TransientError) and status >= 500:  # may have run
+            raise AmbiguousOutcome(
+                exc.message, exchange=EXCHANGE, code=exc.code, endpoint=action, key_id=self.key_id
+            ) from None
+        raise exc
+
+    async def place_orders(self, orders: Sequence[Mapping[str, Any]], grouping: str = "na") -> Any:
+        """Orders in Synthetix's fields; unset ones get the API's defaults."""
+        full = [{**ORDER_DEFAULTS, **o} for o in orders]
+        for order in full:
+            missing = [k for k in ("symbol", "side", "orderType", "quantity") if not order.get(k)]
+            if missing:
+                raise InvalidRequest(
+                    f"order misses {', '.join(missing)}", exchange=EXCHANGE, endpoint="placeOrders"
+                )
+        return await self.lane.submit(
+            PrivateCall("placeOrders", {"orders": full, "grouping": grouping})
+        )
+
+    async def cancel_orders(self, order_ids: Sequence[int | str]) -> Any:
+        return await self.lane.submit(
+            PrivateCall("cancelOrders", {"orderIds": [int(i) for i in order_ids]})
+        )

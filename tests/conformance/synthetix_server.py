@@ -1,0 +1,197 @@
+"""A Synthetix off-chain trade conformance server, per protocols.md ("What a conformance
+mock server must enforce", Synthetix):
+
+- JSON ``POST /v1/trade``; the ``{params: {action, ...}, nonce, signature, expiresAfter}``
+  shape and the older ``{action: {action, ...}, ...}`` one;
+- the EIP-712 typed data is rebuilt from the JSON (``subAccountId`` and ``orderIds`` are
+  strings there, uint256 in the hash), the signer recovered and compared with the
+  subaccount's owner: else 401 ``UNAUTHORIZED`` "Invalid signature";
+- nonce per signer and subaccount: a positive integer ≤ 2**63 - 1 above the last accepted
+  one, else 400 ``VALIDATION_ERROR`` "Nonce already used" with ``details {lastNonce,
+  attemptedNonce}``;
+- ``expiresAfter``: when non-zero and past, 400 ``VALIDATION_ERROR`` "Signature expired"; its
+  unit ("s" or "ms") is a setting, since the docs disagree;
+- ``orderIds`` together with ``clientOrderIds`` is refused; a duplicate ``clientOrderId`` of
+  the subaccount is refused (our choice of message: "Duplicate clientOrderId");
+- answers ``{"status": "ok", "response": ..., "request_id", "timestamp"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.exchanges.synthetix.signer import PRIMARY, recover
+
+MAX_NONCE = 2**63 - 1
+
+
+class Refused(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class SynthetixServer:
+    def __init__(
+        self,
+        owners: dict[int, str],
+        *,
+        expires_unit: str = "s",
+        delay_ms: tuple[float, float] = (0.0, 0.0),
+        seed: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.owners = {k: v.lower() for k, v in owners.items()}  # subaccount -> address
+        self.expires_unit = expires_unit
+        self.delay_ms = delay_ms
+        self.clock = clock
+        self._random = random.Random(seed)
+        self.last_nonce: dict[tuple[str, int], int] = {}
+        self.accepted: list[int] = []
+        self.refused: dict[str, int] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1948058938469519360)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def __aenter__(self) -> SynthetixServer:
+        app = web.Application()
+        app.router.add_post("/v1/trade", self._trade)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _answer(self, response: Any) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "response": response,
+                "request_id": uuid.uuid4().hex,
+                "timestamp": int(self.clock.wall_ns() / 1e6),
+            }
+        )
+
+    async def _trade(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            return self._answer(await self._handle(body))
+        except Refused as refused:
+            self.refused[refused.message] = self.refused.get(refused.message, 0) + 1
+            return web.json_response(
+                {
+                    "status": "error",
+                    "error": {
+                        "code": refused.code,
+                        "message": refused.message,
+                        "details": refused.details,
+                    },
+                    "request_id": uuid.uuid4().hex,
+                    "timestamp": int(self.clock.wall_ns() / 1e6),
+                },
+                status=refused.status,
+            )
+        except (ValueError, KeyError, TypeError):
+            return web.json_response(
+                {
+                    "status": "error",
+                    "error": {
+                        "code": "VALIDATION_ERROR",
+                        "message": "Malformed request",
+                        "details": {},
+                    },
+                },
+                status=400,
+            )
+
+    async def _handle(self, body: dict[str, Any]) -> Any:
+        inner = body.get("params") or body.get("action")
+        if not isinstance(inner, dict) or inner.get("action") not in PRIMARY:
+            raise Refused(400, "VALIDATION_ERROR", "Unknown action")
+        action = inner["action"]
+        sub_account = int(inner["subAccountId"])
+        nonce, expires_after = body["nonce"], int(body.get("expiresAfter", 0))
+        if action == "cancelOrders" and "orderIds" in inner and "clientOrderIds" in inner:
+            raise Refused(400, "VALIDATION_ERROR", "orderIds and clientOrderIds are exclusive")
+        if action == "placeOrders":
+            message = {
+                "subAccountId": sub_account,
+                "orders": inner["orders"],
+                "grouping": inner.get("grouping", "na"),
+                "nonce": nonce,
+                "expiresAfter": expires_after,
+            }
+        else:
+            message = {
+                "subAccountId": sub_account,
+                "orderIds": [int(i) for i in inner["orderIds"]],
+                "nonce": nonce,
+                "expiresAfter": expires_after,
+            }
+        try:
+            signer = recover(PRIMARY[action], message, body["signature"]).lower()
+        except Exception:  # any undecodable signature is just an invalid one
+            signer = ""
+        if signer != self.owners.get(sub_account):
+            raise Refused(401, "UNAUTHORIZED", "Invalid signature")
+        lo, hi = self.delay_ms
+        if hi > 0:
+            await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
+        self._check_nonce(signer, sub_account, nonce)
+        if expires_after:
+            now = self.clock.wall_ns() / (1e6 if self.expires_unit == "ms" else 1e9)
+            if expires_after < now:
+                raise Refused(400, "VALIDATION_ERROR", "Signature expired")
+        if action == "placeOrders":
+            return {"statuses": [self._place(sub_account, o) for o in inner["orders"]]}
+        return {"statuses": [self._cancel(sub_account, str(i)) for i in inner["orderIds"]]}
+
+    def _check_nonce(self, signer: str, sub_account: int, nonce: Any) -> None:
+        """Atomic within the event loop: accept and record, or refuse with details."""
+        last = self.last_nonce.get((signer, sub_account), 0)
+        if not isinstance(nonce, int) or not 0 < nonce <= MAX_NONCE or nonce <= last:
+            raise Refused(
+                400,
+                "VALIDATION_ERROR",
+                "Nonce already used",
+                {"lastNonce": last, "attemptedNonce": nonce},
+            )
+        self.last_nonce[(signer, sub_account)] = nonce
+        self.accepted.append(nonce)
+
+    def _place(self, sub_account: int, order: dict[str, Any]) -> dict[str, Any]:
+        cloid = order.get("clientOrderId") or ""
+        if cloid and any(
+            o["subAccountId"] == sub_account and o["clientOrderId"] == cloid
+            for o in self.orders.values()
+        ):
+            return {"error": "Duplicate clientOrderId", "clientOrderId": cloid}
+        order_id = str(next(self._ids))
+        self.orders[order_id] = {
+            "subAccountId": sub_account,
+            "orderId": order_id,
+            "status": "open",
+            **order,
+        }
+        return {"resting": {"orderId": order_id, "clientOrderId": cloid}}
+
+    def _cancel(self, sub_account: int, order_id: str) -> dict[str, Any]:
+        order = self.orders.get(order_id)
+        if order is None or order["subAccountId"] != sub_account or order["status"] != "open":
+            return {"error": "Order not found", "orderId": order_id}
+        order["status"] = "canceled"
+        return {"canceled": {"orderId": order_id}}
