@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from framework.errors import AuthError, InvalidRequest, TransientError
+from framework.errors import AuthError, InvalidRequest, OrderRejected, TransientError
 from framework.exchanges.synthetix import SynthetixClient, recover, sign_action
 from framework.exchanges.synthetix.signer import typed_data
 from tests.conformance.synthetix_server import SynthetixServer
@@ -160,11 +160,13 @@ async def test_place_and_cancel_round_trip() -> None:
                 }
             ]
         )
-        order_id = placed["statuses"][0]["resting"]["orderId"]
-        dup = await snx.place_orders([{**ORDER, "clientOrderId": "c-1"}])
-        assert dup["statuses"][0]["error"] == "Duplicate clientOrderId"
+        first = placed[0]
+        assert isinstance(first, dict)
+        order_id = first["resting"]["orderId"]
+        (dup,) = await snx.place_orders([{**ORDER, "clientOrderId": "c-1"}])
+        assert isinstance(dup, OrderRejected) and dup.code == "Duplicate clientOrderId"
         cancelled = await snx.cancel_orders([order_id])
-        assert cancelled["statuses"][0] == {"canceled": {"orderId": order_id}}
+        assert cancelled == [{"canceled": {"orderId": order_id}}]
         with pytest.raises(InvalidRequest, match="quantity"):
             await snx.place_orders([{"symbol": "BTC-USDT", "side": "buy", "orderType": "market"}])
 

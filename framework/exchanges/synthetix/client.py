@@ -31,6 +31,8 @@ from framework.errors import (
     ConfigError,
     ExchangeError,
     InvalidRequest,
+    OrderlyError,
+    OrderRejected,
     TransientError,
 )
 from framework.exchanges.synthetix.errors import EXCHANGE, translate
@@ -220,8 +222,27 @@ class SynthetixClient:
             ) from None
         raise exc
 
-    async def place_orders(self, orders: Sequence[Mapping[str, Any]], grouping: str = "na") -> Any:
-        """Orders in Synthetix's fields; unset ones get the API's defaults."""
+    def _per_order(self, action: str, response: Any) -> list[dict[str, Any] | OrderlyError]:
+        """One entry per order, in order: its status, or the OrderRejected that refused it."""
+        statuses = response.get("statuses", []) if isinstance(response, dict) else []
+        return [
+            OrderRejected(
+                f"Synthetix refused an order of {action}: {s['error']}",
+                exchange=EXCHANGE,
+                code=str(s["error"]),
+                endpoint=action,
+                key_id=self.key_id,
+            )
+            if isinstance(s, dict) and s.get("error")
+            else s
+            for s in statuses
+        ]
+
+    async def place_orders(
+        self, orders: Sequence[Mapping[str, Any]], grouping: str = "na"
+    ) -> list[dict[str, Any] | OrderlyError]:
+        """Orders in Synthetix's fields (unset ones get the API's defaults), as one signed
+        action; one result per order, in order."""
         full = [{**ORDER_DEFAULTS, **o} for o in orders]
         for order in full:
             missing = [k for k in ("symbol", "side", "orderType", "quantity") if not order.get(k)]
@@ -229,11 +250,16 @@ class SynthetixClient:
                 raise InvalidRequest(
                     f"order misses {', '.join(missing)}", exchange=EXCHANGE, endpoint="placeOrders"
                 )
-        return await self.lane.submit(
+        response = await self.lane.submit(
             PrivateCall("placeOrders", {"orders": full, "grouping": grouping})
         )
+        return self._per_order("placeOrders", response)
 
-    async def cancel_orders(self, order_ids: Sequence[int | str]) -> Any:
-        return await self.lane.submit(
+    async def cancel_orders(
+        self, order_ids: Sequence[int | str]
+    ) -> list[dict[str, Any] | OrderlyError]:
+        """One result per order id, in order."""
+        response = await self.lane.submit(
             PrivateCall("cancelOrders", {"orderIds": [int(i) for i in order_ids]})
         )
+        return self._per_order("cancelOrders", response)
