@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -133,6 +135,13 @@ async def baseline(base_url: str, key: str, secret: str, calls: int) -> list[flo
 
 
 async def through_lane(kraken: KrakenClient, producers: int, calls: int) -> list[float]:
+    return await concurrently(lambda: kraken.private("Balance"), producers, calls)
+
+
+async def concurrently(
+    call: Callable[[], Awaitable[Any]], producers: int, calls: int
+) -> list[float]:
+    """``producers`` coroutines making ``calls`` calls in all; each call's latency."""
     latencies: list[float] = []
     deadline = time.monotonic() + TIME_LIMIT_S
     each = max(1, calls // producers)
@@ -140,13 +149,125 @@ async def through_lane(kraken: KrakenClient, producers: int, calls: int) -> list
     async def producer() -> None:
         for _ in range(each):
             started = time.perf_counter()
-            await kraken.private("Balance")
+            await call()
             latencies.append(time.perf_counter() - started)
             if time.monotonic() > deadline:
                 return
 
     await asyncio.gather(*(producer() for _ in range(producers)))
     return latencies
+
+
+async def one_at_a_time(
+    send: Callable[[aiohttp.ClientSession], Awaitable[None]], calls: int
+) -> list[float]:
+    """The baseline method for every exchange: one correctly signed request at a time."""
+    latencies = []
+    deadline = time.monotonic() + TIME_LIMIT_S
+    async with aiohttp.ClientSession() as session:
+        for _ in range(calls):
+            started = time.perf_counter()
+            await send(session)
+            latencies.append(time.perf_counter() - started)
+            if time.monotonic() > deadline:
+                break
+    return latencies
+
+
+def start_conformance(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.conformance.serve", kind],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+        cwd=Path(__file__).parent.parent,
+    )
+    pin(process.pid, 1)
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+async def exchange_rows(calls: int, rounds: int) -> None:
+    """Bitunix and Synthetix against their conformance servers, by the same method: the
+    baseline is one correctly signed request at a time; the row is the framework's client
+    fed by 64 coroutines (Bitunix: unordered lane, 16 in flight; Synthetix: strict lane)."""
+    from framework.exchanges.bitunix import BitunixClient
+    from framework.exchanges.bitunix import sign as bitunix_sign
+    from framework.exchanges.synthetix import SynthetixClient, sign_action
+
+    key, secret = "bench-bitunix-key", "bench-bitunix-secret"
+    snx_key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+    sub = 1867542890123456789
+    bitunix_proc, bitunix_url = start_conformance(
+        "bitunix", {"ORDERLY_BENCH_KEY": key, "ORDERLY_BENCH_SECRET": secret}
+    )
+    snx_proc, snx_url = start_conformance(
+        "synthetix",
+        {
+            "ORDERLY_BENCH_SUBACCOUNTS": f"{sub},{sub + 1}",  # the baseline signs for sub + 1
+            "ORDERLY_BENCH_ADDRESS": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        },
+    )
+    last = [0]
+
+    async def bitunix_once(session: aiohttp.ClientSession) -> None:
+        nonce, stamp = secrets.token_hex(16), str(int(time.time() * 1000))
+        headers = {
+            "api-key": key,
+            "nonce": nonce,
+            "timestamp": stamp,
+            "sign": bitunix_sign(
+                nonce=nonce,
+                timestamp=stamp,
+                api_key=key,
+                query={"marginCoin": "USDT"},
+                body="",
+                secret=secret,
+            ),
+        }
+        async with session.get(
+            f"{bitunix_url}/api/v1/futures/account?marginCoin=USDT", headers=headers
+        ) as response:
+            if (await response.json())["code"] != 0:
+                raise SystemExit("bitunix baseline refused")
+
+    async def synthetix_once(session: aiohttp.ClientSession) -> None:
+        nonce = last[0] = max(int(time.time() * 1000), last[0] + 1)
+        message = {"subAccountId": sub, "orderIds": [1], "nonce": nonce, "expiresAfter": 0}
+        body = {
+            "params": {"action": "cancelOrders", "subAccountId": str(sub), "orderIds": ["1"]},
+            "nonce": nonce,
+            "expiresAfter": 0,
+            "signature": sign_action("CancelOrders", message, snx_key),
+        }
+        async with session.post(f"{snx_url}/v1/trade", json=body) as response:
+            if (await response.json())["status"] != "ok":
+                raise SystemExit("synthetix baseline refused")
+
+    ratios: dict[str, list[float]] = {"bitunix": [], "synthetix": []}
+    try:
+        async with (
+            BitunixClient(key, secret, bitunix_url) as bitunix,
+            SynthetixClient(snx_key, sub, snx_url) as snx,
+        ):
+            for _ in range(rounds):
+                for name, once, lane in (
+                    ("bitunix", bitunix_once, lambda: bitunix.account()),
+                    ("synthetix", synthetix_once, lambda: snx.cancel_orders([1])),
+                ):
+                    wall = time.perf_counter()
+                    base = len(await one_at_a_time(once, calls)) / (time.perf_counter() - wall)
+                    wall = time.perf_counter()
+                    done = len(await concurrently(lane, 64, calls))
+                    ratios[name].append(done / (time.perf_counter() - wall) / base)
+    finally:
+        for process in (bitunix_proc, snx_proc):
+            process.terminate()
+            process.wait(timeout=10)
+    print("\nper exchange: the client fed by 64 coroutines / one signed request at a time")
+    for name, values in ratios.items():
+        low, _, high = statistics.quantiles(values, n=4) if len(values) > 1 else (0, 0, 0)
+        print(f"{name:<10} {statistics.median(values):.2f}x  (IQR {low:.2f}-{high:.2f})")
 
 
 async def measure(row: Row, run: Callable[[], Awaitable[list[float]]]) -> None:
@@ -268,5 +389,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--no-exchanges", action="store_true", help="skip the Bitunix and Synthetix rows"
+    )
     options = parser.parse_args()
     uvloop.run(main(options.calls, options.rounds))
+    if not options.no_exchanges:
+        uvloop.run(exchange_rows(max(50, options.calls // 4), max(3, options.rounds // 3)))
