@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.dispatch import Lane, PrivateCall
+from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
     ConfigError,
@@ -41,6 +41,7 @@ from framework.errors import (
     OrderlyError,
     TransientError,
 )
+from framework.exchanges.base import LaneClient
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.signer import sign
 from framework.log import get_logger
@@ -63,8 +64,10 @@ def _compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
-class BitunixClient:
+class BitunixClient(LaneClient):
     """Bitunix futures REST client. Use as an async context manager."""
+
+    exchange = EXCHANGE
 
     def __init__(
         self,
@@ -95,24 +98,18 @@ class BitunixClient:
         self._clock = clock
         #: Server clock minus local clock, in ms (from the HTTP Date header).
         self.clock_offset_ms = 0.0
-        self._session: aiohttp.ClientSession | None = None
-        self._lane: Lane | None = None
 
     def __repr__(self) -> str:
         return f"BitunixClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
 
     async def __aenter__(self) -> BitunixClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
-        self._lane = Lane(
-            key_id=self.key_id,
-            wire=self._send,
+        self._start(
+            timeout=self._timeout,
             source=RandomNonces(self.key_id),
             history=self._history,
             max_in_flight=self._max_in_flight,
             clock=self._clock,
-            exchange=EXCHANGE,
         )
-        self._lane.start()
         try:
             await self.public("tickers", {"symbols": "BTCUSDT"})  # learn the server's clock
         except OrderlyError as exc:
@@ -120,16 +117,7 @@ class BitunixClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._lane is not None:
-            await self._lane.close()
-        if self._session is not None:
-            await self._session.close()
-
-    @property
-    def lane(self) -> Lane:
-        if self._lane is None:
-            raise ConfigError("BitunixClient is not open: use `async with BitunixClient(...)`")
-        return self._lane
+        await self._stop()
 
     # --- the wire -------------------------------------------------------------------------
 

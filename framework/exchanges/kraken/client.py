@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.dispatch import Lane, PrivateCall
+from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
     ConfigError,
@@ -38,6 +38,7 @@ from framework.errors import (
     TransientError,
 )
 from framework.events import Ticker
+from framework.exchanges.base import LaneClient
 from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
 from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.signer import sign
@@ -103,7 +104,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} to Kraken")
 
 
-class KrakenClient:
+class KrakenClient(LaneClient):
     """Kraken spot REST client. Use as an async context manager.
 
     ``store`` keeps the key's nonce floor (default: the SQLite store in the state directory);
@@ -119,6 +120,8 @@ class KrakenClient:
     it has passed, an order whose answer was lost and that cannot be found was never placed
     and can be sent again.
     """
+
+    exchange = EXCHANGE
 
     def __init__(
         self,
@@ -175,8 +178,6 @@ class KrakenClient:
         #: Exchange time minus local time (s), from the Time endpoint; deadlines use it.
         self.clock_offset_s = 0.0
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._lane: Lane | None = None
 
     def __repr__(self) -> str:
         return f"KrakenClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
@@ -204,37 +205,23 @@ class KrakenClient:
             block=self._nonce_block,
             force_unit=self._force_unit,
         )
-        self._session = aiohttp.ClientSession(
-            timeout=self._timeout, headers={"User-Agent": USER_AGENT}
-        )
-        self._lane = Lane(
-            key_id=self.key_id,
-            wire=self._send,
+        self._start(
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT},
             source=source,
             history=self._history,
             clock=self._clock,
-            exchange=EXCHANGE,
             pace=self._pace if self.pacer is not None else None,
             **self._lane_options,
         )
-        self._lane.start()
 
     async def close(self) -> None:
         """Drain the lane (at most ``close_grace`` s), persist the nonce floor, close HTTP."""
-        if self._lane is not None:
-            await self._lane.close(self._close_grace)
-        if self._session is not None:
-            await self._session.close()
+        await self._stop(self._close_grace)
         if self._owns_history and self._history is not None:
             self._history.close()
         if self._owns_store and isinstance(self._store, SqliteStore):
             self._store.close()
-
-    @property
-    def lane(self) -> Lane:
-        if self._lane is None:
-            raise ConfigError("KrakenClient is not open: use `async with KrakenClient(...)`")
-        return self._lane
 
     # --- raw calls ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import aiohttp
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.dispatch import Lane, PrivateCall
+from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
     ConfigError,
@@ -35,6 +35,7 @@ from framework.errors import (
     OrderRejected,
     TransientError,
 )
+from framework.exchanges.base import LaneClient
 from framework.exchanges.synthetix.errors import EXCHANGE, translate
 from framework.exchanges.synthetix.signer import PRIMARY, address_of, sign_action
 from framework.nonce.history import NonceHistory
@@ -53,8 +54,10 @@ ORDER_DEFAULTS: dict[str, Any] = {
 }
 
 
-class SynthetixClient:
+class SynthetixClient(LaneClient):
     """Synthetix trade client for one signer and subaccount. Use as an async context manager."""
+
+    exchange = EXCHANGE
 
     def __init__(
         self,
@@ -89,15 +92,12 @@ class SynthetixClient:
         self._envelope = envelope
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._source: IncreasingNonces | None = None
-        self._lane: Lane | None = None
 
     def __repr__(self) -> str:
         return f"SynthetixClient(key_id={self.key_id!r}, sub_account_id={self.sub_account_id})"
 
     async def __aenter__(self) -> SynthetixClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
         self._source = IncreasingNonces(
             self._store,
             self.key_id,
@@ -105,28 +105,13 @@ class SynthetixClient:
             clock=self._clock,
             max_value=SYNTHETIX_MAX,
         )
-        self._lane = Lane(
-            key_id=self.key_id,
-            wire=self._send,
-            source=self._source,
-            history=self._history,
-            clock=self._clock,
-            exchange=EXCHANGE,
+        self._start(
+            timeout=self._timeout, source=self._source, history=self._history, clock=self._clock
         )
-        self._lane.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._lane is not None:
-            await self._lane.close()
-        if self._session is not None:
-            await self._session.close()
-
-    @property
-    def lane(self) -> Lane:
-        if self._lane is None:
-            raise ConfigError("SynthetixClient is not open: use `async with SynthetixClient()`")
-        return self._lane
+        await self._stop()
 
     def _expires_after(self) -> int:
         if self._expires_after_s is None:
