@@ -209,11 +209,8 @@ class Lane:
             raise LaneClosed("lane is closed", **self._where())
         if self._worker is None:
             raise LaneClosed("lane was never started: use `async with lane`", **self._where())
-        remaining = self._paused_until - self._clock.monotonic()
-        if remaining > 0:
-            raise LanePaused(
-                "lane paused after repeated refusals", resume_in=remaining, **self._where()
-            )
+        if self._paused_until > self._clock.monotonic():
+            raise self._paused()
 
     async def submit(self, call: PrivateCall) -> Any:
         """Queue ``call``; return its parsed result or raise its typed error."""
@@ -238,37 +235,16 @@ class Lane:
         async with asyncio.TaskGroup() as in_flight:
             while (jobs := await self._next_jobs()) is not _STOP:
                 for job in jobs:
-                    if job.future.done():  # the caller gave up while queued: never sent
-                        continue
-                    if self._paused_until > self._clock.monotonic():
-                        job.future.set_exception(
-                            LanePaused(
-                                "lane paused after repeated refusals",
-                                resume_in=self._paused_until - self._clock.monotonic(),
-                                **self._where(),
-                            )
-                        )
-                        continue
-                    if (
-                        job.call.not_after is not None
-                        and self._clock.monotonic() > job.call.not_after
-                    ):
-                        _settle(
-                            job.future,
-                            exc=TransientError(
-                                "call waited past its time window and was not sent",
-                                endpoint=job.call.endpoint,
-                                **self._where(),
-                            ),
-                        )
+                    if not self._may_send(job):
                         continue
                     if self.max_in_flight > 1:
                         await self._slots.acquire()
-                        if job.future.done():
-                            self._slots.release()
-                            continue
                     if self._pace is not None:
                         await self._pace(job.call)
+                    if not self._may_send(job):  # things changed while it waited
+                        if self.max_in_flight > 1:
+                            self._slots.release()
+                        continue
                     try:  # the nonce is taken here, in queue order, before the call leaves
                         nonce, seq = await self._assign(job)
                     except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
@@ -280,6 +256,34 @@ class Lane:
                         await self._execute(job, nonce, seq)
                     else:
                         in_flight.create_task(self._execute_in_slot(job, nonce, seq))
+
+    def _paused(self) -> LanePaused:
+        return LanePaused(
+            "lane paused after repeated refusals",
+            resume_in=self._paused_until - self._clock.monotonic(),
+            **self._where(),
+        )
+
+    def _may_send(self, job: _Job) -> bool:
+        """Whether a queued call may still go; if not, its caller is answered (nothing of
+        it was sent): gave up, lane paused, or waited past its time window."""
+        if job.future.done():  # the caller gave up while queued
+            return False
+        now = self._clock.monotonic()
+        if self._paused_until > now:
+            _settle(job.future, exc=self._paused())
+            return False
+        if job.call.not_after is not None and now > job.call.not_after:
+            _settle(
+                job.future,
+                exc=TransientError(
+                    "call waited past its time window and was not sent",
+                    endpoint=job.call.endpoint,
+                    **self._where(),
+                ),
+            )
+            return False
+        return True
 
     async def _next_jobs(self) -> tuple[_Job, ...] | None:
         if self._queue.empty():  # about to wait: put the history on disk first
@@ -402,13 +406,7 @@ class Lane:
             cooldown_s=self._cooldown,
         )
         self._refusals_in_a_row = 0
-        self._fail_queued(
-            LanePaused(
-                f"lane paused after repeated refusals ({cause.code})",
-                resume_in=self._cooldown,
-                **self._where(),
-            )
-        )
+        self._fail_queued(self._paused())
 
     def _fail_queued(self, exc: OrderlyError) -> None:
         """Answer every queued call with ``exc``; none of them was sent."""

@@ -239,3 +239,21 @@ async def test_close_with_grace_fails_what_is_left() -> None:
 async def test_submit_before_start_is_a_clear_error() -> None:
     with pytest.raises(LaneClosed, match="never started"):
         await make_lane(Wire()).submit(PrivateCall("x"))
+
+
+async def test_caller_cancelled_while_its_call_is_paced_is_never_sent() -> None:
+    gate = asyncio.Event()
+
+    async def pace(call: PrivateCall) -> None:
+        if call.endpoint == "slow":
+            await gate.wait()  # as a rate limiter holding the call back
+
+    wire = Wire()
+    async with make_lane(wire, pace=pace) as lane:
+        held = asyncio.create_task(lane.submit(PrivateCall("slow")))
+        await asyncio.sleep(0.01)
+        held.cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        assert await lane.submit(PrivateCall("after")) is not None
+    assert [e for e, _ in wire.sent] == ["after"]
