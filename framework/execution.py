@@ -119,6 +119,12 @@ class Execution:
             else:
                 self._accepted(order, txid)
                 return
+        # every send's answer was lost and each time the order proved absent: not placed
+        self._update(
+            order,
+            OrderState.REJECTED,
+            f"not placed: {self.max_resends + 1} sends, every answer lost",
+        )
 
     async def _lookup(self, order: TrackedOrder) -> tuple[str, VenueOrder | None]:
         """("found", order) / ("absent", None) / ("unsure", None) if lookups keep failing."""

@@ -99,3 +99,24 @@ def test_fault_injection_is_seeded_and_validated() -> None:
     assert only.pick("Balance") is None and only.pick("AddOrder") == "drop"
     with pytest.raises(ValueError, match="unknown fault"):
         Fault("meteor", 0.1)
+
+
+async def test_an_order_whose_every_send_is_dropped_ends_rejected_not_unknown(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    config = Config.model_validate(
+        {
+            "exchange": {"timeout_s": 0.5, "order_deadline_s": 2, "tier": "none"},
+            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
+        }
+    )
+    rules = FaultRules(faults=(Fault("drop", 1.0, ("AddOrder",)),))  # never executed
+    sandbox = Sandbox(dict([creds]), faults=rules)
+    async with sandbox, kraken_venue(config, *creds, sandbox.base_url) as venue:
+        execution = Execution(venue, lambda event: None)
+        execution.max_resends = 1
+        update = await execution.place(
+            LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("0.001"), price=Decimal(1000))
+        )
+    assert update.state is OrderState.REJECTED and "every answer lost" in str(update.reason)
+    assert sandbox.engine.orders == {} and execution.resent == 1
