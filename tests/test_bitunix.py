@@ -200,3 +200,30 @@ async def test_refusals_are_typed_and_secrets_stay_out() -> None:
             await bitunix.account()
         texts = [str(refused.value), repr(refused.value), repr(bitunix), stream.getvalue()]
     assert all(KEY not in t and "wrong-secret-value" not in t for t in texts)
+
+
+@pytest.mark.parametrize("paced", [True, False])
+async def test_order_bursts_keep_to_the_documented_limits(paced: bool) -> None:
+    async with (
+        BitunixServer({KEY: SECRET}) as server,
+        BitunixClient(KEY, SECRET, server.base_url, paced=paced) as bitunix,
+    ):
+        results = await asyncio.gather(
+            *(
+                bitunix.place_order(
+                    symbol="BTCUSDT",
+                    side="BUY",
+                    qty="0.01",
+                    order_type="LIMIT",
+                    price="40000",
+                    client_id=f"r-{n}",
+                )
+                for n in range(25)
+            ),
+            return_exceptions=True,
+        )
+    refused = server.refused.get(10006, 0)
+    if paced:  # 25 orders at 10/s: paced, never refused
+        assert refused == 0 and all(isinstance(r, dict) for r in results)
+    else:  # the control: the same burst unpaced is refused
+        assert refused > 0

@@ -10,6 +10,7 @@ must enforce", Bitunix):
 - nonce reuse per key inside the window → 10002 (a mock policy, not a documented rule;
   ``reject_reused_nonce``);
 - envelope ``{"code", "msg", "data"}``, HTTP 200 for API errors;
+- place_order at most 10/s and batch_order 5/s per key (sliding window) → 10006;
 - place_order: ``symbol``, ``qty``, ``side``, ``orderType``, ``price`` for LIMIT; duplicate
   ``clientId`` → 30042 "Client ID duplicate"; batch_order ≤ ``max_batch`` (20) with
   ``successList`` / ``failureList``; cancel_orders and get_order_detail by ``orderId`` or
@@ -29,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.exchanges.bitunix.limits import LIMITS
 from framework.exchanges.bitunix.signer import sign
 
 SYMBOLS = {"BTCUSDT": "60000.0", "ETHUSDT": "3000.00"}
@@ -54,9 +56,12 @@ class BitunixServer:
         max_batch: int = 20,
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
+        enforce_limits: bool = True,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.accounts = accounts
+        self.limits = LIMITS if enforce_limits else {}
+        self._recent: dict[tuple[str, str], list[float]] = {}
         self.window_s = window_s
         self.reject_reused_nonce = reject_reused_nonce
         self.max_batch = max_batch
@@ -139,6 +144,7 @@ class BitunixServer:
         self.requests += 1
         try:
             key = self._authenticate(request, raw)
+            self._rate(key, request.path.rsplit("/", 1)[-1])
             lo, hi = self.delay_ms
             if hi > 0:
                 await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
@@ -150,6 +156,18 @@ class BitunixServer:
             return self._dated(envelope(None, refused.code, refused.msg))
         except ValueError:
             return self._dated(envelope(None, 10002, "Parameter Error"))
+
+    def _rate(self, key: str, name: str) -> None:
+        """The documented per-uid limits, counted over a sliding window: 10006 past them."""
+        if name not in self.limits:
+            return
+        rate, period = self.limits[name]
+        now = self.clock.monotonic()
+        recent = [t for t in self._recent.get((key, name), []) if t > now - period]
+        if len(recent) >= rate:
+            self._recent[(key, name)] = recent
+            raise Refused(10006, "Request too frequently")
+        self._recent[(key, name)] = [*recent, now]
 
     async def _public(self, request: web.Request) -> web.Response:
         if request.match_info["name"] != "tickers":

@@ -12,7 +12,9 @@ must be within ``window_s`` (60 s) of the server's clock. So the client
 - estimates the server's clock from the HTTP ``Date`` header (whole seconds; at open, with
   one public call, and on every answer) and stamps requests in server time;
 - refuses locally a call that waited in the queue longer than the window (it would be
-  refused anyway, and a stale order is better not sent).
+  refused anyway, and a stale order is better not sent);
+- paces place_order and batch_order to Bitunix's documented per-second limits
+  (:mod:`framework.exchanges.bitunix.limits`; ``paced=False`` turns it off).
 
 Bodies are compact JSON, signed and sent byte for byte; GET parameters are signed as
 Bitunix's sorted ``key+value`` string. Answers are the ``{code, msg, data}`` envelope,
@@ -43,6 +45,7 @@ from framework.errors import (
 )
 from framework.exchanges.base import LaneClient
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
+from framework.exchanges.bitunix.limits import Pacer
 from framework.exchanges.bitunix.signer import sign
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
@@ -79,6 +82,7 @@ class BitunixClient(LaneClient):
         max_in_flight: int = 16,
         window_s: float = 60.0,
         max_batch: int = 20,
+        paced: bool = True,
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -94,6 +98,7 @@ class BitunixClient(LaneClient):
         self._max_in_flight = max_in_flight
         self.window_s = window_s
         self.max_batch = max_batch
+        self.pacer = Pacer() if paced else None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
         #: Server clock minus local clock, in ms (from the HTTP Date header).
@@ -109,6 +114,7 @@ class BitunixClient(LaneClient):
             history=self._history,
             max_in_flight=self._max_in_flight,
             clock=self._clock,
+            pace=self._pace if self.pacer is not None else None,
         )
         try:
             await self.public("tickers", {"symbols": "BTCUSDT"})  # learn the server's clock
@@ -131,6 +137,10 @@ class BitunixClient(LaneClient):
             return
         offset = (server - (sent_at + time.time()) / 2) * 1000
         self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
+
+    async def _pace(self, call: PrivateCall) -> None:
+        assert self.pacer is not None
+        await self.pacer.pace(call.endpoint)
 
     def _timestamp(self) -> str:
         return str(int(self._clock.wall_ns() / 1e6 + self.clock_offset_ms))

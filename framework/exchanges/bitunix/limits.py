@@ -1,0 +1,38 @@
+"""Bitunix's documented rate limits, as data, and the pacer that keeps a key under them.
+
+From the place_order and batch_order pages (protocols.md 2.6): place_order 10 requests per
+second per uid, batch_order 5 per second (an older mirror said 1; the current page wins).
+Other endpoints have no documented limit here and are not paced. Over the limit Bitunix
+answers 10005 / 10006.
+
+Bitunix does not say whether "10 per second" is a bucket (a burst of 10, then 10/s) or a
+sliding window (never more than 10 in any second); a burst honouring the first breaks the
+second. So calls are spaced evenly at 90% of the rate, which satisfies both.
+"""
+
+from __future__ import annotations
+
+from aiolimiter import AsyncLimiter
+
+#: endpoint name -> (requests, per seconds)
+LIMITS: dict[str, tuple[float, float]] = {
+    "place_order": (10, 1.0),
+    "batch_order": (5, 1.0),
+}
+
+
+class Pacer:
+    """Waits (loop timers, no polling) until a call fits its endpoint's limit."""
+
+    def __init__(
+        self, limits: dict[str, tuple[float, float]] = LIMITS, headroom: float = 0.9
+    ) -> None:
+        self._limiters = {
+            name: AsyncLimiter(1, period / (rate * headroom))
+            for name, (rate, period) in limits.items()
+        }
+
+    async def pace(self, endpoint: str) -> None:
+        limiter = self._limiters.get(endpoint.rsplit("/", 1)[-1])
+        if limiter is not None:
+            await limiter.acquire()
