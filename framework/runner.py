@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from framework import log as logging_setup
 from framework.config import Config
 from framework.errors import AuthError, ConfigError, OrderlyError
-from framework.events import Fill, OrderUpdate, Started, Stopping, Ticker
+from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
 from framework.registry import venue_opener
@@ -151,7 +151,7 @@ class Tally:
             signed = event.volume if event.side == "buy" else -event.volume
             self.position[event.pair] = self.position.get(event.pair, Decimal(0)) + signed
             self.cash += -signed * event.price - event.fee
-        elif isinstance(event, OrderUpdate) and event.state.value == "rejected":
+        elif isinstance(event, OrderUpdate) and event.state is OrderState.REJECTED:
             self.rejected += 1
 
     def pnl(self, marks: dict[str, Ticker]) -> Decimal | None:

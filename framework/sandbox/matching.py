@@ -196,12 +196,12 @@ class MatchingEngine:
                     volume = half if half > 0 else volume
                 self._fill(order, volume, order.price, maker=True)
 
-    def order_age(self, ref: str) -> tuple[str, float | None] | None:
-        """(pair, seconds resting) of an order by txid or client order id."""
-        order = self.orders.get(ref) or next(
-            (o for (_, cl), found in self._by_cl_ord_id.items() if cl == ref for o in found[-1:]),
-            None,
-        )
+    def order_age(self, key: str, ref: str) -> tuple[str, float] | None:
+        """(pair, seconds resting) of one of ``key``'s orders by txid or client order id."""
+        order = self.orders.get(ref)
+        if order is None or order.key != key:
+            latest = self._by_cl_ord_id.get((key, ref))
+            order = latest[-1] if latest else None
         return (order.pair, self.market.now() - order.opentm) if order else None
 
     # --- balances -------------------------------------------------------------------------

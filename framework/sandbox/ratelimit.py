@@ -7,12 +7,11 @@ A call that would take a counter over its tier's maximum is refused and not exec
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from framework.clock import Clock
-from framework.exchanges.kraken.limits import Tier, cancel_cost, engine_costs, rest_cost
+from framework.exchanges.kraken.limits import Age, Tier, engine_costs, rest_cost
 from framework.sandbox.auth import KrakenFailure
 
 
@@ -45,7 +44,7 @@ class RateLimits:
         key: str,
         endpoint: str,
         body: dict[str, Any],
-        order_age: Callable[[str], tuple[str, float | None] | None],
+        order_age: Age,
     ) -> None:
         """Count one call or raise the error Kraken would send."""
         now = self.clock.monotonic()
@@ -56,12 +55,7 @@ class RateLimits:
         ):
             self.refused[key] = self.refused.get(key, 0) + 1
             raise KrakenFailure("EAPI:Rate limit exceeded")
-        costs = engine_costs(endpoint, body)
-        if endpoint == "CancelOrder":
-            ref = str(body.get("cl_ord_id") or body.get("txid") or "")
-            pair, age = order_age(ref) or ("", None)
-            costs = {pair: cancel_cost(age)}
-        for pair, cost in costs.items():
+        for pair, cost in engine_costs(endpoint, body, order_age).items():
             counter = self._engine.setdefault((key, pair), Counter(at=now))
             if cost and not counter.charge(cost, tier.engine_max, tier.engine_decay, now):
                 self.refused[key] = self.refused.get(key, 0) + 1

@@ -190,7 +190,9 @@ class Sandbox:
                 raise KrakenFailure("EGeneral:Unknown method")
             api_key = request.headers["API-Key"]
             if self.limits is not None:
-                self.limits.charge(api_key, method, body, self.engine.order_age)
+                self.limits.charge(
+                    api_key, method, body, lambda ref: self.engine.order_age(api_key, ref)
+                )
             fault = self.faults.pick(method)
             if fault in FAULT_ERRORS:
                 raise KrakenFailure(FAULT_ERRORS[fault])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,19 +76,21 @@ def cancel_cost(age_s: float | None) -> int:
     return next((cost for limit, cost in CANCEL_PENALTY if age_s < limit), 0)
 
 
+#: (pair, seconds resting) of an order by txid or client order id, or None if unknown.
+Age = Callable[[str], tuple[str, float] | None]
+
+
 def engine_costs(
-    endpoint: str, params: Mapping[str, Any], age: Any = lambda ref: None
+    endpoint: str, params: Mapping[str, Any], age: Age = lambda ref: None
 ) -> dict[str, int]:
-    """Engine points per pair for one call. ``age(ref)`` gives an order's age by txid or
-    client order id, if known."""
+    """Engine points per pair for one call; ``age`` tells how long a cancelled order rested."""
     if endpoint == "AddOrder":
         return {str(params.get("pair", "")): 1}
     if endpoint == "AddOrderBatch":
         return {str(params.get("pair", "")): len(params.get("orders", ()))}
     if endpoint == "CancelOrder":
-        ref = params.get("cl_ord_id") or params.get("txid")
-        pair, placed = age(ref) or ("", None)
-        return {pair: cancel_cost(None if placed is None else time.monotonic() - placed)}
+        pair, seconds = age(str(params.get("cl_ord_id") or params.get("txid") or "")) or ("", None)
+        return {pair: cancel_cost(seconds)}
     return {}
 
 
@@ -119,11 +121,15 @@ class Pacer:
         while len(self._orders) > 10_000:
             self._orders.popitem(last=False)
 
+    def _age(self, ref: str) -> tuple[str, float] | None:
+        known = self._orders.get(ref)
+        return (known[0], time.monotonic() - known[1]) if known else None
+
     async def pace(self, endpoint: str, params: Mapping[str, Any]) -> None:
         """Wait until the call fits both counters, then count it."""
         cost = rest_cost(endpoint)
         if cost:
             await self._rest.acquire(cost)
-        for pair, points in engine_costs(endpoint, params, self._orders.get).items():
+        for pair, points in engine_costs(endpoint, params, self._age).items():
             if points:
                 await self._engine_for(pair).acquire(points)
