@@ -42,13 +42,23 @@ class LaneClient:
         if self._session is not None:
             await self._session.close()
 
+    def _not_open(self) -> ConfigError:
+        return ConfigError(
+            f"{type(self).__name__} is not open: use `async with` on it", exchange=self.exchange
+        )
+
     @property
     def lane(self) -> Lane:
         if self._lane is None:
-            raise ConfigError(
-                f"{type(self).__name__} is not open: use `async with` on it", exchange=self.exchange
-            )
+            raise self._not_open()
         return self._lane
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The client's HTTP session (public calls use it directly, without the lane)."""
+        if self._session is None:
+            raise self._not_open()
+        return self._session
 
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         raise NotImplementedError

@@ -238,11 +238,9 @@ class BitunixClient(LaneClient):
 
     async def public(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /api/v1/futures/market/<name>``; no signature, no lane."""
-        if self._session is None:
-            raise ConfigError("BitunixClient is not open: use `async with BitunixClient(...)`")
         sent_at = time.time()
         try:
-            async with self._session.get(
+            async with self.http.get(
                 self.base_url + MARKET + name, params={k: str(v) for k, v in (params or {}).items()}
             ) as response:
                 self._observe_clock(response, sent_at)

@@ -235,12 +235,10 @@ class KrakenClient(LaneClient):
 
     async def public(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /0/public/<endpoint>``; no nonce, no lane."""
-        if self._session is None:
-            raise ConfigError("KrakenClient is not open: use `async with KrakenClient(...)`")
         url = f"{self.base_url}/0/public/{endpoint}"
         query = {k: _form_value(v) for k, v in (params or {}).items()}
         try:
-            async with self._session.get(url, params=query) as response:
+            async with self.http.get(url, params=query) as response:
                 return self._parse(endpoint, response.status, await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientError(
