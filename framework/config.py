@@ -79,10 +79,10 @@ class NonceConfig(_Section):
 class ExchangeConfig(_Section):
     """Which exchange the bot trades on."""
 
-    name: Literal["sandbox", "kraken"] = Field(
-        "sandbox", description="sandbox = the embedded paper exchange; kraken = the real one"
+    name: Literal["sandbox", "kraken", "bitunix", "synthetix"] = Field(
+        "sandbox", description="sandbox = the embedded paper exchange, or a real exchange"
     )
-    base_url: str = Field("https://api.kraken.com", description="REST base URL (kraken)")
+    base_url: str | None = Field(None, description="REST base URL; default: the exchange's")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one call")
     tier: Literal["starter", "intermediate", "pro", "none"] = Field(
         "starter", description="Kraken verification tier whose rate limits the client keeps to"
@@ -90,9 +90,25 @@ class ExchangeConfig(_Section):
     order_deadline_s: float = Field(
         5.0, ge=2, le=60, description="Kraken deadline on each order; bounds reconciliation"
     )
+    margin_coin: str = Field("USDT", min_length=1, description="Bitunix futures margin coin")
+    sub_account_id: int | None = Field(
+        None, ge=1, description="Synthetix subaccount the key trades (required for synthetix)"
+    )
+    expires_after_s: float | None = Field(
+        30.0, gt=0, description="Synthetix: a signed action expires this long after signing"
+    )
+    expires_unit: Literal["s", "ms"] = Field(
+        "s", description="Synthetix expiresAfter unit (the docs disagree; see README)"
+    )
     secrets_file: UserPath | None = Field(
         None, description="NAME=value file read after the environment and .env"
     )
+
+    @model_validator(mode="after")
+    def _synthetix_needs_a_subaccount(self) -> ExchangeConfig:
+        if self.name == "synthetix" and self.sub_account_id is None:
+            raise ValueError("sub_account_id is required for synthetix")
+        return self
 
 
 class StrategyConfig(_Section):

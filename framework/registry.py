@@ -20,6 +20,14 @@ VenueOpener = Callable[[Config], AbstractAsyncContextManager[Venue]]
 VENUES: dict[str, str] = {
     "sandbox": "framework.sandbox.paper:open_venue",
     "kraken": "framework.exchanges.kraken.venue:open_venue",
+    "bitunix": "framework.exchanges.bitunix.venue:open_venue",
+    "synthetix": "framework.exchanges.synthetix.venue:open_venue",
+}
+#: The secrets each exchange reads (environment, .env or ``[exchange].secrets_file``).
+SECRETS: dict[str, tuple[str, ...]] = {
+    "kraken": ("ORDERLY_KRAKEN_API_KEY", "ORDERLY_KRAKEN_API_SECRET"),
+    "bitunix": ("ORDERLY_BITUNIX_API_KEY", "ORDERLY_BITUNIX_API_SECRET"),
+    "synthetix": ("ORDERLY_SYNTHETIX_PRIVATE_KEY",),
 }
 
 

@@ -38,7 +38,7 @@ from framework.errors import AuthError, ConfigError, OrderlyError
 from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
-from framework.registry import venue_opener
+from framework.registry import SECRETS, venue_opener
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.venue import Venue
 
@@ -127,9 +127,8 @@ def check(config: Config) -> None:
     """Everything ``orderly run`` would verify before connecting."""
     load_strategy(config)
     venue_opener(config.exchange.name)
-    if config.exchange.name == "kraken":
-        config.secret("ORDERLY_KRAKEN_API_KEY")
-        config.secret("ORDERLY_KRAKEN_API_SECRET")
+    for name in SECRETS.get(config.exchange.name, ()):
+        config.secret(name)
 
 
 # --- the live summary -------------------------------------------------------------------

@@ -105,6 +105,9 @@ def test_shipped_configs_are_valid(
 ) -> None:
     monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", "not-a-real-key")
     monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", "bm90LWEtcmVhbC1zZWNyZXQ=")
+    monkeypatch.setenv("ORDERLY_BITUNIX_API_KEY", "not-a-real-key")
+    monkeypatch.setenv("ORDERLY_BITUNIX_API_SECRET", "not-a-real-secret")
+    monkeypatch.setenv("ORDERLY_SYNTHETIX_PRIVATE_KEY", "0x" + "11" * 32)
     configs = sorted(Path(__file__).parent.parent.glob("config/*.toml"))
     assert configs
     for path in configs:

@@ -22,6 +22,8 @@ class LaneClient:
     key_id: str
     _session: aiohttp.ClientSession | None = None
     _lane: Lane | None = None
+    #: Longest wait, when closing, for calls still queued or in flight (None: no limit).
+    close_grace: float | None = None
 
     def _start(
         self,
@@ -35,10 +37,11 @@ class LaneClient:
         self._lane = Lane(key_id=self.key_id, wire=self._send, exchange=self.exchange, **lane)
         self._lane.start()
 
-    async def _stop(self, grace: float | None = None) -> None:
-        """Drain the lane (at most ``grace`` s; it persists the nonce floor), close HTTP."""
+    async def _stop(self) -> None:
+        """Drain the lane (at most ``close_grace`` s; it persists the nonce floor), close
+        HTTP."""
         if self._lane is not None:
-            await self._lane.close(grace)
+            await self._lane.close(self.close_grace)
         if self._session is not None:
             await self._session.close()
 

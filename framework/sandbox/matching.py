@@ -517,9 +517,13 @@ class MatchingEngine:
             "count": len(closed),
         }
 
-    def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    def trades_of(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every trade of ``key``, oldest first, as ``(trade id, trade)``."""
         self.sync()
-        mine = [(tid, t) for tid, t in self.trades.items() if self._trade_keys[tid] == key]
+        return [(tid, t) for tid, t in self.trades.items() if self._trade_keys[tid] == key]
+
+    def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        mine = self.trades_of(key)
         start, end = body.get("start"), body.get("end")
         if start is not None:
             mine = [(i, t) for i, t in mine if t["time"] > float(start)]

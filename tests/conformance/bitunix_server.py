@@ -14,7 +14,12 @@ must enforce", Bitunix):
 - place_order: ``symbol``, ``qty``, ``side``, ``orderType``, ``price`` for LIMIT; duplicate
   ``clientId`` → 30042 "Client ID duplicate"; batch_order ≤ ``max_batch`` (20) with
   ``successList`` / ``failureList``; cancel_orders and get_order_detail by ``orderId`` or
-  ``clientId`` (unknown → 20007).
+  ``clientId`` (unknown → 20007); cancel_all_orders; get_pending_orders;
+  get_history_trades; account; public tickers, depth and trading_pairs.
+
+Orders are matched by the sandbox's engine (tests/conformance/engine.py), so they rest, fill
+and pay fees as on the paper exchange; a ``clientId`` is unique among all of a key's orders
+(whether Bitunix limits it to open orders is unconfirmed; the stricter rule is checked).
 """
 
 from __future__ import annotations
@@ -32,8 +37,18 @@ from aiohttp import web
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.exchanges.bitunix.limits import LIMITS
 from framework.exchanges.bitunix.signer import sign
+from framework.sandbox.auth import KrakenFailure
+from tests.conformance.engine import Engine
 
-SYMBOLS = {"BTCUSDT": "60000.0", "ETHUSDT": "3000.00"}
+SYMBOLS = {"BTCUSDT": "XBTUSD", "ETHUSDT": "ETHUSD"}  # -> the sandbox engine's pairs
+#: The engine's reasons, as Bitunix codes (our choice where Bitunix documents none).
+ENGINE_ERRORS = {
+    "EOrder:Insufficient funds": (20003, "Insufficient balance"),
+    "EQuery:Unknown asset pair": (20001, "Market not exists"),
+    "EOrder:Order minimum not met": (10008, "qty does not comply with the rule"),
+    "EOrder:Tick size check failed": (10008, "price does not comply with the rule"),
+    "EGeneral:Invalid arguments:volume": (10008, "qty does not comply with the rule"),
+}
 
 
 class Refused(Exception):
@@ -68,7 +83,10 @@ class BitunixServer:
         self.delay_ms = delay_ms
         self.clock = clock
         self._random = random.Random(seed)
+        self.engine = Engine(SYMBOLS, clock, seed)
         self.orders: dict[str, dict[str, Any]] = {}
+        self.by_txid: dict[str, str] = {}  # engine txid -> orderId
+        self.by_client_id: dict[tuple[str, str], str] = {}  # (key, clientId) -> orderId
         self.seen_nonces: dict[str, dict[str, float]] = {}
         self.requests = 0
         self.refused: dict[int, int] = {}
@@ -79,9 +97,9 @@ class BitunixServer:
     async def __aenter__(self) -> BitunixServer:
         app = web.Application()
         trade = "/api/v1/futures/trade/"
-        for name in ("place_order", "batch_order", "cancel_orders"):
+        for name in ("place_order", "batch_order", "cancel_orders", "cancel_all_orders"):
             app.router.add_post(trade + name, self._private)
-        for name in ("get_order_detail", "get_pending_orders"):
+        for name in ("get_order_detail", "get_pending_orders", "get_history_trades"):
             app.router.add_get(trade + name, self._private)
         app.router.add_get("/api/v1/futures/account", self._private)
         app.router.add_get("/api/v1/futures/market/{name}", self._public)
@@ -170,14 +188,28 @@ class BitunixServer:
         self._recent[(key, name)] = [*recent, now]
 
     async def _public(self, request: web.Request) -> web.Response:
-        if request.match_info["name"] != "tickers":
+        name, query = request.match_info["name"], request.query
+        if name == "tickers":
+            wanted = query.get("symbols", ",".join(SYMBOLS)).split(",")
+            data: Any = []
+            for symbol in (s for s in wanted if s in SYMBOLS):
+                bid, ask, last = self.engine.quote(symbol)
+                data.append({"symbol": symbol, "lastPrice": str(last), "markPrice": str(last)})
+        elif name == "depth" and query.get("symbol") in SYMBOLS:
+            bid, ask, _ = self.engine.quote(query["symbol"])
+            data = {"bids": [[str(bid), "5"]], "asks": [[str(ask), "5"]]}
+        elif name == "trading_pairs":
+            data = [
+                {
+                    "symbol": s,
+                    "base": s.removesuffix("USDT"),
+                    "quote": "USDT",
+                    "minTradeVolume": "0.0001",
+                }
+                for s in SYMBOLS
+            ]
+        else:
             return self._dated(envelope(None, 10002, "Parameter Error"))
-        wanted = request.query.get("symbols", ",".join(SYMBOLS)).split(",")
-        data = [
-            {"symbol": s, "lastPrice": SYMBOLS[s], "markPrice": SYMBOLS[s]}
-            for s in wanted
-            if s in SYMBOLS
-        ]
         return self._dated(envelope(data))
 
     # --- trading --------------------------------------------------------------------------
@@ -198,19 +230,31 @@ class BitunixServer:
         except InvalidOperation:
             raise Refused(10002, "Parameter Error") from None
         client_id = order.get("clientId")
-        if client_id and any(
-            o["key"] == key and o["clientId"] == client_id for o in self.orders.values()
-        ):
+        if client_id and (key, client_id) in self.by_client_id:
             raise Refused(30042, "Client ID duplicate")
+        try:
+            sim = self.engine.place(
+                key,
+                symbol,
+                side=order["side"].lower(),
+                volume=order["qty"],
+                price=order.get("price") if order["orderType"] == "LIMIT" else None,
+                post_only=order.get("effect") == "POST_ONLY",
+            )
+        except KrakenFailure as failure:
+            raise Refused(*ENGINE_ERRORS.get(failure.error, (10002, "Parameter Error"))) from None
         order_id = str(next(self._ids))
         self.orders[order_id] = {
             "key": key,
             "orderId": order_id,
             "clientId": client_id,
             "symbol": symbol,
-            "status": "NEW",
+            "txid": sim.txid,
             **order,
         }
+        self.by_txid[sim.txid] = order_id
+        if client_id:
+            self.by_client_id[(key, client_id)] = order_id
         return {"orderId": order_id, "clientId": client_id}
 
     def _place_order(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
@@ -235,34 +279,50 @@ class BitunixServer:
         return {"successList": success, "failureList": failure}
 
     def _find(self, key: str, ref: dict[str, Any]) -> dict[str, Any] | None:
-        return next(
-            (
-                o
-                for o in self.orders.values()
-                if o["key"] == key
-                and (
-                    (ref.get("orderId") and o["orderId"] == str(ref["orderId"]))
-                    or (ref.get("clientId") and o["clientId"] == ref["clientId"])
-                )
-            ),
-            None,
-        )
+        order_id = ref.get("orderId") or self.by_client_id.get((key, ref.get("clientId") or ""))
+        order = self.orders.get(str(order_id))
+        return order if order is not None and order["key"] == key else None
 
     def _cancel_orders(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
         success, failure = [], []
         for ref in body.get("orderList") or []:
             order = self._find(key, ref)
-            if order is None or order["status"] != "NEW":
+            if order is None or not self.engine.cancel(key, order["txid"]):
                 failure.append(
                     {**ref, "errorMsg": "Order not found, please try it later", "errorCode": 20007}
                 )
             else:
-                order["status"] = "CANCELED"
                 success.append({"orderId": order["orderId"], "clientId": order["clientId"]})
         return {"successList": success, "failureList": failure}
 
+    def _cancel_all_orders(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        for order in self._mine(key, body.get("symbol"), pending=True):
+            self.engine.cancel(key, order["txid"])
+        return None
+
     def _public_order(self, order: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in order.items() if k != "key"}
+        sim = self.engine.order(order["txid"])
+        if sim.status == "open":
+            status = "PART_FILLED" if sim.filled else "NEW"
+        else:
+            status = {"closed": "FILLED"}.get(sim.status, "CANCELED")
+        return {
+            **{k: v for k, v in order.items() if k not in ("key", "txid")},
+            "tradeQty": str(sim.filled),
+            "fee": str(sim.fee),
+            "status": status,
+            "ctime": int(sim.opentm * 1000),
+            "mtime": int((sim.closetm or sim.opentm) * 1000),
+        }
+
+    def _mine(self, key: str, symbol: str | None, *, pending: bool) -> list[dict[str, Any]]:
+        return [
+            o
+            for o in self.orders.values()
+            if o["key"] == key
+            and symbol in (None, o["symbol"])
+            and (not pending or self.engine.order(o["txid"]).status == "open")
+        ]
 
     def _get_order_detail(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
         order = self._find(key, query)
@@ -272,18 +332,42 @@ class BitunixServer:
 
     def _get_pending_orders(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
         pending = [
-            self._public_order(o)
-            for o in self.orders.values()
-            if o["key"] == key
-            and o["status"] == "NEW"
-            and query.get("symbol") in (None, o["symbol"])
+            self._public_order(o) for o in self._mine(key, query.get("symbol"), pending=True)
         ]
         return {"orderList": pending, "total": len(pending)}
+
+    def _get_history_trades(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        """Newest first; ``startTime``/``endTime`` in ms, ``skip``, ``limit`` (max 100)."""
+        start, end = int(query.get("startTime", 0)), int(query.get("endTime", 2**62))
+        limit = min(int(query.get("limit", 10)), 100)
+        skip = int(query.get("skip", 0))
+        trades = []
+        for trade_id, t in reversed(self.engine.engine.trades_of(key)):
+            order = self.orders[self.by_txid[t["ordertxid"]]]
+            ctime = int(t["time"] * 1000)
+            if not start <= ctime <= end or query.get("symbol") not in (None, order["symbol"]):
+                continue
+            trades.append(
+                {
+                    "tradeId": trade_id,
+                    "orderId": order["orderId"],
+                    "clientId": order["clientId"],
+                    "symbol": order["symbol"],
+                    "qty": t["vol"],
+                    "price": t["price"],
+                    "side": t["type"].upper(),
+                    "orderType": order["orderType"],
+                    "fee": t["fee"],
+                    "ctime": ctime,
+                    "roleType": "MAKER" if t["maker"] else "TAKER",
+                }
+            )
+        return {"tradeList": trades[skip : skip + limit], "total": len(trades)}
 
     def _account(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
         return {
             "marginCoin": query.get("marginCoin", "USDT"),
-            "available": "10000",
+            "available": str(self.engine.quote_balance(key)),
             "frozen": "0",
             "margin": "0",
             "crossUnrealizedPNL": "0",

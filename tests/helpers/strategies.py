@@ -61,12 +61,13 @@ class Recorder(Strategy):
         if self.placed:
             return
         self.placed = True
+        pair = ticker.pair
         far = (ticker.bid * Decimal("0.5")).quantize(Decimal("0.1"))
         self.resting = await self.ctx.place(
-            LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("0.01"), price=far)
+            LimitOrder(pair=pair, side="buy", volume=Decimal("0.01"), price=far)
         )
-        await self.ctx.place(MarketOrder(pair="XBTUSD", side="buy", volume=Decimal("0.01")))
-        await self.ctx.place(MarketOrder(pair="XBTUSD", side="buy", volume=Decimal("1000")))
+        await self.ctx.place(MarketOrder(pair=pair, side="buy", volume=Decimal("0.01")))
+        await self.ctx.place(MarketOrder(pair=pair, side="buy", volume=Decimal("1000")))
 
     async def on_order(self, update: OrderUpdate) -> None:
         SEEN.append(update)

@@ -357,6 +357,21 @@ class BitunixClient(LaneClient):
         orders: list[dict[str, Any]] = (data or {}).get("orderList", [])
         return orders
 
+    async def cancel_all_orders(self, symbol: str | None = None) -> Any:
+        return await self.private(
+            "POST", TRADE + "cancel_all_orders", {"symbol": symbol} if symbol else {}
+        )
+
+    async def get_history_trades(
+        self, *, start_ms: int | None = None, skip: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        """Newest first: ``{"tradeList": [...], "total": n}``."""
+        params: dict[str, Any] = {"skip": skip, "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = start_ms
+        result: dict[str, Any] = await self.private("GET", TRADE + "get_history_trades", params)
+        return result or {}
+
     async def account(self, margin_coin: str = "USDT") -> dict[str, Any]:
         result: dict[str, Any] = await self.private(
             "GET", "/api/v1/futures/account", {"marginCoin": margin_coin}
@@ -365,6 +380,15 @@ class BitunixClient(LaneClient):
 
     async def tickers(self, symbols: Sequence[str]) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self.public("tickers", {"symbols": ",".join(symbols)})
+        return result
+
+    async def depth(self, symbol: str, limit: int = 1) -> dict[str, Any]:
+        result: dict[str, Any] = await self.public("depth", {"symbol": symbol, "limit": limit})
+        return result
+
+    async def trading_pairs(self, symbols: Sequence[str] = ()) -> list[dict[str, Any]]:
+        params = {"symbols": ",".join(symbols)} if symbols else {}
+        result: list[dict[str, Any]] = await self.public("trading_pairs", params)
         return result
 
 

@@ -166,7 +166,7 @@ class KrakenClient(LaneClient):
         self._nonce_block = nonce_block
         self._body_encoding = body_encoding
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._close_grace = close_grace
+        self.close_grace = close_grace
         if tier is not None and tier not in TIERS:
             raise ConfigError(
                 f"unknown Kraken tier {tier!r}; one of {', '.join(TIERS)}", exchange=EXCHANGE
@@ -217,7 +217,7 @@ class KrakenClient(LaneClient):
 
     async def close(self) -> None:
         """Drain the lane (at most ``close_grace`` s), persist the nonce floor, close HTTP."""
-        await self._stop(self._close_grace)
+        await self._stop()
         if self._owns_history and self._history is not None:
             self._history.close()
         if self._owns_store and isinstance(self._store, SqliteStore):

@@ -12,7 +12,7 @@ from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.kraken.client import KrakenClient
+from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.nonce import NonceHistory, SqliteStore
 from framework.orders import LimitOrder, Order
@@ -190,7 +190,8 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
     api_key = config.secret("ORDERLY_KRAKEN_API_KEY")
     api_secret = config.secret("ORDERLY_KRAKEN_API_SECRET")
     tier = None if exchange.tier == "none" else exchange.tier
-    async with kraken_venue(config, api_key, api_secret, exchange.base_url, tier=tier) as venue:
+    base_url = exchange.base_url or DEFAULT_BASE_URL
+    async with kraken_venue(config, api_key, api_secret, base_url, tier=tier) as venue:
         yield venue
 
 

@@ -1,0 +1,264 @@
+"""Bitunix futures as a :class:`~framework.venue.Venue`: BitunixClient calls in Orderly's types.
+
+Pairs are Bitunix symbols (``BTCUSDT``); volumes are in the base coin. Choices where Bitunix
+is silent or differs from Kraken:
+
+- **Order deadline = the timestamp window.** Bitunix refuses a request whose ``timestamp``
+  is more than ``window_s`` (60 s) from its clock, so an order whose answer was lost cannot
+  reach the book later than that: reconciliation waits out the window, then looks again,
+  and only then resends (same ``clientId``).
+- **No dead-man switch.** Bitunix documents no cancel-all-after; ``arm_dead_man`` does
+  nothing (logged once), so a killed bot leaves its orders resting.
+- **Balances** are the futures account of ``[exchange] margin_coin``: ``{coin: available}``.
+- **Order lookups by client id**: ``get_order_detail?clientId=``; 20007 means absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from framework.config import Config
+from framework.dispatch import Lane
+from framework.errors import ConfigError, ExchangeError, OrderlyError
+from framework.events import Fill, Ticker
+from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient
+from framework.exchanges.bitunix.errors import (
+    CLIENT_ID_DUPLICATE,
+    EXCHANGE,
+    ORDER_NOT_FOUND,
+    translate,
+)
+from framework.log import get_logger
+from framework.nonce import NonceHistory
+from framework.orders import LimitOrder, Order
+from framework.venue import PairAssets, VenueOrder
+
+log = get_logger("framework.exchanges.bitunix")
+
+#: Bitunix order status -> the Venue's status words.
+STATUS = {
+    "INIT": "open",
+    "NEW": "open",
+    "PART_FILLED": "open",
+    "FILLED": "closed",
+    "CANCELED": "canceled",
+}
+PAGE = 100
+
+
+def order_fields(order: Order, client_id: str) -> dict[str, Any]:
+    """One order in Bitunix's place_order / batch_order fields (without ``symbol``)."""
+    fields: dict[str, Any] = {
+        "side": order.side.upper(),
+        "qty": str(order.volume),
+        "clientId": client_id,
+    }
+    if isinstance(order, LimitOrder):
+        fields.update(orderType="LIMIT", price=str(order.price))
+        if order.post_only:
+            fields["effect"] = "POST_ONLY"
+    else:
+        fields["orderType"] = "MARKET"
+    return fields
+
+
+def _venue_order(raw: dict[str, Any]) -> VenueOrder:
+    status = str(raw.get("status", ""))
+    return VenueOrder(
+        txid=str(raw.get("orderId", "")),
+        cl_ord_id=raw.get("clientId"),
+        status=STATUS.get(status, "canceled" if "CANCEL" in status else status.lower()),
+        filled=Decimal(str(raw.get("tradeQty") or "0")),
+    )
+
+
+class BitunixVenue:
+    """A Venue over one BitunixClient (one key, one unordered lane)."""
+
+    def __init__(self, client: BitunixClient, margin_coin: str = "USDT") -> None:
+        self.name = EXCHANGE
+        self.client = client
+        self.key_id = client.key_id
+        self.max_batch = client.max_batch
+        self.margin_coin = margin_coin
+        self._symbols: dict[str, str] = {}  # client id -> symbol, for cancels
+        self._assets: dict[str, PairAssets] = {}
+        self._warned_dead_man = False
+
+    @property
+    def lane(self) -> Lane:
+        return self.client.lane
+
+    @property
+    def order_deadline_s(self) -> float | None:
+        return self.client.window_s
+
+    async def place(self, order: Order, cl_ord_id: str) -> str:
+        self._symbols[cl_ord_id] = order.pair
+        result = await self.client.private(
+            "POST",
+            "/api/v1/futures/trade/place_order",
+            {"symbol": order.pair, **order_fields(order, cl_ord_id)},
+        )
+        if not isinstance(result, dict) or not result.get("orderId"):
+            raise ExchangeError(
+                "place_order answered without an orderId", exchange=EXCHANGE, endpoint="place_order"
+            )
+        return str(result["orderId"])
+
+    async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
+        pair = orders[0][0].pair
+        for _, cid in orders:
+            self._symbols[cid] = pair
+        results = await self.client.batch_order(pair, [order_fields(o, cid) for o, cid in orders])
+        return [r if isinstance(r, OrderlyError) else str(r["orderId"]) for r in results]
+
+    async def find(self, cl_ord_id: str) -> VenueOrder | None:
+        try:
+            raw = await self.client.get_order_detail(client_id=cl_ord_id)
+        except OrderlyError as exc:
+            if exc.code == str(ORDER_NOT_FOUND):
+                return None
+            raise
+        if isinstance(raw, dict) and raw.get("symbol"):
+            self._symbols[cl_ord_id] = str(raw["symbol"])
+        return _venue_order(raw) if raw else None
+
+    def is_duplicate(self, exc: OrderlyError) -> bool:
+        return exc.code == str(CLIENT_ID_DUPLICATE)
+
+    async def cancel(self, cl_ord_id: str) -> None:
+        symbol = self._symbols.get(cl_ord_id)
+        if symbol is None:
+            symbol = str((await self.client.get_order_detail(client_id=cl_ord_id))["symbol"])
+        result = await self.client.cancel_orders(symbol, client_ids=[cl_ord_id])
+        for failure in (result or {}).get("failureList") or []:
+            raise translate(
+                int(failure.get("errorCode", 0) or 0),
+                str(failure.get("errorMsg", "")),
+                endpoint="cancel_orders",
+                key_id=self.key_id,
+            )
+
+    async def arm_dead_man(self, timeout_s: int) -> None:
+        if timeout_s and not self._warned_dead_man:
+            self._warned_dead_man = True
+            log.warning(
+                "dead_man_unsupported",
+                exchange=EXCHANGE,
+                detail="Bitunix has no cancel-all-after; orders stay if the bot dies",
+            )
+
+    async def clock_offset(self) -> float:
+        """From the ``Date`` header of a public answer (whole seconds); the client applies
+        offsets of a second or more to every timestamp it signs."""
+        await self.client.public("tickers")
+        return self.client.clock_offset_ms / 1000
+
+    async def cancel_all(self) -> int:
+        pending = await self.client.get_pending_orders()
+        await self.client.cancel_all_orders()
+        return len(pending)
+
+    async def balances(self) -> dict[str, Decimal]:
+        data: Any = await self.client.account(self.margin_coin)
+        accounts = data if isinstance(data, list) else [data]
+        return {
+            str(a.get("marginCoin", self.margin_coin)): Decimal(str(a.get("available", "0")))
+            for a in accounts
+            if isinstance(a, dict)
+        }
+
+    async def open_orders(self) -> list[VenueOrder]:
+        return [_venue_order(raw) for raw in await self.client.get_pending_orders()]
+
+    async def query_orders(self, txids: Sequence[str]) -> list[VenueOrder]:
+        found = []
+        for txid in txids:
+            try:
+                found.append(_venue_order(await self.client.get_order_detail(order_id=txid)))
+            except OrderlyError as exc:
+                if exc.code != str(ORDER_NOT_FOUND):
+                    raise
+        return found
+
+    async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
+        fills: list[tuple[str, Fill]] = []
+        skip = 0
+        while True:  # newest first, a page of 100; bounded by the total Bitunix reports
+            page = await self.client.get_history_trades(
+                start_ms=int(since * 1000), skip=skip, limit=PAGE
+            )
+            trades = page.get("tradeList") or []
+            for t in trades:
+                order_id = str(t["orderId"])
+                fills.append(
+                    (
+                        order_id,
+                        Fill(
+                            trade_id=str(t["tradeId"]),
+                            cl_ord_id="",
+                            txid=order_id,
+                            pair=str(t["symbol"]),
+                            side=str(t["side"]).lower(),
+                            price=Decimal(str(t["price"])),
+                            volume=Decimal(str(t["qty"])),
+                            fee=abs(Decimal(str(t.get("fee") or "0"))),
+                            maker=t.get("roleType") == "MAKER",
+                            time=int(t["ctime"]) / 1000,
+                        ),
+                    )
+                )
+            skip += len(trades)
+            if not trades or skip >= int(page.get("total", 0)) or skip >= 5_000:
+                return fills
+
+    async def ticker(self, pair: str) -> Ticker:
+        book = await self.client.depth(pair)
+        tickers = await self.client.tickers([pair])
+        ticker = next((t for t in tickers if t.get("symbol") == pair), None)
+        try:
+            bid, ask = Decimal(str(book["bids"][0][0])), Decimal(str(book["asks"][0][0]))
+            last = Decimal(str(ticker["lastPrice"])) if ticker else (bid + ask) / 2
+        except (KeyError, IndexError, TypeError, ArithmeticError):
+            raise ExchangeError(
+                f"Bitunix has no book for {pair}", exchange=EXCHANGE, endpoint="depth"
+            ) from None
+        return Ticker(pair=pair, bid=bid, ask=ask, last=last, time=time.time())
+
+    async def pair_assets(self, pair: str) -> PairAssets:
+        if pair not in self._assets:
+            found = [p for p in await self.client.trading_pairs([pair]) if p.get("symbol") == pair]
+            if not found:
+                raise ConfigError(f"Bitunix does not know the symbol {pair!r}", exchange=EXCHANGE)
+            self._assets[pair] = PairAssets(
+                base=str(found[0]["base"]), quote=str(found[0]["quote"])
+            )
+        return self._assets[pair]
+
+
+@contextlib.asynccontextmanager
+async def open_venue(config: Config) -> AsyncIterator[BitunixVenue]:
+    """Bitunix futures, with the key from the environment, .env or the secrets file."""
+    history = NonceHistory(
+        config.state.history,
+        max_bytes=int(config.state.history_max_mb * 1024 * 1024),
+        backups=config.state.history_backups,
+    )
+    client = BitunixClient(
+        config.secret("ORDERLY_BITUNIX_API_KEY"),
+        config.secret("ORDERLY_BITUNIX_API_SECRET"),
+        config.exchange.base_url or DEFAULT_BASE_URL,
+        history=history,
+        timeout=config.exchange.timeout_s,
+    )
+    client.close_grace = config.runner.drain_timeout_s
+    try:
+        async with client:
+            yield BitunixVenue(client, config.exchange.margin_coin)
+    finally:
+        history.close()
