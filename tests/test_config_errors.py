@@ -47,6 +47,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         (GOOD + "[runer]\n", "runer: Extra inputs are not permitted"),
         (GOOD.replace('name = "sandbox"', 'name = "binance"'), "exchange.name: Input should be"),
         (
+            GOOD.replace('name = "sandbox"', 'name = "synthetix"'),
+            "exchange: Value error, sub_account_id is required for synthetix",
+        ),
+        (
             GOOD.replace("strategies/grid.py:Grid", "strategies/nope.py:Grid"),
             "strategy.class: no file strategies/nope.py",
         ),

@@ -19,10 +19,14 @@ from framework.errors import OrderRejected
 from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping
 from framework.exchanges.bitunix import BitunixClient
 from framework.exchanges.bitunix.venue import BitunixVenue
+from framework.exchanges.synthetix import SynthetixClient
+from framework.exchanges.synthetix.venue import SynthetixVenue
 from framework.orders import LimitOrder, MarketOrder
 from framework.runner import EXIT_OK
 from framework.venue import PairAssets
 from tests.conformance.bitunix_server import BitunixServer
+from tests.conformance.synthetix_server import SynthetixServer
+from tests.contract.harness import SNX_ADDRESS, SNX_KEY, SNX_SUB
 from tests.helpers import strategies
 from tests.test_runner import run_until
 
@@ -46,6 +50,14 @@ EXCHANGES = [
         lambda: BitunixServer({BITUNIX_KEY: BITUNIX_SECRET}, seed=3),
         {"ORDERLY_BITUNIX_API_KEY": BITUNIX_KEY, "ORDERLY_BITUNIX_API_SECRET": BITUNIX_SECRET},
         insufficient="20003",
+    ),
+    Exchange(
+        "synthetix",
+        "BTC-USDT",
+        lambda: SynthetixServer({SNX_SUB: SNX_ADDRESS}, seed=3),
+        {"ORDERLY_SYNTHETIX_PRIVATE_KEY": SNX_KEY},
+        settings=f"sub_account_id = {SNX_SUB}\nexpires_after_s = 30",
+        insufficient="Insufficient margin",
     ),
 ]
 
@@ -122,21 +134,43 @@ async def test_the_runner_trades_each_exchange(
     assert orderly(["nonces", "check", "--file", str(tmp_path / "history.jsonl")]) == 0
 
 
-async def test_bitunix_venue_finds_cancels_and_reports(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def bitunix_venue() -> AsyncIterator[Any]:
     async with (
         BitunixServer({BITUNIX_KEY: BITUNIX_SECRET}, seed=3) as server,
         BitunixClient(BITUNIX_KEY, BITUNIX_SECRET, server.base_url) as client,
     ):
-        venue = BitunixVenue(client)
+        yield BitunixVenue(client)
+
+
+@contextlib.asynccontextmanager
+async def synthetix_venue() -> AsyncIterator[Any]:
+    async with (
+        SynthetixServer({SNX_SUB: SNX_ADDRESS}, seed=3) as server,
+        SynthetixClient(SNX_KEY, SNX_SUB, server.base_url, expires_after_s=30) as client,
+    ):
+        yield SynthetixVenue(client, 30)
+
+
+@pytest.mark.parametrize(
+    ("opener", "pair"),
+    [(bitunix_venue, "BTCUSDT"), (synthetix_venue, "BTC-USDT")],
+    ids=["bitunix", "synthetix"],
+)
+async def test_venue_finds_cancels_and_reports(
+    opener: Callable[[], contextlib.AbstractAsyncContextManager[Any]], pair: str
+) -> None:
+    """Each Venue method once against the exchange's server, in Orderly's types."""
+    async with opener() as venue:
         assert await venue.find("never-placed") is None
-        ticker = await venue.ticker("BTCUSDT")
+        ticker = await venue.ticker(pair)
         assert ticker.bid < ticker.ask and ticker.last > 0
-        assert await venue.pair_assets("BTCUSDT") == PairAssets(base="BTC", quote="USDT")
+        assert await venue.pair_assets(pair) == PairAssets(base="BTC", quote="USDT")
         low = (ticker.bid / 2).quantize(Decimal("0.1"))
-        rest = [LimitOrder(pair="BTCUSDT", side="buy", volume=Decimal("0.01"), price=low)] * 3
+        rest = [LimitOrder(pair=pair, side="buy", volume=Decimal("0.01"), price=low)] * 3
         ids = await venue.place_batch([(o, f"rest-{i}") for i, o in enumerate(rest)])
         taken = await venue.place(
-            MarketOrder(pair="BTCUSDT", side="buy", volume=Decimal("0.01")), "take"
+            MarketOrder(pair=pair, side="buy", volume=Decimal("0.01")), "take"
         )
         found = await venue.find("rest-0")
         assert found is not None and (found.txid, found.status) == (ids[0], "open")
@@ -148,8 +182,9 @@ async def test_bitunix_venue_finds_cancels_and_reports(tmp_path: Path) -> None:
         with pytest.raises(OrderRejected):
             await venue.cancel("take")  # filled: nothing to cancel
         await venue.cancel("rest-0")
-        assert (await venue.find("rest-0")).status == "canceled"  # type: ignore[union-attr]
+        assert (await venue.find("rest-0")).status == "canceled"
         assert await venue.cancel_all() == 2
         assert await venue.open_orders() == []
         assert (await venue.balances())["USDT"] > 0
-        await venue.arm_dead_man(60)  # a no-op on Bitunix, never an error
+        assert isinstance(await venue.clock_offset(), float)
+        await venue.arm_dead_man(60)  # no dead-man switch on these exchanges: a no-op

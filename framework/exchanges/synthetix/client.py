@@ -14,6 +14,12 @@ anyway) and the lane retries with a fresh nonce.
 configurable (``expires_unit`` "s" or "ms", default "s"); ``expires_after_s=None`` sends 0
 (no expiry). Requests use the current ``{"params": {...}, "nonce", "signature",
 "expiresAfter"}`` shape (``envelope="action"`` sends the older ``{"action": {...}}`` one).
+
+Reads (``getOpenOrders``, ``getOrderHistory``, ``getTrades``, ``getSubAccount``) are
+"SubAccountAction" requests signed *without* a nonce (protocols.md 3.3): nothing to order,
+so :meth:`SynthetixClient.read` signs and posts them directly, beside the lane. Public data
+comes from ``POST /v1/info`` (:meth:`SynthetixClient.info`). The server's clock is learned
+from the ``timestamp`` of every answer and applied to ``expiresAfter``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from framework.errors import (
 )
 from framework.exchanges.base import LaneClient
 from framework.exchanges.synthetix.errors import EXCHANGE, translate
-from framework.exchanges.synthetix.signer import PRIMARY, address_of, sign_action
+from framework.exchanges.synthetix.signer import PRIMARY, READS, address_of, sign_action
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import SYNTHETIX_MAX, IncreasingNonces, Nonce
 from framework.nonce.store import MemoryStore, NonceStore
@@ -52,6 +58,19 @@ ORDER_DEFAULTS: dict[str, Any] = {
     "clientOrderId": "",
     "closePosition": False,
 }
+
+
+def order_id_of(status: Mapping[str, Any]) -> str | None:
+    """The venue order id in one per-order status (``resting``, ``filled`` or ``canceled``;
+    ``{"order": {"venueId"}}``, or the older flat ``id`` / ``orderId``)."""
+    for kind in ("resting", "filled", "canceled"):
+        inner = status.get(kind)
+        if isinstance(inner, Mapping):
+            ident = inner.get("order")
+            found = ident.get("venueId") if isinstance(ident, Mapping) else None
+            found = found or inner.get("id") or inner.get("orderId")
+            return str(found) if found else None
+    return None
 
 
 class SynthetixClient(LaneClient):
@@ -93,6 +112,8 @@ class SynthetixClient(LaneClient):
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
         self._source: IncreasingNonces | None = None
+        #: Server clock minus local clock, in ms (from each answer's ``timestamp``).
+        self.clock_offset_ms = 0.0
 
     def __repr__(self) -> str:
         return f"SynthetixClient(key_id={self.key_id!r}, sub_account_id={self.sub_account_id})"
@@ -116,7 +137,7 @@ class SynthetixClient(LaneClient):
     def _expires_after(self) -> int:
         if self._expires_after_s is None:
             return 0
-        at = self._clock.wall_ns() / 1e9 + self._expires_after_s
+        at = self._clock.wall_ns() / 1e9 + self.clock_offset_ms / 1000 + self._expires_after_s
         return int(at * 1000) if self._expires_unit == "ms" else int(at)
 
     def _message(
@@ -160,9 +181,33 @@ class SynthetixClient(LaneClient):
         }
         if self._envelope == "params":
             inner["source"] = "direct"
+        return await self._post("/v1/trade", action, body, mutating=True)
+
+    async def read(self, action: str, **params: Any) -> Any:
+        """A signed read (SubAccountAction: no nonce, so not through the lane)."""
+        if action not in READS:
+            raise InvalidRequest(f"not a Synthetix read: {action}", exchange=EXCHANGE)
+        expires_after = self._expires_after()
+        message = {
+            "subAccountId": self.sub_account_id,
+            "action": action,
+            "expiresAfter": expires_after,
+        }
+        body = {
+            self._envelope: {"action": action, "subAccountId": str(self.sub_account_id), **params},
+            "signature": sign_action("SubAccountAction", message, self._key.reveal()),
+            "expiresAfter": expires_after,
+        }
+        return await self._post("/v1/trade", action, body, mutating=False)
+
+    async def info(self, action: str, **params: Any) -> Any:
+        """A public ``/v1/info`` call: ``{"action": ..., **params}``, unsigned."""
+        return await self._post("/v1/info", action, {"action": action, **params}, mutating=False)
+
+    async def _post(self, path: str, action: str, body: dict[str, Any], *, mutating: bool) -> Any:
         try:
-            async with self._session.post(
-                f"{self.base_url}/v1/trade",
+            async with self.http.post(
+                self.base_url + path,
                 data=json.dumps(body, separators=(",", ":")),
                 headers={"Content-Type": "application/json"},
             ) as r:
@@ -172,21 +217,24 @@ class SynthetixClient(LaneClient):
                 "cannot reach Synthetix", exchange=EXCHANGE, endpoint=action, key_id=self.key_id
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AmbiguousOutcome(
+            cls = AmbiguousOutcome if mutating else TransientError
+            raise cls(
                 f"Synthetix {action}: {type(exc).__name__}",
                 exchange=EXCHANGE,
                 endpoint=action,
                 key_id=self.key_id,
             ) from None
-        return self._parse(action, status, payload)
+        return self._parse(action, status, payload, mutating=mutating)
 
-    def _parse(self, action: str, status: int, payload: bytes) -> Any:
+    def _parse(self, action: str, status: int, payload: bytes, *, mutating: bool) -> Any:
         try:
             envelope = json.loads(payload)
         except ValueError:
             envelope = None
         if not isinstance(envelope, dict) or envelope.get("status") not in ("ok", "error"):
-            cls = AmbiguousOutcome if status >= 500 else ExchangeError
+            cls: type[OrderlyError] = ExchangeError
+            if status >= 500:
+                cls = AmbiguousOutcome if mutating else TransientError
             raise cls(
                 f"Synthetix {action} answered HTTP {status} without its envelope",
                 exchange=EXCHANGE,
@@ -194,6 +242,9 @@ class SynthetixClient(LaneClient):
                 endpoint=action,
                 key_id=self.key_id,
             )
+        if isinstance(envelope.get("timestamp"), int):
+            offset = envelope["timestamp"] - self._clock.wall_ns() / 1e6
+            self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
         if envelope["status"] == "ok":
             return envelope.get("response")
         error = envelope.get("error") or {}
@@ -201,7 +252,7 @@ class SynthetixClient(LaneClient):
         last = (error.get("details") or {}).get("lastNonce")
         if isinstance(last, int) and self._source is not None:
             self._source.raise_floor(last)  # resync: the lane's retry goes past it
-        if isinstance(exc, TransientError) and status >= 500:  # may have run
+        if mutating and isinstance(exc, TransientError) and status >= 500:  # may have run
             raise AmbiguousOutcome(
                 exc.message, exchange=EXCHANGE, code=exc.code, endpoint=action, key_id=self.key_id
             ) from None

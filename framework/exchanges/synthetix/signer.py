@@ -51,9 +51,15 @@ TYPES: dict[str, list[dict[str, str]]] = {
     "CancelOrders": _fields(
         "subAccountId:uint256", "orderIds:uint256[]", "nonce:uint256", "expiresAfter:uint256"
     ),
+    # Authenticated reads (getOpenOrders, getTrades, ...): signed without a nonce
+    # (protocols.md 3.3). The field list is not in protocols.md; it is the one public SDKs
+    # sign (subAccountId, action, expiresAfter).
+    "SubAccountAction": _fields("subAccountId:uint256", "action:string", "expiresAfter:uint256"),
 }
 #: The typed-data primary type of each action.
 PRIMARY = {"placeOrders": "PlaceOrders", "cancelOrders": "CancelOrders"}
+#: The reads a client makes, signed as SubAccountAction.
+READS = frozenset({"getOpenOrders", "getOrderHistory", "getTrades", "getSubAccount"})
 
 
 def typed_data(primary: str, message: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,289 @@
+"""Synthetix perps as a :class:`~framework.venue.Venue`: SynthetixClient calls in Orderly's
+types.
+
+Pairs are Synthetix symbols (``BTC-USDT``); sides ``buy``/``sell``; a limit order is
+``limitGtc`` (``limitAlo`` when post-only), a market order ``market``. What protocols.md
+documents is the trade path (placeOrders, cancelOrders, nonces, signatures, envelope). The
+reads this venue needs (getOpenOrders, getOrderHistory, getTrades, getSubAccount, and the
+public getOrderbook) are not in it: their request and answer shapes follow public SDKs, and
+the parsing here is tolerant (several field spellings accepted). Choices:
+
+- **Cancels by venue id only.** The venue remembers each order's id from the placeOrders
+  answer (or finds it by client id in the open orders) and sends the documented
+  ``CancelOrders``; the cancel-by-client-id type is unconfirmed and not used. Cancel-all is
+  getOpenOrders + one cancelOrders of every id.
+- **No dead-man switch.** protocols.md documents none; ``arm_dead_man`` does nothing.
+- **Order deadline = ``expiresAfter``.** A placeOrders signed to expire ``expires_after_s``
+  after signing cannot reach the book later, so reconciliation waits that long before it
+  calls an unanswered order absent. Without expiry (``expires_after_s`` unset) an order
+  whose answer was lost is never sent again.
+- **Balances** are the subaccount's collaterals ``{symbol: quantity}``.
+- **Batches** take at most 20 orders per signed action (Synthetix documents no limit: our
+  choice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from framework.config import Config
+from framework.dispatch import Lane
+from framework.errors import ExchangeError, OrderlyError
+from framework.events import Fill, Ticker
+from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
+from framework.exchanges.synthetix.errors import EXCHANGE
+from framework.log import get_logger
+from framework.nonce import NonceHistory, SqliteStore
+from framework.orders import LimitOrder, Order
+from framework.venue import PairAssets, VenueOrder
+
+log = get_logger("framework.exchanges.synthetix")
+
+MAX_BATCH = 20
+PAGE = 100
+
+
+def order_fields(order: Order, client_id: str) -> dict[str, Any]:
+    """One order in placeOrders' fields (unset ones get the API's defaults in the client)."""
+    fields: dict[str, Any] = {
+        "symbol": order.pair,
+        "side": order.side,
+        "quantity": str(order.volume),
+        "clientOrderId": client_id,
+    }
+    if isinstance(order, LimitOrder):
+        fields.update(orderType="limitAlo" if order.post_only else "limitGtc")
+        fields["price"] = str(order.price)
+    else:
+        fields["orderType"] = "market"
+    return fields
+
+
+def _ident(raw: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(venue id, client id) of an order or trade in a read's answer."""
+    order = raw.get("order")
+    ident: Mapping[str, Any] = order if isinstance(order, Mapping) else {}
+    venue_id = ident.get("venueId") or raw.get("orderId") or raw.get("id") or ""
+    client_id = ident.get("clientId") or raw.get("clientOrderId") or None
+    return str(venue_id), client_id
+
+
+def _status(raw: Mapping[str, Any], default: str) -> str:
+    status = str(raw.get("status", default)).lower()
+    if status in ("open", "new", "partiallyfilled", "partially_filled", "resting"):
+        return "open"
+    if status == "filled":
+        return "closed"
+    return "canceled" if "cancel" in status or status in ("rejected", "expired") else status
+
+
+def _venue_order(raw: Mapping[str, Any], default_status: str) -> VenueOrder:
+    venue_id, client_id = _ident(raw)
+    return VenueOrder(
+        txid=venue_id,
+        cl_ord_id=client_id,
+        status=_status(raw, default_status),
+        filled=Decimal(str(raw.get("filledQuantity") or "0")),
+        reason=raw.get("cancelReason"),
+    )
+
+
+class SynthetixVenue:
+    """A Venue over one SynthetixClient (one signer and subaccount, one strict lane)."""
+
+    max_batch = MAX_BATCH
+
+    def __init__(self, client: SynthetixClient, expires_after_s: float | None = None) -> None:
+        self.name = EXCHANGE
+        self.client = client
+        self.key_id = client.key_id
+        self.order_deadline_s = expires_after_s
+        self._ids: dict[str, str] = {}  # client id -> venue id
+        self._warned_dead_man = False
+
+    @property
+    def lane(self) -> Lane:
+        return self.client.lane
+
+    def _result(self, cl_ord_id: str, result: dict[str, Any] | OrderlyError) -> str | OrderlyError:
+        if isinstance(result, OrderlyError):
+            return result
+        venue_id = order_id_of(result)
+        if venue_id is None:
+            return ExchangeError(
+                f"placeOrders answered no order id: {sorted(result)}",
+                exchange=EXCHANGE,
+                endpoint="placeOrders",
+            )
+        self._ids[cl_ord_id] = venue_id
+        return venue_id
+
+    async def place(self, order: Order, cl_ord_id: str) -> str:
+        (result,) = await self.client.place_orders([order_fields(order, cl_ord_id)])
+        answer = self._result(cl_ord_id, result)
+        if isinstance(answer, OrderlyError):
+            raise answer
+        return answer
+
+    async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
+        results = await self.client.place_orders([order_fields(o, cid) for o, cid in orders])
+        if len(results) != len(orders):
+            raise ExchangeError(
+                f"placeOrders answered {len(results)} statuses for {len(orders)} orders",
+                exchange=EXCHANGE,
+                endpoint="placeOrders",
+            )
+        return [self._result(cid, r) for (_, cid), r in zip(orders, results, strict=True)]
+
+    async def _orders(self, action: str, default_status: str) -> list[VenueOrder]:
+        raw = await self.client.read(action)
+        items = raw.get("orders", []) if isinstance(raw, Mapping) else raw
+        return [_venue_order(o, default_status) for o in items or [] if isinstance(o, Mapping)]
+
+    async def find(self, cl_ord_id: str) -> VenueOrder | None:
+        """getOpenOrders, then getOrderHistory, matched by client order id."""
+        for action, default in (("getOpenOrders", "open"), ("getOrderHistory", "")):
+            found = [o for o in await self._orders(action, default) if o.cl_ord_id == cl_ord_id]
+            if found:
+                self._ids[cl_ord_id] = found[0].txid
+                return found[0]
+        return None
+
+    def is_duplicate(self, exc: OrderlyError) -> bool:
+        return "duplicate" in (exc.code or "").lower()
+
+    async def cancel(self, cl_ord_id: str) -> None:
+        venue_id = self._ids.get(cl_ord_id)
+        if venue_id is None:
+            found = await self.find(cl_ord_id)
+            venue_id = found.txid if found is not None else None
+        if venue_id is None:
+            raise ExchangeError(
+                f"no Synthetix order with client id {cl_ord_id}",
+                exchange=EXCHANGE,
+                endpoint="cancelOrders",
+            )
+        (result,) = await self.client.cancel_orders([venue_id])
+        if isinstance(result, OrderlyError):
+            raise result
+
+    async def arm_dead_man(self, timeout_s: int) -> None:
+        if timeout_s and not self._warned_dead_man:
+            self._warned_dead_man = True
+            log.warning(
+                "dead_man_unsupported",
+                exchange=EXCHANGE,
+                detail="no documented cancel-after on Synthetix; orders stay if the bot dies",
+            )
+
+    async def clock_offset(self) -> float:
+        """From the ``timestamp`` of an answer (ms); the client applies offsets of a second
+        or more to ``expiresAfter``."""
+        await self.client.read("getSubAccount")
+        return self.client.clock_offset_ms / 1000
+
+    async def cancel_all(self) -> int:
+        ids = [o.txid for o in await self.open_orders()]
+        if not ids:
+            return 0
+        results = await self.client.cancel_orders(ids)
+        return sum(not isinstance(r, OrderlyError) for r in results)
+
+    async def balances(self) -> dict[str, Decimal]:
+        account = await self.client.read("getSubAccount")
+        collaterals = account.get("collaterals", []) if isinstance(account, Mapping) else []
+        return {str(c["symbol"]): Decimal(str(c.get("quantity", "0"))) for c in collaterals}
+
+    async def open_orders(self) -> list[VenueOrder]:
+        return await self._orders("getOpenOrders", "open")
+
+    async def query_orders(self, txids: Sequence[str]) -> list[VenueOrder]:
+        wanted = set(txids)
+        return [o for o in await self._orders("getOrderHistory", "") if o.txid in wanted]
+
+    async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
+        fills: list[tuple[str, Fill]] = []
+        offset = 0
+        while True:  # newest first, a page of 100, until hasMore is false
+            page = await self.client.read(
+                "getTrades", startTime=int(since * 1000), offset=offset, limit=PAGE
+            )
+            trades = page.get("trades", []) if isinstance(page, Mapping) else page or []
+            for t in trades:
+                venue_id, _ = _ident(t)
+                fills.append(
+                    (
+                        venue_id,
+                        Fill(
+                            trade_id=str(t["tradeId"]),
+                            cl_ord_id="",
+                            txid=venue_id,
+                            pair=str(t["symbol"]),
+                            side=str(t["side"]).lower(),
+                            price=Decimal(str(t["price"])),
+                            volume=Decimal(str(t["quantity"])),
+                            fee=abs(Decimal(str(t.get("fee") or "0"))),
+                            maker=bool(t.get("maker", False)),
+                            time=int(t["timestamp"]) / 1000,
+                        ),
+                    )
+                )
+            offset += len(trades)
+            more = isinstance(page, Mapping) and bool(page.get("hasMore"))
+            if not trades or not more or offset >= 5_000:
+                return fills
+
+    async def ticker(self, pair: str) -> Ticker:
+        book = await self.client.info("getOrderbook", symbol=pair, limit=1)
+
+        def top(side: str) -> Decimal:
+            level = book[side][0]
+            return Decimal(str(level["price"] if isinstance(level, Mapping) else level[0]))
+
+        try:
+            bid, ask = top("bids"), top("asks")
+        except (KeyError, IndexError, TypeError, ArithmeticError):
+            raise ExchangeError(
+                f"Synthetix has no book for {pair}", exchange=EXCHANGE, endpoint="getOrderbook"
+            ) from None
+        return Ticker(pair=pair, bid=bid, ask=ask, last=(bid + ask) / 2, time=time.time())
+
+    async def pair_assets(self, pair: str) -> PairAssets:
+        base, _, quote = pair.partition("-")
+        return PairAssets(base=base, quote=quote or "USDT")
+
+
+@contextlib.asynccontextmanager
+async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
+    """Synthetix, with the signer's private key from the environment, .env or the secrets
+    file, and its nonce floor in ``[state].store``."""
+    exchange = config.exchange
+    assert exchange.sub_account_id is not None  # the config refuses synthetix without one
+    store = SqliteStore(config.state.store)
+    history = NonceHistory(
+        config.state.history,
+        max_bytes=int(config.state.history_max_mb * 1024 * 1024),
+        backups=config.state.history_backups,
+    )
+    client = SynthetixClient(
+        config.secret("ORDERLY_SYNTHETIX_PRIVATE_KEY"),
+        exchange.sub_account_id,
+        exchange.base_url or DEFAULT_BASE_URL,
+        store=store,
+        history=history,
+        nonce_unit=config.nonce.unit,
+        expires_after_s=exchange.expires_after_s,
+        expires_unit=exchange.expires_unit,
+        timeout=exchange.timeout_s,
+    )
+    client.close_grace = config.runner.drain_timeout_s
+    try:
+        async with client:
+            yield SynthetixVenue(client, exchange.expires_after_s)
+    finally:
+        history.close()
+        store.close()
