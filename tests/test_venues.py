@@ -94,10 +94,14 @@ async def serving(exchange: Exchange, monkeypatch: pytest.MonkeyPatch) -> AsyncI
 
 @pytest.mark.parametrize("exchange", EXCHANGES, ids=lambda e: e.name)
 async def test_the_runner_trades_each_exchange(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: Exchange
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    exchange: Exchange,
 ) -> None:
     """Resting limit accepted then cancelled, market order filled (fill before FILLED), an
-    oversized order rejected with the exchange's reason; history clean."""
+    oversized order rejected with the exchange's reason; history clean; the key's secrets in
+    no log line and no history record."""
     seen = strategies.SEEN
 
     def finished() -> bool:
@@ -132,6 +136,11 @@ async def test_the_runner_trades_each_exchange(
     ]
     assert order == ["accepted", "fill", "filled"]
     assert orderly(["nonces", "check", "--file", str(tmp_path / "history.jsonl")]) == 0
+    logged = capfd.readouterr()
+    written = logged.out + logged.err + (tmp_path / "history.jsonl").read_text()
+    assert "order_submitted" in written and "nonce_assigned" in written
+    for secret in exchange.secrets.values():
+        assert secret not in written and secret.removeprefix("0x") not in written
 
 
 @contextlib.asynccontextmanager

@@ -92,7 +92,15 @@ class SynthetixClient(LaneClient):
         envelope: Literal["params", "action"] = "params",
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
+        nonce_retries: int = 2,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 60.0,
     ) -> None:
+        self._lane_options: dict[str, Any] = {
+            "nonce_retries": nonce_retries,
+            "breaker_threshold": breaker_threshold,
+            "breaker_cooldown": breaker_cooldown,
+        }
         self._key = private_key if isinstance(private_key, Secret) else Secret(private_key)
         try:
             self.address = address_of(self._key.reveal())
@@ -127,7 +135,11 @@ class SynthetixClient(LaneClient):
             max_value=SYNTHETIX_MAX,
         )
         self._start(
-            timeout=self._timeout, source=self._source, history=self._history, clock=self._clock
+            timeout=self._timeout,
+            source=self._source,
+            history=self._history,
+            clock=self._clock,
+            **self._lane_options,
         )
         return self
 

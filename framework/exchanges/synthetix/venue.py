@@ -279,6 +279,9 @@ async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
         expires_after_s=exchange.expires_after_s,
         expires_unit=exchange.expires_unit,
         timeout=exchange.timeout_s,
+        nonce_retries=config.nonce.retries,
+        breaker_threshold=config.nonce.breaker_threshold,
+        breaker_cooldown=config.nonce.breaker_cooldown_s,
     )
     client.close_grace = config.runner.drain_timeout_s
     try:
