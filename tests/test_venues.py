@@ -21,6 +21,7 @@ from framework.exchanges.bitunix import BitunixClient
 from framework.exchanges.bitunix.venue import BitunixVenue
 from framework.exchanges.synthetix import SynthetixClient
 from framework.exchanges.synthetix.venue import SynthetixVenue
+from framework.execution import Execution
 from framework.orders import LimitOrder, MarketOrder
 from framework.runner import EXIT_OK
 from framework.venue import PairAssets
@@ -149,7 +150,7 @@ async def bitunix_venue() -> AsyncIterator[Any]:
         BitunixServer({BITUNIX_KEY: BITUNIX_SECRET}, seed=3) as server,
         BitunixClient(BITUNIX_KEY, BITUNIX_SECRET, server.base_url) as client,
     ):
-        yield BitunixVenue(client)
+        yield server, BitunixVenue(client)
 
 
 @contextlib.asynccontextmanager
@@ -158,7 +159,7 @@ async def synthetix_venue() -> AsyncIterator[Any]:
         SynthetixServer({SNX_SUB: SNX_ADDRESS}, seed=3) as server,
         SynthetixClient(SNX_KEY, SNX_SUB, server.base_url, expires_after_s=30) as client,
     ):
-        yield SynthetixVenue(client, 30)
+        yield server, SynthetixVenue(client, 30)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +171,7 @@ async def test_venue_finds_cancels_and_reports(
     opener: Callable[[], contextlib.AbstractAsyncContextManager[Any]], pair: str
 ) -> None:
     """Each Venue method once against the exchange's server, in Orderly's types."""
-    async with opener() as venue:
+    async with opener() as (_, venue):
         assert await venue.find("never-placed") is None
         ticker = await venue.ticker(pair)
         assert ticker.bid < ticker.ask and ticker.last > 0
@@ -197,3 +198,37 @@ async def test_venue_finds_cancels_and_reports(
         assert (await venue.balances())["USDT"] > 0
         assert isinstance(await venue.clock_offset(), float)
         await venue.arm_dead_man(60)  # no dead-man switch on these exchanges: a no-op
+
+
+@pytest.mark.parametrize(
+    ("opener", "pair", "single", "batch"),
+    [
+        (bitunix_venue, "BTCUSDT", "place_order", "batch_order"),
+        (synthetix_venue, "BTC-USDT", "placeOrders", "placeOrders"),
+    ],
+    ids=["bitunix", "synthetix"],
+)
+async def test_a_lost_answer_is_reconciled_never_doubled(
+    opener: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+    pair: str,
+    single: str,
+    batch: str,
+) -> None:
+    """The exchange places the order but its answer is lost: Execution finds it by client
+    order id and adopts it; nothing is sent twice (one order per client id at the server)."""
+    async with opener() as (server, venue):
+        execution = Execution(venue, lambda event: None)
+        ticker = await venue.ticker(pair)
+        low = (ticker.bid / 2).quantize(Decimal("0.1"))
+        order = LimitOrder(pair=pair, side="buy", volume=Decimal("0.01"), price=low)
+        server.lose.append(single)
+        placed = await execution.place(order)
+        server.lose.append(batch)
+        batched = await execution.place_batch([order] * 3)
+        assert server.lose == []  # both answers were really lost
+        for update in [placed, *batched]:
+            final = next(o for o in execution.open_orders() if o.cl_ord_id == update.cl_ord_id)
+            assert final.state is OrderState.ACCEPTED and final.txid
+        open_ids = [o.cl_ord_id for o in await venue.open_orders()]
+        assert sorted(open_ids) == sorted(u.cl_ord_id for u in [placed, *batched])
+        assert execution.resent == 0

@@ -38,7 +38,7 @@ from framework.clock import SYSTEM_CLOCK, Clock
 from framework.exchanges.bitunix.limits import LIMITS
 from framework.exchanges.bitunix.signer import sign
 from framework.sandbox.auth import KrakenFailure
-from tests.conformance.engine import Engine
+from tests.conformance.engine import Engine, lose_answer
 
 SYMBOLS = {"BTCUSDT": "XBTUSD", "ETHUSDT": "ETHUSD"}  # -> the sandbox engine's pairs
 #: The engine's reasons, as Bitunix codes (our choice where Bitunix documents none).
@@ -88,6 +88,8 @@ class BitunixServer:
         self.by_txid: dict[str, str] = {}  # engine txid -> orderId
         self.by_client_id: dict[tuple[str, str], str] = {}  # (key, clientId) -> orderId
         self.seen_nonces: dict[str, dict[str, float]] = {}
+        #: Endpoints whose next answer is lost after they ran (one entry = one loss).
+        self.lose: list[str] = []
         self.requests = 0
         self.refused: dict[int, int] = {}
         self._ids = itertools.count(1_000_000)
@@ -167,8 +169,14 @@ class BitunixServer:
             if hi > 0:
                 await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
             body = json.loads(raw) if raw else {}
-            handler = getattr(self, "_" + request.path.rsplit("/", 1)[-1])
-            return self._dated(envelope(handler(key, body, dict(request.query))))
+            name = request.path.rsplit("/", 1)[-1]
+            answer = self._dated(
+                envelope(getattr(self, "_" + name)(key, body, dict(request.query)))
+            )
+            if name in self.lose:  # executed, but the answer never arrives
+                self.lose.remove(name)
+                lose_answer(request)
+            return answer
         except Refused as refused:
             self.refused[refused.code] = self.refused.get(refused.code, 0) + 1
             return self._dated(envelope(None, refused.code, refused.msg))

@@ -20,6 +20,13 @@ from framework.sandbox.matching import MatchingEngine, OrderRules, SimOrder
 BALANCES = (("ZUSD", "100000"), ("XXBT", "10"), ("XETH", "100"))
 
 
+def lose_answer(request: Any) -> None:
+    """Drop the connection of a request that has been executed: the client never hears the
+    answer (what a timeout or a reset after the exchange acted looks like)."""
+    if request.transport is not None:
+        request.transport.close()
+
+
 class Engine:
     """The sandbox engine behind an exchange's symbol names (``symbols``: exchange symbol ->
     sandbox pair, e.g. ``BTCUSDT`` -> ``XBTUSD``)."""
