@@ -8,12 +8,17 @@ A client subclasses :class:`LaneClient`, sets ``exchange`` and ``key_id``, imple
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import aiohttp
 
+from framework.config import Config
 from framework.dispatch import Lane, PrivateCall
 from framework.errors import ConfigError
+from framework.events import Fill
+from framework.log import get_logger
+from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce
 
 
@@ -65,3 +70,60 @@ class LaneClient:
 
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         raise NotImplementedError
+
+
+def history_from(config: Config) -> NonceHistory:
+    """The nonce history ``[state]`` asks for (file, rotation size, backups)."""
+    state = config.state
+    return NonceHistory(
+        state.history,
+        max_bytes=int(state.history_max_mb * 1024 * 1024),
+        backups=state.history_backups,
+    )
+
+
+def venue_fill(
+    *,
+    order_id: Any,
+    trade_id: Any,
+    pair: Any,
+    side: Any,
+    price: Any,
+    volume: Any,
+    fee: Any,
+    maker: bool,
+    at: float,
+) -> tuple[str, Fill]:
+    """One exchange trade as a Venue reports it: ``(order id, Fill)``, amounts as Decimal
+    from the exchange's strings, the fee as a positive cost, the client order id left empty
+    for the order book to fill in."""
+    txid = str(order_id)
+    return txid, Fill(
+        trade_id=str(trade_id),
+        cl_ord_id="",
+        txid=txid,
+        pair=str(pair),
+        side=str(side).lower(),
+        price=Decimal(str(price)),
+        volume=Decimal(str(volume)),
+        fee=abs(Decimal(str(fee or "0"))),
+        maker=maker,
+        time=at,
+    )
+
+
+class NoDeadMan:
+    """For a venue whose exchange documents no cancel-all-after: arming does nothing, and
+    says so once, so a killed bot's orders stay on the book."""
+
+    name: str
+    _dead_man_warned = False
+
+    async def arm_dead_man(self, timeout_s: int) -> None:
+        if timeout_s and not self._dead_man_warned:
+            self._dead_man_warned = True
+            get_logger("framework.exchanges").warning(
+                "dead_man_unsupported",
+                exchange=self.name,
+                detail="no documented cancel-all-after: orders stay if the bot dies",
+            )

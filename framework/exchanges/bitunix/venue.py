@@ -25,6 +25,7 @@ from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
+from framework.exchanges.base import NoDeadMan, history_from, venue_fill
 from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient
 from framework.exchanges.bitunix.errors import (
     CLIENT_ID_DUPLICATE,
@@ -32,12 +33,8 @@ from framework.exchanges.bitunix.errors import (
     ORDER_NOT_FOUND,
     translate,
 )
-from framework.log import get_logger
-from framework.nonce import NonceHistory
 from framework.orders import LimitOrder, Order
 from framework.venue import PairAssets, VenueOrder
-
-log = get_logger("framework.exchanges.bitunix")
 
 #: Bitunix order status -> the Venue's status words.
 STATUS = {
@@ -76,7 +73,7 @@ def _venue_order(raw: dict[str, Any]) -> VenueOrder:
     )
 
 
-class BitunixVenue:
+class BitunixVenue(NoDeadMan):
     """A Venue over one BitunixClient (one key, one unordered lane)."""
 
     def __init__(self, client: BitunixClient, margin_coin: str = "USDT") -> None:
@@ -87,7 +84,6 @@ class BitunixVenue:
         self.margin_coin = margin_coin
         self._symbols: dict[str, str] = {}  # client id -> symbol, for cancels
         self._assets: dict[str, PairAssets] = {}
-        self._warned_dead_man = False
 
     @property
     def lane(self) -> Lane:
@@ -144,15 +140,6 @@ class BitunixVenue:
                 key_id=self.key_id,
             )
 
-    async def arm_dead_man(self, timeout_s: int) -> None:
-        if timeout_s and not self._warned_dead_man:
-            self._warned_dead_man = True
-            log.warning(
-                "dead_man_unsupported",
-                exchange=EXCHANGE,
-                detail="Bitunix has no cancel-all-after; orders stay if the bot dies",
-            )
-
     async def clock_offset(self) -> float:
         """From the ``Date`` header of a public answer (whole seconds); the client applies
         offsets of a second or more to every timestamp it signs."""
@@ -195,22 +182,17 @@ class BitunixVenue:
             )
             trades = page.get("tradeList") or []
             for t in trades:
-                order_id = str(t["orderId"])
                 fills.append(
-                    (
-                        order_id,
-                        Fill(
-                            trade_id=str(t["tradeId"]),
-                            cl_ord_id="",
-                            txid=order_id,
-                            pair=str(t["symbol"]),
-                            side=str(t["side"]).lower(),
-                            price=Decimal(str(t["price"])),
-                            volume=Decimal(str(t["qty"])),
-                            fee=abs(Decimal(str(t.get("fee") or "0"))),
-                            maker=t.get("roleType") == "MAKER",
-                            time=int(t["ctime"]) / 1000,
-                        ),
+                    venue_fill(
+                        order_id=t["orderId"],
+                        trade_id=t["tradeId"],
+                        pair=t["symbol"],
+                        side=t["side"],
+                        price=t["price"],
+                        volume=t["qty"],
+                        fee=t.get("fee"),
+                        maker=t.get("roleType") == "MAKER",
+                        at=int(t["ctime"]) / 1000,
                     )
                 )
             skip += len(trades)
@@ -244,11 +226,7 @@ class BitunixVenue:
 @contextlib.asynccontextmanager
 async def open_venue(config: Config) -> AsyncIterator[BitunixVenue]:
     """Bitunix futures, with the key from the environment, .env or the secrets file."""
-    history = NonceHistory(
-        config.state.history,
-        max_bytes=int(config.state.history_max_mb * 1024 * 1024),
-        backups=config.state.history_backups,
-    )
+    history = history_from(config)
     client = BitunixClient(
         config.secret("ORDERLY_BITUNIX_API_KEY"),
         config.secret("ORDERLY_BITUNIX_API_SECRET"),

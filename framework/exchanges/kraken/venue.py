@@ -12,9 +12,10 @@ from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
+from framework.exchanges.base import history_from, venue_fill
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
-from framework.nonce import NonceHistory, SqliteStore
+from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.venue import PairAssets, VenueOrder
 
@@ -150,20 +151,16 @@ class KrakenVenue:
             trades = result.get("trades", {})
             for trade_id, t in trades.items():
                 fills.append(
-                    (
-                        str(t["ordertxid"]),
-                        Fill(
-                            trade_id=trade_id,
-                            cl_ord_id="",
-                            txid=str(t["ordertxid"]),
-                            pair=str(t["pair"]),
-                            side=str(t["type"]),
-                            price=Decimal(str(t["price"])),
-                            volume=Decimal(str(t["vol"])),
-                            fee=Decimal(str(t["fee"])),
-                            maker=bool(t.get("maker", False)),
-                            time=float(t["time"]),
-                        ),
+                    venue_fill(
+                        order_id=t["ordertxid"],
+                        trade_id=trade_id,
+                        pair=t["pair"],
+                        side=t["type"],
+                        price=t["price"],
+                        volume=t["vol"],
+                        fee=t["fee"],
+                        maker=bool(t.get("maker", False)),
+                        at=float(t["time"]),
                     )
                 )
             offset += len(trades)
@@ -206,11 +203,7 @@ async def kraken_venue(
 ) -> AsyncIterator[KrakenVenue]:
     """A KrakenVenue whose store, history and lane follow ``config``."""
     store = SqliteStore(config.state.store)
-    history = NonceHistory(
-        config.state.history,
-        max_bytes=int(config.state.history_max_mb * 1024 * 1024),
-        backups=config.state.history_backups,
-    )
+    history = history_from(config)
     nonce = config.nonce
     client = KrakenClient(
         api_key,

@@ -34,14 +34,12 @@ from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
+from framework.exchanges.base import NoDeadMan, history_from, venue_fill
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
-from framework.log import get_logger
-from framework.nonce import NonceHistory, SqliteStore
+from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.venue import PairAssets, VenueOrder
-
-log = get_logger("framework.exchanges.synthetix")
 
 MAX_BATCH = 20
 PAGE = 100
@@ -92,7 +90,7 @@ def _venue_order(raw: Mapping[str, Any], default_status: str) -> VenueOrder:
     )
 
 
-class SynthetixVenue:
+class SynthetixVenue(NoDeadMan):
     """A Venue over one SynthetixClient (one signer and subaccount, one strict lane)."""
 
     max_batch = MAX_BATCH
@@ -103,7 +101,6 @@ class SynthetixVenue:
         self.key_id = client.key_id
         self.order_deadline_s = expires_after_s
         self._ids: dict[str, str] = {}  # client id -> venue id
-        self._warned_dead_man = False
 
     @property
     def lane(self) -> Lane:
@@ -171,15 +168,6 @@ class SynthetixVenue:
         if isinstance(result, OrderlyError):
             raise result
 
-    async def arm_dead_man(self, timeout_s: int) -> None:
-        if timeout_s and not self._warned_dead_man:
-            self._warned_dead_man = True
-            log.warning(
-                "dead_man_unsupported",
-                exchange=EXCHANGE,
-                detail="no documented cancel-after on Synthetix; orders stay if the bot dies",
-            )
-
     async def clock_offset(self) -> float:
         """From the ``timestamp`` of an answer (ms); the client applies offsets of a second
         or more to ``expiresAfter``."""
@@ -214,22 +202,17 @@ class SynthetixVenue:
             )
             trades = page.get("trades", []) if isinstance(page, Mapping) else page or []
             for t in trades:
-                venue_id, _ = _ident(t)
                 fills.append(
-                    (
-                        venue_id,
-                        Fill(
-                            trade_id=str(t["tradeId"]),
-                            cl_ord_id="",
-                            txid=venue_id,
-                            pair=str(t["symbol"]),
-                            side=str(t["side"]).lower(),
-                            price=Decimal(str(t["price"])),
-                            volume=Decimal(str(t["quantity"])),
-                            fee=abs(Decimal(str(t.get("fee") or "0"))),
-                            maker=bool(t.get("maker", False)),
-                            time=int(t["timestamp"]) / 1000,
-                        ),
+                    venue_fill(
+                        order_id=_ident(t)[0],
+                        trade_id=t["tradeId"],
+                        pair=t["symbol"],
+                        side=t["side"],
+                        price=t["price"],
+                        volume=t["quantity"],
+                        fee=t.get("fee"),
+                        maker=bool(t.get("maker", False)),
+                        at=int(t["timestamp"]) / 1000,
                     )
                 )
             offset += len(trades)
@@ -264,11 +247,7 @@ async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
     exchange = config.exchange
     assert exchange.sub_account_id is not None  # the config refuses synthetix without one
     store = SqliteStore(config.state.store)
-    history = NonceHistory(
-        config.state.history,
-        max_bytes=int(config.state.history_max_mb * 1024 * 1024),
-        backups=config.state.history_backups,
-    )
+    history = history_from(config)
     client = SynthetixClient(
         config.secret("ORDERLY_SYNTHETIX_PRIVATE_KEY"),
         exchange.sub_account_id,
