@@ -2,7 +2,8 @@
 
 A client subclasses :class:`LaneClient`, sets ``exchange`` and ``key_id``, implements
 ``_send(call, nonce)`` (sign, send, parse: the lane's wire), and calls :meth:`_start` and
-:meth:`_stop` from its own open/close.
+:meth:`_stop` from its own open/close. Every HTTP exchange goes through :meth:`_http`, the
+one place a transport failure is given its meaning.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import aiohttp
 
 from framework.config import Config
 from framework.dispatch import Lane, PrivateCall
-from framework.errors import ConfigError
+from framework.errors import AmbiguousOutcome, ConfigError, TransientError
 from framework.events import Fill
-from framework.log import get_logger
+from framework.log import get_logger, redact
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce
 
@@ -67,6 +68,34 @@ class LaneClient:
         if self._session is None:
             raise self._not_open()
         return self._session
+
+    async def _http(
+        self, method: str, url: str, *, endpoint: str, mutating: bool, **request: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One HTTP exchange: ``(status, headers, body)``. A failure says what it means for
+        the call: never connected, so nothing was sent (``TransientError``); any later
+        failure, so the call may have run (``AmbiguousOutcome`` if it changes state, else
+        ``TransientError``)."""
+        name = self.exchange.capitalize()
+        try:
+            async with self.http.request(method, url, **request) as response:
+                return response.status, response.headers, await response.read()
+        except aiohttp.ClientConnectorError as exc:
+            raise TransientError(
+                f"cannot reach {name}: {redact(str(exc))}",
+                exchange=self.exchange,
+                endpoint=endpoint,
+                key_id=self.key_id,
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            what = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+            cls = AmbiguousOutcome if mutating else TransientError
+            raise cls(
+                f"{name} {endpoint}: {what}",
+                exchange=self.exchange,
+                endpoint=endpoint,
+                key_id=self.key_id,
+            ) from None
 
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         raise NotImplementedError

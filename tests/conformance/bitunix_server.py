@@ -39,6 +39,7 @@ from framework.exchanges.bitunix.limits import LIMITS
 from framework.exchanges.bitunix.signer import sign
 from framework.sandbox.auth import KrakenFailure
 from tests.conformance.engine import Engine, lose_answer
+from tests.conformance.loopback import LoopbackServer
 
 SYMBOLS = {"BTCUSDT": "XBTUSD", "ETHUSDT": "ETHUSD"}  # -> the sandbox engine's pairs
 #: The engine's reasons, as Bitunix codes (our choice where Bitunix documents none).
@@ -61,7 +62,7 @@ def envelope(data: Any = None, code: int = 0, msg: str = "Success") -> web.Respo
     return web.json_response({"code": code, "msg": msg, "data": data})
 
 
-class BitunixServer:
+class BitunixServer(LoopbackServer):
     def __init__(
         self,
         accounts: dict[str, str],
@@ -93,11 +94,8 @@ class BitunixServer:
         self.requests = 0
         self.refused: dict[int, int] = {}
         self._ids = itertools.count(1_000_000)
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    async def __aenter__(self) -> BitunixServer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         trade = "/api/v1/futures/trade/"
         for name in ("place_order", "batch_order", "cancel_orders", "cancel_all_orders"):
             app.router.add_post(trade + name, self._private)
@@ -105,15 +103,6 @@ class BitunixServer:
             app.router.add_get(trade + name, self._private)
         app.router.add_get("/api/v1/futures/account", self._private)
         app.router.add_get("/api/v1/futures/market/{name}", self._public)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def _now(self) -> float:
         return self.clock.wall_ns() / 1e9

@@ -38,6 +38,7 @@ from framework.exchanges.synthetix.signer import PRIMARY, READS, recover
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.matching import SimOrder
 from tests.conformance.engine import Engine, lose_answer
+from tests.conformance.loopback import LoopbackServer
 
 MAX_NONCE = 2**63 - 1
 SYMBOLS = {"BTC-USDT": "XBTUSD", "ETH-USDT": "ETHUSD"}  # -> the sandbox engine's pairs
@@ -58,7 +59,7 @@ class Refused(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details or {}
 
 
-class SynthetixServer:
+class SynthetixServer(LoopbackServer):
     def __init__(
         self,
         owners: dict[int, str],
@@ -82,22 +83,10 @@ class SynthetixServer:
         #: Actions whose next answer is lost after they ran (one entry = one loss).
         self.lose: list[str] = []
         self._ids = itertools.count(1948058938469519360)
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    async def __aenter__(self) -> SynthetixServer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/trade", self._trade)
         app.router.add_post("/v1/info", self._info)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def _answer(self, response: Any) -> web.Response:
         return web.json_response(

@@ -127,8 +127,8 @@ class BitunixClient(LaneClient):
 
     # --- the wire -------------------------------------------------------------------------
 
-    def _observe_clock(self, response: aiohttp.ClientResponse, sent_at: float) -> None:
-        date = response.headers.get("Date")
+    def _observe_clock(self, headers: Mapping[str, str], sent_at: float) -> None:
+        date = headers.get("Date")
         if not date:
             return
         try:
@@ -185,24 +185,10 @@ class BitunixClient(LaneClient):
         name = endpoint.rsplit("/", 1)[-1]
         mutating = method == "POST" and name in MUTATING
         sent_at = time.time()
-        try:
-            async with self._session.request(
-                method, url, data=body or None, headers=headers
-            ) as response:
-                self._observe_clock(response, sent_at)
-                status, payload = response.status, await response.read()
-        except aiohttp.ClientConnectorError:
-            raise TransientError(
-                "cannot reach Bitunix", exchange=EXCHANGE, endpoint=name, key_id=self.key_id
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            cls = AmbiguousOutcome if mutating else TransientError
-            raise cls(
-                f"Bitunix {name}: {type(exc).__name__}",
-                exchange=EXCHANGE,
-                endpoint=name,
-                key_id=self.key_id,
-            ) from None
+        status, response_headers, payload = await self._http(
+            method, url, endpoint=name, mutating=mutating, data=body or None, headers=headers
+        )
+        self._observe_clock(response_headers, sent_at)
         try:
             return self._parse(name, status, payload)
         except TransientError as exc:
@@ -239,16 +225,15 @@ class BitunixClient(LaneClient):
     async def public(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /api/v1/futures/market/<name>``; no signature, no lane."""
         sent_at = time.time()
-        try:
-            async with self.http.get(
-                self.base_url + MARKET + name, params={k: str(v) for k, v in (params or {}).items()}
-            ) as response:
-                self._observe_clock(response, sent_at)
-                return self._parse(name, response.status, await response.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientError(
-                f"Bitunix {name} failed: {type(exc).__name__}", exchange=EXCHANGE, endpoint=name
-            ) from None
+        status, headers, payload = await self._http(
+            "GET",
+            self.base_url + MARKET + name,
+            endpoint=name,
+            mutating=False,
+            params={k: str(v) for k, v in (params or {}).items()},
+        )
+        self._observe_clock(headers, sent_at)
+        return self._parse(name, status, payload)
 
     # --- typed calls ----------------------------------------------------------------------
 

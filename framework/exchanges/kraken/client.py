@@ -42,7 +42,7 @@ from framework.exchanges.base import LaneClient
 from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
 from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.signer import sign
-from framework.log import get_logger, redact
+from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import KRAKEN_MAX, IncreasingNonces, Nonce
 from framework.nonce.store import NonceStore, SqliteStore
@@ -237,15 +237,10 @@ class KrakenClient(LaneClient):
         """``GET /0/public/<endpoint>``; no nonce, no lane."""
         url = f"{self.base_url}/0/public/{endpoint}"
         query = {k: _form_value(v) for k, v in (params or {}).items()}
-        try:
-            async with self.http.get(url, params=query) as response:
-                return self._parse(endpoint, response.status, await response.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientError(
-                f"Kraken {endpoint} failed: {type(exc).__name__}",
-                exchange=EXCHANGE,
-                endpoint=endpoint,
-            ) from None
+        status, _, payload = await self._http(
+            "GET", url, endpoint=endpoint, mutating=False, params=query
+        )
+        return self._parse(endpoint, status, payload)
 
     async def _pace(self, call: PrivateCall) -> None:
         assert self.pacer is not None
@@ -304,25 +299,14 @@ class KrakenClient(LaneClient):
             "Content-Type": content_type,
         }
         mutating = call.endpoint in MUTATING
-        try:
-            async with self._session.post(self.base_url + path, data=body, headers=headers) as r:
-                status, payload = r.status, await r.read()
-        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
-            raise TransientError(
-                f"cannot reach Kraken: {redact(str(exc))}",
-                exchange=EXCHANGE,
-                endpoint=call.endpoint,
-                key_id=self.key_id,
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            what = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
-            cls = AmbiguousOutcome if mutating else TransientError
-            raise cls(
-                f"Kraken {call.endpoint}: {what}",
-                exchange=EXCHANGE,
-                endpoint=call.endpoint,
-                key_id=self.key_id,
-            ) from None
+        status, _, payload = await self._http(
+            "POST",
+            self.base_url + path,
+            endpoint=call.endpoint,
+            mutating=mutating,
+            data=body,
+            headers=headers,
+        )
         try:
             result = self._parse(call.endpoint, status, payload)
             self._remember_orders(call, result)

@@ -217,25 +217,14 @@ class SynthetixClient(LaneClient):
         return await self._post("/v1/info", action, {"action": action, **params}, mutating=False)
 
     async def _post(self, path: str, action: str, body: dict[str, Any], *, mutating: bool) -> Any:
-        try:
-            async with self.http.post(
-                self.base_url + path,
-                data=json.dumps(body, separators=(",", ":")),
-                headers={"Content-Type": "application/json"},
-            ) as r:
-                status, payload = r.status, await r.read()
-        except aiohttp.ClientConnectorError:
-            raise TransientError(
-                "cannot reach Synthetix", exchange=EXCHANGE, endpoint=action, key_id=self.key_id
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            cls = AmbiguousOutcome if mutating else TransientError
-            raise cls(
-                f"Synthetix {action}: {type(exc).__name__}",
-                exchange=EXCHANGE,
-                endpoint=action,
-                key_id=self.key_id,
-            ) from None
+        status, _, payload = await self._http(
+            "POST",
+            self.base_url + path,
+            endpoint=action,
+            mutating=mutating,
+            data=json.dumps(body, separators=(",", ":")),
+            headers={"Content-Type": "application/json"},
+        )
         return self._parse(action, status, payload, mutating=mutating)
 
     def _parse(self, action: str, status: int, payload: bytes, *, mutating: bool) -> Any:
