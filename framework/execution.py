@@ -203,7 +203,7 @@ class Execution:
         lost, error = False, ""
         for attempt in range(self.max_resends + 1):
             try:
-                await self.venue.cancel(cl_ord_id)
+                await self.venue.cancel(cl_ord_id, pair=order.request.pair, txid=order.txid)
             except (AmbiguousOutcome, TransientError) as exc:  # cancelling again is harmless
                 log.warning("cancel_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
                 lost, error = lost or isinstance(exc, AmbiguousOutcome), str(exc)

@@ -65,7 +65,10 @@ class Venue(Protocol):
         """Whether ``exc`` says an order with this client order id already exists."""
         ...
 
-    async def cancel(self, cl_ord_id: str) -> None: ...
+    async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
+        """Cancel one open order: its client order id, pair and exchange id (None while
+        unknown); each exchange addresses the order by what it needs."""
+        ...
 
     async def arm_dead_man(self, timeout_s: int) -> None:
         """Have the exchange cancel every order of the key in ``timeout_s`` s unless armed

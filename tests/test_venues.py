@@ -190,8 +190,8 @@ async def test_venue_finds_cancels_and_reports(
         fills = await venue.fills_since(0)
         assert [(txid, f.volume, f.maker) for txid, f in fills] == [(taken, Decimal("0.01"), False)]
         with pytest.raises(OrderRejected):
-            await venue.cancel("take")  # filled: nothing to cancel
-        await venue.cancel("rest-0")
+            await venue.cancel("take", pair=pair, txid=taken)  # filled: nothing to cancel
+        await venue.cancel("rest-0", pair=pair, txid=None)  # exchange id unknown: looked up
         assert (await venue.find("rest-0")).status == "canceled"
         assert await venue.cancel_all() == 2
         assert await venue.open_orders() == []

@@ -82,7 +82,6 @@ class BitunixVenue(NoDeadMan):
         self.key_id = client.key_id
         self.max_batch = client.max_batch
         self.margin_coin = margin_coin
-        self._symbols: dict[str, str] = {}  # client id -> symbol, for cancels
         self._assets: dict[str, PairAssets] = {}
 
     @property
@@ -94,7 +93,6 @@ class BitunixVenue(NoDeadMan):
         return self.client.window_s
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
-        self._symbols[cl_ord_id] = order.pair
         result = await self.client.private(
             "POST",
             "/api/v1/futures/trade/place_order",
@@ -108,8 +106,6 @@ class BitunixVenue(NoDeadMan):
 
     async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         pair = orders[0][0].pair
-        for _, cid in orders:
-            self._symbols[cid] = pair
         results = await self.client.batch_order(pair, [order_fields(o, cid) for o, cid in orders])
         return [r if isinstance(r, OrderlyError) else str(r["orderId"]) for r in results]
 
@@ -120,18 +116,13 @@ class BitunixVenue(NoDeadMan):
             if exc.code == str(ORDER_NOT_FOUND):
                 return None
             raise
-        if isinstance(raw, dict) and raw.get("symbol"):
-            self._symbols[cl_ord_id] = str(raw["symbol"])
         return _venue_order(raw) if raw else None
 
     def is_duplicate(self, exc: OrderlyError) -> bool:
         return exc.code == str(CLIENT_ID_DUPLICATE)
 
-    async def cancel(self, cl_ord_id: str) -> None:
-        symbol = self._symbols.get(cl_ord_id)
-        if symbol is None:
-            symbol = str((await self.client.get_order_detail(client_id=cl_ord_id))["symbol"])
-        result = await self.client.cancel_orders(symbol, client_ids=[cl_ord_id])
+    async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
+        result = await self.client.cancel_orders(pair, client_ids=[cl_ord_id])
         for failure in (result or {}).get("failureList") or []:
             raise translate(
                 int(failure.get("errorCode", 0) or 0),

@@ -110,7 +110,7 @@ class KrakenVenue:
     def is_duplicate(self, exc: OrderlyError) -> bool:
         return exc.code == DUPLICATE_CL_ORD_ID
 
-    async def cancel(self, cl_ord_id: str) -> None:
+    async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
         await self.client.cancel_order(cl_ord_id=cl_ord_id)
 
     async def arm_dead_man(self, timeout_s: int) -> None:

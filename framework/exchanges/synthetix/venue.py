@@ -8,8 +8,8 @@ reads this venue needs (getOpenOrders, getOrderHistory, getTrades, getSubAccount
 public getOrderbook) are not in it: their request and answer shapes follow public SDKs, and
 the parsing here is tolerant (several field spellings accepted). Choices:
 
-- **Cancels by venue id only.** The venue remembers each order's id from the placeOrders
-  answer (or finds it by client id in the open orders) and sends the documented
+- **Cancels by venue id only.** The order book hands the venue the order's id from the
+  placeOrders answer (or the venue finds it by client id) and it sends the documented
   ``CancelOrders``; the cancel-by-client-id type is unconfirmed and not used. Cancel-all is
   getOpenOrders + one cancelOrders of every id.
 - **No dead-man switch.** protocols.md documents none; ``arm_dead_man`` does nothing.
@@ -100,13 +100,12 @@ class SynthetixVenue(NoDeadMan):
         self.client = client
         self.key_id = client.key_id
         self.order_deadline_s = expires_after_s
-        self._ids: dict[str, str] = {}  # client id -> venue id
 
     @property
     def lane(self) -> Lane:
         return self.client.lane
 
-    def _result(self, cl_ord_id: str, result: dict[str, Any] | OrderlyError) -> str | OrderlyError:
+    def _result(self, result: dict[str, Any] | OrderlyError) -> str | OrderlyError:
         if isinstance(result, OrderlyError):
             return result
         venue_id = order_id_of(result)
@@ -116,12 +115,11 @@ class SynthetixVenue(NoDeadMan):
                 exchange=EXCHANGE,
                 endpoint="placeOrders",
             )
-        self._ids[cl_ord_id] = venue_id
         return venue_id
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
         (result,) = await self.client.place_orders([order_fields(order, cl_ord_id)])
-        answer = self._result(cl_ord_id, result)
+        answer = self._result(result)
         if isinstance(answer, OrderlyError):
             raise answer
         return answer
@@ -134,7 +132,7 @@ class SynthetixVenue(NoDeadMan):
                 exchange=EXCHANGE,
                 endpoint="placeOrders",
             )
-        return [self._result(cid, r) for (_, cid), r in zip(orders, results, strict=True)]
+        return [self._result(r) for r in results]
 
     async def _orders(self, action: str, default_status: str) -> list[VenueOrder]:
         raw = await self.client.read(action)
@@ -146,15 +144,14 @@ class SynthetixVenue(NoDeadMan):
         for action, default in (("getOpenOrders", "open"), ("getOrderHistory", "")):
             found = [o for o in await self._orders(action, default) if o.cl_ord_id == cl_ord_id]
             if found:
-                self._ids[cl_ord_id] = found[0].txid
                 return found[0]
         return None
 
     def is_duplicate(self, exc: OrderlyError) -> bool:
         return "duplicate" in (exc.code or "").lower()
 
-    async def cancel(self, cl_ord_id: str) -> None:
-        venue_id = self._ids.get(cl_ord_id)
+    async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
+        venue_id = txid
         if venue_id is None:
             found = await self.find(cl_ord_id)
             venue_id = found.txid if found is not None else None
