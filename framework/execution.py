@@ -1,34 +1,49 @@
-"""Execution: sends a strategy's orders through a Venue and turns what the exchange reports
-into events (order updates and fills), in order, without duplicates.
+"""Execution: the order manager. It owns every order's life, from the moment a strategy asks
+to a final state, and turns what the exchange reports into events (order updates and
+fills), in order, without duplicates.
 
-    place(order)          record (client order id) -> send -> ACCEPTED / REJECTED / UNKNOWN
-    place_batch(orders)   record all -> one venue batch call per pair and chunk of
-                          ``venue.max_batch`` (one nonce each) -> per-order results mapped back
+    place(order)          check -> record (client order id) -> send -> ACCEPTED / REJECTED /
+                          UNKNOWN
+    place_batch(orders)   check all -> record all -> one venue batch call per pair and chunk
+                          of ``venue.max_batch`` (one nonce each) -> per-order results
+    cancel(order)         at most one cancel of an order in flight; "no such order" from the
+                          exchange looks the order up at once and settles it
     poll()                fills since the last poll (de-duplicated by trade id), then the
-                          final state of orders that left the exchange's open list
+                          final state of orders that left the exchange's open list, and a
+                          new look at every order still UNKNOWN
+
+**Work that must finish is owned here, not by whoever asked.** Each send, reconciliation
+and cancel runs as a task of this Execution; the caller only awaits its result. Cancelling
+the caller (a hook over its time limit, strategy code) never cancels a send or its
+reconciliation: the order still reaches a known state and its events are still emitted.
+:meth:`drain` waits for the owned work when the bot stops.
 
 Exchange refusals do not raise: the order comes back REJECTED with the exchange's reason, and
-the same update is delivered to ``on_order``.
+the same update is delivered to ``on_order``. Arguments that are not orders raise
+:class:`InvalidRequest` before anything is recorded.
 
-An order is never sent twice blindly. When a send's answer is lost (timeout, dropped
-connection, 5xx, an error that does not say nothing ran), the order goes UNKNOWN and is
-reconciled by its client order id: looked up at once (open, then closed orders); if it is
-not there, looked up again once the venue's order deadline has passed, after which it can no
-longer reach the book; only then, if it is still absent, it is sent again with the *same*
-client order id (at most ``max_resends`` times). If the lookups themselves keep failing the
-order stays UNKNOWN and each ``poll`` looks for it again; it is never resent on a guess. A
-batch whose answer was lost is reconciled order by order.
+An order is never sent twice blindly. A send whose answer is lost, or arrives but cannot be
+understood (``AmbiguousOutcome``, ``ExchangeError``, or anything unexpected: the call was
+sent, so it may have run), makes the order UNKNOWN, and it is reconciled by its client order
+id: looked up at once (open, then closed orders); if it is not there, looked up again once
+the venue's order deadline has passed, after which it can no longer reach the book; only
+then, if it is still absent, it is sent again with the *same* client order id (at most
+``max_resends`` times). If the lookups keep failing the order stays UNKNOWN and each
+``poll`` looks for it again: found, it is adopted; proven absent past its deadline, it is
+closed REJECTED (it never reached the book). It is never resent on a guess.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
     AmbiguousOutcome,
+    ExchangeError,
     InvalidRequest,
     OrderlyError,
     OrderRejected,
@@ -36,12 +51,13 @@ from framework.errors import (
 )
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.log import get_logger
-from framework.orders import Order, OrderBook, TrackedOrder, batches
+from framework.orders import Order, OrderBook, TrackedOrder, batches, check_orders
 from framework.venue import Venue, VenueOrder
 
 log = get_logger("framework.execution")
 
 Emit = Callable[[OrderUpdate | Fill], None]
+T = TypeVar("T")
 
 #: The state an order reaches when the exchange reports it closed with this status.
 _FINAL = {
@@ -53,34 +69,88 @@ _FINAL = {
 _OVERLAP_S = 5.0
 #: Extra wait past the order deadline before concluding an order was never placed.
 _DEADLINE_MARGIN_S = 1.0
+#: A cancel that failed with one of these may be sent again (cancelling twice is harmless).
+_RETRY_CANCEL = (AmbiguousOutcome, TransientError, ExchangeError)
 #: Lookups tried before a reconciliation gives up for now (the order stays UNKNOWN).
 _LOOKUPS = 8
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """Whether a failed state-changing call may have run: its answer was lost, or it came
+    back and could not be understood. Only a typed refusal proves it did not."""
+    return isinstance(exc, AmbiguousOutcome | ExchangeError) or not isinstance(exc, OrderlyError)
 
 
 class Execution:
     """Orders of one strategy on one venue."""
 
-    def __init__(self, venue: Venue, emit: Emit, *, since: float | None = None) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        emit: Emit,
+        *,
+        since: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.venue = venue
-        self.book = OrderBook()
+        self.clock = clock
+        self.book = OrderBook(clock)
         self._emit = emit
-        self._since = since if since is not None else time.time()
+        self._since = since if since is not None else wall(clock)
         self.accepting = True
         self.fills = 0
         self.resent = 0
         self.max_resends = 3
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._busy: set[str] = set()  # client ids whose send or reconciliation is running
+        self._cancels: dict[str, asyncio.Task[bool]] = {}
+
+    # --- owned work -----------------------------------------------------------------------
+
+    async def _owned(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` as a task of this Execution and await it; cancelling the caller
+        leaves the task running to its end."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()  # retrieved: the caller may be gone
+        if exc is not None and not isinstance(exc, OrderlyError):
+            log.error("order_work_failed", exc_info=exc)
+
+    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Wait for every owned send, reconciliation and cancel, including work they start
+        meanwhile (at most ``timeout`` s of the clock's time). Returns whether all ended."""
+        timer = asyncio.ensure_future(self.clock.sleep(timeout if timeout is not None else 1e9))
+        try:
+            while self._tasks and not timer.done():
+                await asyncio.wait([*self._tasks, timer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        return not self._tasks
+
+    @property
+    def pending(self) -> int:
+        """Owned sends, reconciliations and cancels still running."""
+        return len(self._tasks)
+
+    # --- state ----------------------------------------------------------------------------
 
     def _update(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> None:
         if self.book.move(order, state, reason):
             self._emit(order.snapshot())
 
-    def _refused(self, order: TrackedOrder, exc: OrderlyError) -> None:
-        if isinstance(exc, AmbiguousOutcome):
+    def _refused(self, order: TrackedOrder, exc: BaseException) -> None:
+        if _ambiguous(exc):
             log.warning("order_outcome_unknown", cl_ord_id=order.cl_ord_id, error=str(exc))
             self._update(order, OrderState.UNKNOWN, str(exc))
         else:
-            log.info("order_rejected", cl_ord_id=order.cl_ord_id, code=exc.code, error=str(exc))
-            self._update(order, OrderState.REJECTED, exc.code or str(exc))
+            code = getattr(exc, "code", None)
+            log.info("order_rejected", cl_ord_id=order.cl_ord_id, code=code, error=str(exc))
+            self._update(order, OrderState.REJECTED, code or str(exc))
 
     def _accepted(self, order: TrackedOrder, txid: str) -> None:
         self.book.set_txid(order, txid)
@@ -93,29 +163,50 @@ class Execution:
                 self._update(order, OrderState.REJECTED, "the bot is stopping")
         return orders
 
+    # --- placing --------------------------------------------------------------------------
+
     async def place(self, request: Order) -> OrderUpdate:
-        (order,) = self._record([request])
+        (checked,) = check_orders([request])
+        (order,) = self._record([checked])
         if order.state is OrderState.SUBMITTED:
-            await self._send_one(order)
+            await self._owned(self._send_one(order))
         return order.snapshot()
 
+    async def place_batch(self, requests: Sequence[Order]) -> list[OrderUpdate]:
+        checked = check_orders(requests, what="orders")
+        orders = self._record(checked)
+        if self.accepting and orders:
+            await self._owned(self._send_chunks(checked, orders))
+        return [o.snapshot() for o in orders]
+
+    async def _send_chunks(self, requests: list[Order], orders: list[TrackedOrder]) -> None:
+        for chunk in batches(requests, self.venue.max_batch):
+            await self._send_chunk([orders[i] for i in chunk])
+
     async def _send_one(self, order: TrackedOrder) -> None:
+        self._busy.add(order.cl_ord_id)
+        try:
+            await self._send_until_known(order)
+        finally:
+            self._busy.discard(order.cl_ord_id)
+
+    async def _send_until_known(self, order: TrackedOrder) -> None:
         for attempt in range(self.max_resends + 1):
             if attempt:
                 log.warning("order_resent", cl_ord_id=order.cl_ord_id, attempt=attempt)
                 self.resent += 1
+            order.sent_at = wall(self.clock)
             try:
                 txid = await self.venue.place(order.request, order.cl_ord_id)
-            except AmbiguousOutcome as exc:
-                self._refused(order, exc)
-                if await self._reconcile(order, sent_by=time.time()) != "absent":
+            except Exception as exc:
+                if isinstance(exc, OrderlyError) and self.venue.is_duplicate(exc):
+                    await self._reconcile(order, sent_by=None)  # an earlier send did land
                     return
-            except OrderlyError as exc:
-                if self.venue.is_duplicate(exc):  # an earlier send did land
-                    await self._reconcile(order, sent_by=None)
-                else:
-                    self._refused(order, exc)
-                return
+                self._refused(order, exc)
+                if not _ambiguous(exc):
+                    return
+                if await self._reconcile(order, sent_by=wall(self.clock)) != "absent":
+                    return
             else:
                 self._accepted(order, txid)
                 return
@@ -126,27 +217,71 @@ class Execution:
             f"not placed: {self.max_resends + 1} sends, every answer lost",
         )
 
+    async def _send_chunk(self, chunk: list[TrackedOrder]) -> None:
+        if len(chunk) == 1:
+            await self._send_one(chunk[0])
+            return
+        ids = [o.cl_ord_id for o in chunk]
+        self._busy.update(ids)
+        try:
+            await self._send_batch(chunk)
+        finally:
+            self._busy.difference_update(ids)
+
+    async def _send_batch(self, chunk: list[TrackedOrder]) -> None:
+        sent_by = wall(self.clock)
+        for order in chunk:
+            order.sent_at = sent_by
+        try:
+            results = await self.venue.place_batch([(o.request, o.cl_ord_id) for o in chunk])
+        except Exception as exc:
+            for order in chunk:
+                self._refused(order, exc)
+            if not _ambiguous(exc):
+                return
+            # reconcile each order; resend the absent ones singly
+            verdicts = await asyncio.gather(*(self._reconcile(o, sent_by) for o in chunk))
+            for order, verdict in zip(chunk, verdicts, strict=True):
+                if verdict == "absent":
+                    await self._send_until_known(order)
+            return
+        for order, result in zip(chunk, results, strict=True):
+            if isinstance(result, OrderlyError):
+                self._refused(order, result)
+            else:
+                self._accepted(order, result)
+
+    # --- reconciliation -------------------------------------------------------------------
+
     async def _lookup(self, order: TrackedOrder) -> tuple[str, VenueOrder | None]:
         """("found", order) / ("absent", None) / ("unsure", None) if lookups keep failing."""
         for attempt in range(_LOOKUPS):
             try:
                 found = await self.venue.find(order.cl_ord_id)
-            except (TransientError, AmbiguousOutcome) as exc:
+            except OrderlyError as exc:
                 log.info("order_lookup_failed", cl_ord_id=order.cl_ord_id, error=str(exc))
-                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+                await self.clock.sleep(min(0.1 * 2**attempt, 5.0))
                 continue
             return ("found", found) if found is not None else ("absent", None)
         return "unsure", None
+
+    def _past_deadline(self, order: TrackedOrder, sent_by: float) -> float | None:
+        """Seconds until a send at ``sent_by`` can no longer reach the book (<= 0: it
+        cannot any more); None if the venue gives no such certainty."""
+        deadline = self.venue.order_deadline_s
+        if deadline is None:
+            return None
+        return sent_by + deadline + _DEADLINE_MARGIN_S - wall(self.clock)
 
     async def _reconcile(self, order: TrackedOrder, sent_by: float | None) -> str:
         """Find an order whose send was ambiguous. ``sent_by``: a time at or after the last
         send (None: no waiting). Returns "found", "absent" (safe to resend) or "unsure"."""
         verdict, found = await self._lookup(order)
         if verdict == "absent" and sent_by is not None:
-            deadline = self.venue.order_deadline_s
-            if deadline is None:
+            wait = self._past_deadline(order, sent_by)
+            if wait is None:
                 return "unsure"  # without a deadline absence now proves nothing
-            await asyncio.sleep(max(0.0, sent_by + deadline + _DEADLINE_MARGIN_S - time.time()))
+            await self.clock.sleep(max(0.0, wait))
             verdict, found = await self._lookup(order)
         if found is not None:
             self._adopt(order, found)
@@ -160,63 +295,79 @@ class Execution:
         self._since = min(self._since, order.created - _OVERLAP_S)
         self._update(order, OrderState.ACCEPTED)
 
-    async def place_batch(self, requests: Sequence[Order]) -> list[OrderUpdate]:
-        orders = self._record(requests)
-        if self.accepting:
-            for chunk in batches(requests, self.venue.max_batch):
-                await self._send_chunk([orders[i] for i in chunk])
-        return [o.snapshot() for o in orders]
+    async def _settle_unknown(self, order: TrackedOrder) -> None:
+        """A poll's look at an order still UNKNOWN with no send running for it: adopt it if
+        the exchange has it; close it if it is absent past its deadline."""
+        found = await self.venue.find(order.cl_ord_id)
+        if found is not None:
+            self._adopt(order, found)
+            return
+        wait = self._past_deadline(order, order.sent_at or order.created)
+        if wait is not None and wait <= 0:
+            log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict="absent")
+            self._update(order, OrderState.REJECTED, "not placed: absent past its deadline")
 
-    async def _send_chunk(self, chunk: list[TrackedOrder]) -> None:
-        if len(chunk) == 1:
-            await self._send_one(chunk[0])
-            return
-        try:
-            results = await self.venue.place_batch([(o.request, o.cl_ord_id) for o in chunk])
-        except AmbiguousOutcome as exc:  # reconcile each order; resend the absent ones singly
-            sent_by = time.time()
-            for order in chunk:
-                self._refused(order, exc)
-            verdicts = await asyncio.gather(*(self._reconcile(o, sent_by) for o in chunk))
-            for order, verdict in zip(chunk, verdicts, strict=True):
-                if verdict == "absent":
-                    await self._send_one(order)
-            return
-        except OrderlyError as exc:
-            for order in chunk:
-                self._refused(order, exc)
-            return
-        for order, result in zip(chunk, results, strict=True):
-            if isinstance(result, OrderlyError):
-                self._refused(order, result)
-            else:
-                self._accepted(order, result)
+    # --- cancelling -----------------------------------------------------------------------
 
     async def cancel(self, target: OrderUpdate | str) -> bool:
-        """Cancel one order; False if it was no longer open."""
-        cl_ord_id = target if isinstance(target, str) else target.cl_ord_id
+        """Cancel one order; False if it was no longer open. Concurrent cancels of one
+        order share one exchange call."""
+        if isinstance(target, OrderUpdate):
+            cl_ord_id = target.cl_ord_id
+        elif isinstance(target, str):
+            cl_ord_id = target
+        else:
+            raise InvalidRequest(
+                f"cancel takes an OrderUpdate or a client order id, not {type(target).__name__}",
+                endpoint="cancel",
+            )
         order = self.book.get(cl_ord_id)
         if order is None:
-            raise InvalidRequest(f"no order with client order id {cl_ord_id!r}")
+            raise InvalidRequest(f"no order with client order id {cl_ord_id!r}", endpoint="cancel")
         if not order.state.is_open:
             return False
-        lost, error = False, ""
+        if cl_ord_id not in self._cancels:
+            task = asyncio.get_running_loop().create_task(self._cancel(order))
+            self._cancels[cl_ord_id] = task
+            task.add_done_callback(lambda _: self._cancels.pop(cl_ord_id, None))
+            self._tasks.add(task)
+            task.add_done_callback(self._forget)
+        return await asyncio.shield(self._cancels[cl_ord_id])
+
+    async def _cancel(self, order: TrackedOrder) -> bool:
+        cl_ord_id, lost, error = order.cl_ord_id, False, ""
         for attempt in range(self.max_resends + 1):
             try:
                 await self.venue.cancel(cl_ord_id, pair=order.request.pair, txid=order.txid)
-            except (AmbiguousOutcome, TransientError) as exc:  # cancelling again is harmless
+            except _RETRY_CANCEL as exc:  # cancelling again is harmless
                 log.warning("cancel_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
                 lost, error = lost or isinstance(exc, AmbiguousOutcome), str(exc)
-                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+                await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
                 continue
             except OrderRejected as exc:  # gone: filled, or cancelled by a lost attempt
                 log.info("cancel_refused", cl_ord_id=cl_ord_id, code=exc.code)
-                return lost  # either way polling reports the final state
+                await self._settle_closed(order)
+                return lost
             self._update(order, OrderState.CANCELLED, "cancelled by the strategy")
             return True
         raise TransientError(
             f"could not cancel order {cl_ord_id} in {self.max_resends + 1} tries: {error}"
         )
+
+    async def _settle_closed(self, order: TrackedOrder) -> None:
+        """The exchange says the order is not open: find out how it ended, now, with its
+        fills first, so it leaves ``open_orders()`` at once."""
+        try:
+            found = await self.venue.find(order.cl_ord_id)
+            if found is not None and found.status == "closed":
+                await self._poll_fills()
+        except OrderlyError as exc:  # polling will settle it later
+            log.info("order_lookup_failed", cl_ord_id=order.cl_ord_id, error=str(exc))
+            return
+        if found is not None:
+            if order.txid is None:
+                self.book.set_txid(order, found.txid)
+            self._finish(found)
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""
@@ -224,11 +375,11 @@ class Execution:
             try:
                 count = await self.venue.cancel_all()
                 break
-            except (AmbiguousOutcome, TransientError) as exc:  # cancelling again is harmless
+            except _RETRY_CANCEL as exc:  # cancelling again is harmless
                 if attempt == self.max_resends:
                     raise
                 log.warning("cancel_all_retried", attempt=attempt, error=str(exc))
-                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+                await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
         for order in self.book.open():
             self._update(order, OrderState.CANCELLED, "cancel all")
         return count
@@ -256,14 +407,16 @@ class Execution:
             self._update(order, OrderState.FILLED if full else OrderState.PARTIALLY_FILLED)
 
     async def _poll_states(self) -> None:
-        tracked = [o for o in self.book.open() if o.txid or o.state is OrderState.UNKNOWN]
+        tracked = [
+            o
+            for o in self.book.open()
+            if (o.txid or o.state is OrderState.UNKNOWN) and o.cl_ord_id not in self._busy
+        ]
         if not tracked:
             return
         for order in tracked:  # still unsure after their send: look again, never resend
             if order.state is OrderState.UNKNOWN and order.txid is None:
-                found = await self.venue.find(order.cl_ord_id)
-                if found is not None:
-                    self._adopt(order, found)
+                await self._settle_unknown(order)
         still_open = {v.txid: v for v in await self.venue.open_orders()}
         gone = [o.txid for o in tracked if o.txid and o.txid not in still_open]
         if gone:

@@ -13,13 +13,13 @@ or repeated updates from polling never move an order backwards.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import InvalidRequest
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.log import get_logger
@@ -96,6 +96,25 @@ class MarketOrder:
 Order = LimitOrder | MarketOrder
 
 
+def check_orders(requests: object, *, what: str = "order") -> list[Order]:
+    """``requests`` as a list of orders, or :class:`InvalidRequest` naming the first thing
+    that is not a LimitOrder or MarketOrder. Nothing is recorded before this passes."""
+    if isinstance(requests, str | bytes) or not isinstance(requests, Sequence):
+        raise InvalidRequest(
+            f"place_batch takes a list of orders, not {type(requests).__name__}",
+            endpoint="place_batch",
+        )
+    orders = list(requests)
+    for index, request in enumerate(orders):
+        if not isinstance(request, LimitOrder | MarketOrder):
+            where = f"{what} {index}" if what == "orders" else what
+            raise InvalidRequest(
+                f"{where} is a {type(request).__name__}, not a LimitOrder or MarketOrder",
+                endpoint="place_batch" if what == "orders" else "place",
+            )
+    return orders
+
+
 def new_client_order_id() -> str:
     """32 hex characters: Kraken's 'short UUID' form of ``cl_ord_id``."""
     return uuid.uuid4().hex
@@ -113,8 +132,10 @@ class TrackedOrder:
     cost: Decimal = Decimal(0)
     reason: str | None = None
     trade_ids: set[str] = field(default_factory=set)
-    created: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
+    created: float = 0.0
+    updated: float = 0.0
+    #: Wall time of the latest send (None: never sent); reconciliation waits from it.
+    sent_at: float | None = None
 
     def snapshot(self) -> OrderUpdate:
         request = self.request
@@ -136,13 +157,15 @@ class TrackedOrder:
 class OrderBook:
     """Every order of one strategy, by client order id and by exchange txid."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._orders: dict[str, TrackedOrder] = {}
         self._by_txid: dict[str, TrackedOrder] = {}
+        self._clock = clock
 
     def record(self, request: Order) -> TrackedOrder:
         """Assign a client order id and record the order, before anything is sent."""
-        order = TrackedOrder(request, new_client_order_id())
+        now = wall(self._clock)
+        order = TrackedOrder(request, new_client_order_id(), created=now, updated=now)
         self._orders[order.cl_ord_id] = order
         log.info(
             "order_submitted",
@@ -185,7 +208,7 @@ class OrderBook:
                 )
             return False
         order.state = state
-        order.updated = time.time()
+        order.updated = wall(self._clock)
         if reason is not None:
             order.reason = reason
         return True

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from framework.clock import ScaledClock
 from framework.config import Config
 from framework.errors import TransientError
 from framework.events import OrderState
@@ -22,12 +23,17 @@ from framework.sandbox.faults import KINDS
 from framework.strategy import Context
 
 ORDERS = 2000
+#: Virtual time runs this many times faster than real time: the 2 s order deadlines and the
+#: sandbox's slow and late answers pass in tenths of a second, while client and sandbox,
+#: sharing the clock, agree on every deadline.
+RATE = 10.0
 
 
 def every_fault(seed: int) -> FaultRules:
-    # "late" sleeps past the 2 s order deadline, so those orders are refused by the engine
+    # "late" sleeps past the 2 s order deadline, so those orders are refused by the engine;
+    # "slow" answers after 4 virtual s, past the client's real 0.15 s timeout
     return FaultRules(
-        faults=tuple(Fault(kind, 0.01) for kind in KINDS), seed=seed, slow_s=0.5, late_s=2.5
+        faults=tuple(Fault(kind, 0.01) for kind in KINDS), seed=seed, slow_s=4.0, late_s=2.5
     )
 
 
@@ -63,13 +69,14 @@ async def flood(ctx: Context, count: int, seed: int) -> None:
 async def test_every_order_exactly_once(tmp_path: Path, creds: tuple[str, str], seed: int) -> None:
     config = Config.model_validate(
         {
-            "exchange": {"timeout_s": 0.25, "order_deadline_s": 2},
+            "exchange": {"timeout_s": 0.15, "order_deadline_s": 2},
             "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
         }
     )
-    sandbox = Sandbox(dict([creds]), faults=every_fault(seed))
-    async with sandbox, kraken_venue(config, *creds, sandbox.base_url) as venue:
-        execution = Execution(venue, lambda event: None)
+    clock = ScaledClock(RATE)
+    sandbox = Sandbox(dict([creds]), faults=every_fault(seed), clock=clock)
+    async with sandbox, kraken_venue(config, *creds, sandbox.base_url, clock=clock) as venue:
+        execution = Execution(venue, lambda event: None, clock=clock)
         await flood(Context(execution, name="flood", pairs=("XBTUSD",)), ORDERS, seed)
         stats = sandbox.stats()[venue.key_id]
     mine = list(execution.book)
@@ -111,9 +118,10 @@ async def test_an_order_whose_every_send_is_dropped_ends_rejected_not_unknown(
         }
     )
     rules = FaultRules(faults=(Fault("drop", 1.0, ("AddOrder",)),))  # never executed
-    sandbox = Sandbox(dict([creds]), faults=rules)
-    async with sandbox, kraken_venue(config, *creds, sandbox.base_url) as venue:
-        execution = Execution(venue, lambda event: None)
+    clock = ScaledClock(RATE)
+    sandbox = Sandbox(dict([creds]), faults=rules, clock=clock)
+    async with sandbox, kraken_venue(config, *creds, sandbox.base_url, clock=clock) as venue:
+        execution = Execution(venue, lambda event: None, clock=clock)
         execution.max_resends = 1
         update = await execution.place(
             LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("0.001"), price=Decimal(1000))

@@ -14,6 +14,7 @@ kind                executed  what the client sees
 ``drop``            no        the connection closes before any answer
 ``lost``            yes       the connection closes after the call ran: accepted, answer lost
 ``slow``            yes       the answer comes ``slow_s`` later, past the client's timeout
+``garbled``         yes       HTTP 200 with the answer cut short (not JSON): the call ran
 ``late``            maybe     the call reaches the matching engine ``late_s`` later; an order
                               whose ``deadline`` has passed by then is refused (not placed)
 ==================  ========  ==============================================================
@@ -24,7 +25,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-KINDS = ("unavailable", "busy", "internal_error", "http_502", "drop", "lost", "slow", "late")
+KINDS = (
+    "unavailable",
+    "busy",
+    "internal_error",
+    "http_502",
+    "drop",
+    "lost",
+    "slow",
+    "late",
+    "garbled",
+)
 ERRORS = {
     "unavailable": "EService:Unavailable",
     "busy": "EService:Busy",

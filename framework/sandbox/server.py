@@ -17,7 +17,6 @@ requests sent in order can reach the nonce check out of order, as on a real netw
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 import secrets
@@ -100,6 +99,7 @@ class Sandbox:
         self.limits = RateLimits(TIERS[tier], clock) if tier is not None else None
         self.faults = FaultInjector(faults or FaultRules())
         self.delay_ms = delay_ms
+        self.clock = clock
         self._random = random.Random(seed)
         self.host = host
         self.port = port
@@ -183,7 +183,7 @@ class Sandbox:
             )
             lo, hi = self.delay_ms
             if hi > 0:
-                await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
+                await self.clock.sleep(self._random.uniform(lo, hi) / 1000)
             self.gate.check_nonce(state, nonce)
             handler = self._private.get(method)
             if handler is None:
@@ -205,12 +205,16 @@ class Sandbox:
             if fault == "drop":
                 return _drop(request)
             if fault == "late":
-                await asyncio.sleep(self.faults.rules.late_s)
+                await self.clock.sleep(self.faults.rules.late_s)
             result = handler(api_key, body)
             if fault == "lost":
                 return _drop(request)
             if fault == "slow":
-                await asyncio.sleep(self.faults.rules.slow_s)
+                await self.clock.sleep(self.faults.rules.slow_s)
+            if fault == "garbled":
+                whole = _envelope(result).body
+                assert isinstance(whole, bytes)
+                return web.Response(body=whole[: len(whole) // 2], content_type="application/json")
             return _envelope(result)
         except KrakenFailure as failure:
             return _envelope(error=failure.error)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -26,7 +25,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from framework.clock import SYSTEM_CLOCK, Clock
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
@@ -177,7 +176,7 @@ class KrakenClient(LaneClient):
         self.order_deadline_s = order_deadline_s
         #: Exchange time minus local time (s), from the Time endpoint; deadlines use it.
         self.clock_offset_s = 0.0
-        self._clock = clock
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"KrakenClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
@@ -200,7 +199,7 @@ class KrakenClient(LaneClient):
             self._store,
             self.key_id,
             unit=self._nonce_unit,
-            clock=self._clock,
+            clock=self.clock,
             max_value=KRAKEN_MAX,
             block=self._nonce_block,
             force_unit=self._force_unit,
@@ -210,7 +209,7 @@ class KrakenClient(LaneClient):
             headers={"User-Agent": USER_AGENT},
             source=source,
             history=self._history,
-            clock=self._clock,
+            clock=self.clock,
             pace=self._pace if self.pacer is not None else None,
             **self._lane_options,
         )
@@ -275,7 +274,7 @@ class KrakenClient(LaneClient):
     def deadline(self) -> str:
         """An RFC 3339 deadline ``order_deadline_s`` from now, in the exchange's time."""
         assert self.order_deadline_s is not None
-        at = self._clock.wall_ns() / 1e9 + self.clock_offset_s + self.order_deadline_s
+        at = self.clock.wall_ns() / 1e9 + self.clock_offset_s + self.order_deadline_s
         return (
             dt.datetime.fromtimestamp(at, dt.UTC)
             .isoformat(timespec="milliseconds")
@@ -311,7 +310,7 @@ class KrakenClient(LaneClient):
             result = self._parse(call.endpoint, status, payload)
             self._remember_orders(call, result)
             return result
-        except TransientError as exc:
+        except (TransientError, ExchangeError) as exc:  # ExchangeError: answered, unreadable
             if mutating and not isinstance(exc, RateLimited) and exc.code not in NOT_EXECUTED:
                 raise AmbiguousOutcome(
                     f"Kraken {call.endpoint} may have run: {exc.message}",
@@ -439,7 +438,7 @@ class KrakenClient(LaneClient):
             ask=_decimal(data["a"][0], "Ticker"),
             bid=_decimal(data["b"][0], "Ticker"),
             last=_decimal(data["c"][0], "Ticker"),
-            time=time.time(),
+            time=wall(self.clock),
         )
 
 

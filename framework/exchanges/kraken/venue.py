@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
@@ -119,9 +119,10 @@ class KrakenVenue:
     async def clock_offset(self) -> float:
         """From the Time endpoint (whole seconds), against the middle of the round trip.
         Offsets under a second are below what Kraken's Time can show and are not applied."""
-        before = time.time()
+        clock = self.client.clock
+        before = wall(clock)
         server = (await self.client.server_time()).unixtime
-        after = time.time()
+        after = wall(clock)
         offset = server + 0.5 - (before + after) / 2
         self.client.clock_offset_s = offset if abs(offset) >= 1.0 else 0.0
         return offset
@@ -200,6 +201,7 @@ async def kraken_venue(
     base_url: str,
     name: str = EXCHANGE,
     tier: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[KrakenVenue]:
     """A KrakenVenue whose store, history and lane follow ``config``."""
     store = SqliteStore(config.state.store)
@@ -222,6 +224,7 @@ async def kraken_venue(
         close_grace=config.runner.drain_timeout_s,
         tier=tier,
         order_deadline_s=config.exchange.order_deadline_s,
+        clock=clock,
     )
     try:
         async with client:
