@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(load(args.config))
         if args.command == "check":
-            from framework.runner import check as check_config
+            from framework.loading import check as check_config
 
             check_config(load(args.config))
             print(f"{args.config}: ok")

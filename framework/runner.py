@@ -7,9 +7,17 @@ event order), ticker polling, order polling, the strategy's timers and the live 
 A polling failure is logged and retried with exponential backoff (up to
 ``[runner].max_backoff_s``); it never stops the bot.
 
-Stopping (SIGINT or SIGTERM): new orders are refused, polling and timers stop, ``on_stop``
-runs, open orders are cancelled if ``[runner].cancel_on_stop``, the lane drains what is in
-flight (at most ``drain_timeout_s``) and writes the nonce floor, logs are flushed; exit 0.
+Events reach the strategy through an :class:`~framework.inbox.Inbox`: fills and order
+updates are never dropped, ticks are conflated (the newest per pair), and the summary shows
+the tick lag (how old the last ticker was when ``on_tick`` got it).
+
+Stopping (SIGINT or SIGTERM): new orders are refused, polling and timers stop, the order
+manager finishes the sends and reconciliations it owns (at most ``drain_timeout_s``), open
+orders are cancelled if ``[runner].cancel_on_stop``, a last poll collects the fills and
+final states, every event produced until then reaches ``on_fill``/``on_order``, and only
+then ``on_stop`` runs; the lane drains what is in flight (at most ``drain_timeout_s``) and
+writes the nonce floor, logs are flushed; exit 0. If cancelling on stop fails, the dead-man
+switch is left armed (the exchange cancels the orders when it lapses).
 A second signal cancels everything at once (exit 130); the nonce floor is safe either way,
 because the store reserves ahead of every nonce sent.
 
@@ -20,25 +28,24 @@ config or refused key, 130 forced.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from framework import log as logging_setup
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.errors import AuthError, ConfigError, OrderlyError
 from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
+from framework.inbox import Inbox
+from framework.loading import load_strategy
 from framework.log import get_logger
-from framework.registry import SECRETS, venue_opener
+from framework.registry import venue_opener
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.venue import Venue
 
@@ -47,99 +54,16 @@ log = get_logger("framework.runner")
 EXIT_OK, EXIT_STOPPED_BY_STRATEGY, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
 
 
-# --- loading the strategy ---------------------------------------------------------------
-
-
-def _find_file(name: str, config: Config) -> Path:
-    bases = [Path.cwd()]
-    if config.source is not None:
-        bases += [config.source.parent, config.source.parent.parent]
-    for base in bases:
-        if (base / name).is_file():
-            return base / name
-    raise ConfigError(
-        f"strategy.class: no file {name} (looked in {', '.join(str(b) for b in bases)})"
-    )
-
-
-def _load_module(name: str, config: Config) -> Any:
-    if not name.endswith(".py"):
-        return importlib.import_module(name)
-    path = _find_file(name, config)
-    spec = importlib.util.spec_from_file_location(f"orderly_strategy_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"strategy.class: cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through it
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[spec.name]
-        raise
-    return module
-
-
-def _import(target: str, config: Config) -> Any:
-    """The class named by ``file.py:Class`` or ``package.module:Class``."""
-    module_name, _, class_name = target.partition(":")
-    if not class_name:
-        raise ConfigError(f"strategy.class: {target!r} is not 'file.py:Class' or 'module:Class'")
-    try:
-        module = _load_module(module_name, config)
-    except ConfigError:
-        raise
-    except Exception as exc:  # the user's module failed to import: say where and why
-        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
-        raise ConfigError(
-            f"strategy.class: cannot import {module_name}: {type(exc).__name__}: {exc}{where}"
-        ) from None
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ConfigError(f"strategy.class: {module_name} has no {class_name}")
-    return cls
-
-
-def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
-    """The strategy class and its validated params; every problem is a ConfigError."""
-    if config.strategy is None:
-        raise ConfigError("strategy: missing [strategy] section (class = 'file.py:Class')")
-    cls = _import(config.strategy.class_, config)
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ConfigError(
-            f"strategy.class: {config.strategy.class_} is not a framework.Strategy subclass"
-        )
-    try:
-        params = cls.Params.model_validate(config.strategy.params)
-    except ValidationError as exc:
-        problems = [
-            f"strategy.params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise ConfigError("; ".join(problems)) from None
-    except Exception as exc:  # the strategy's own Params model is broken
-        raise ConfigError(
-            f"strategy.class: {cls.__name__}.Params cannot be used: {type(exc).__name__}: {exc}"
-        ) from None
-    return cls, params
-
-
-def check(config: Config) -> None:
-    """Everything ``orderly run`` would verify before connecting."""
-    load_strategy(config)
-    venue_opener(config.exchange.name)
-    for name in SECRETS.get(config.exchange.name, ()):
-        config.secret(name)
-
-
 # --- the live summary -------------------------------------------------------------------
 
 
 class Tally:
     """What the terminal summary shows, kept from events (no extra exchange calls)."""
 
-    def __init__(self) -> None:
-        self.started = time.monotonic()
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.started = clock.monotonic()
         self.fills = 0
+        self.tick_lag = 0.0  # age (s) of the last ticker when it reached on_tick
         self.cash = Decimal(0)  # quote currency gained (sells) minus spent (buys) and fees
         self.position: dict[str, Decimal] = {}
         self.rejected = 0
@@ -169,15 +93,18 @@ class Tally:
 class Runner:
     """One bot: one strategy on one venue."""
 
-    def __init__(self, config: Config, *, out: TextIO | None = None) -> None:
+    def __init__(
+        self, config: Config, *, out: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
+        self.clock = clock
         self.out = out or sys.stdout
         self._stop = asyncio.Event()
         self._reason = "stop requested"
         self._exit = EXIT_OK
         self._signals = 0
         self._main: asyncio.Task[int] | None = None
-        self.tally = Tally()
+        self.tally = Tally(clock)
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -233,7 +160,7 @@ class Runner:
     async def _trade(self, venue: Venue, strategy_cls: type[Strategy], params: BaseModel) -> int:
         config = self.config
         assert config.strategy is not None
-        events: asyncio.Queue[object] = asyncio.Queue()
+        inbox = Inbox()
 
         def emit(event: object) -> None:
             self.tally.add(event)
@@ -242,11 +169,13 @@ class Runner:
                     f"fill  {event.side} {event.volume.normalize():f} {event.pair} @ {event.price}"
                     f"  fee {event.fee}{'  maker' if event.maker else ''}"
                 )
-            events.put_nowait(event)
+            inbox.put(event)
 
-        execution = Execution(venue, emit)
+        execution = Execution(venue, emit, clock=self.clock)
         strategy = strategy_cls()
-        strategy.ctx = Context(execution, name=strategy.name, pairs=config.strategy.pairs)
+        strategy.ctx = Context(
+            execution, name=strategy.name, pairs=config.strategy.pairs, clock=self.clock
+        )
         strategy.params = params
         guard = Guard(
             strategy,
@@ -258,49 +187,38 @@ class Runner:
             f"orderly: {strategy.name} on {venue.name} (key {venue.key_id}), pairs "
             f"{', '.join(config.strategy.pairs)}; JSON logs in {config.runner.log_file}"
         )
+        runner = config.runner
         async with asyncio.TaskGroup() as group:
-            dispatcher = group.create_task(self._dispatch(guard, events), name="dispatcher")
-            events.put_nowait(Started(time.time()))
-            loops = [
-                group.create_task(
-                    self._repeat(
-                        "tickers",
-                        config.runner.tick_interval_s,
-                        lambda: self._poll_tickers(venue, strategy, emit),
-                    ),
-                    name="tickers",
+            dispatcher = group.create_task(self._dispatch(guard, inbox), name="dispatcher")
+            inbox.put(Started(wall(self.clock)))
+            repeated: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
+                (
+                    "tickers",
+                    runner.tick_interval_s,
+                    lambda: self._poll_tickers(venue, strategy, emit),
                 ),
-                group.create_task(
-                    self._repeat("orders", config.runner.order_poll_s, execution.poll),
-                    name="orders",
-                ),
-                group.create_task(self._summary(venue, strategy, guard, execution), name="summary"),
-                group.create_task(
-                    self._repeat(
-                        "clock", config.runner.clock_check_s, lambda: self._check_clock(venue)
-                    ),
-                    name="clock",
-                ),
+                ("orders", runner.order_poll_s, execution.poll),
+                ("clock", runner.clock_check_s, lambda: self._check_clock(venue)),
             ]
-            if config.runner.dead_man_timeout_s:
-                timeout = config.runner.dead_man_timeout_s
-                loops.append(
-                    group.create_task(
-                        self._repeat(
-                            "dead_man",
-                            config.runner.dead_man_refresh_s,
-                            lambda: venue.arm_dead_man(timeout),
-                        ),
-                        name="dead_man",
-                    )
+            if runner.dead_man_timeout_s:
+                timeout = runner.dead_man_timeout_s
+                repeated.append(
+                    ("dead_man", runner.dead_man_refresh_s, lambda: venue.arm_dead_man(timeout))
                 )
+            loops = [
+                group.create_task(self._repeat(what, period, action), name=what)
+                for what, period, action in repeated
+            ]
+            loops.append(
+                group.create_task(self._summary(venue, strategy, guard, execution), name="summary")
+            )
 
             def start_timer(period: float, callback: Timer) -> None:
                 loops.append(group.create_task(self._timer(guard, period, callback)))
 
             strategy.ctx._attach_timers(start_timer)
             await self._stop.wait()
-            await self._shutdown(execution, guard, events, dispatcher, loops)
+            await self._shutdown(execution, guard, inbox, dispatcher, loops)
         self._summary_line(venue, strategy, guard, execution, final=True)
         return self._exit
 
@@ -308,30 +226,43 @@ class Runner:
         self,
         execution: Execution,
         guard: Guard,
-        events: asyncio.Queue[object],
+        inbox: Inbox,
         dispatcher: asyncio.Task[None],
         loops: list[asyncio.Task[Any]],
     ) -> None:
+        """Stop taking orders and polling; finish the orders' work; deliver every event it
+        produced; then ``on_stop``."""
         execution.accepting = False
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
-        guard.stopping()
-        events.put_nowait(Stopping(time.time(), self._reason))
-        events.put_nowait(None)
-        await dispatcher
-        if self.config.runner.cancel_on_stop and execution.book.open():
+        runner = self.config.runner
+        if not await execution.drain(runner.drain_timeout_s):
+            log.warning("order_work_unfinished", pending=execution.pending)
+        cancelled = True
+        if runner.cancel_on_stop and execution.book.open():
             try:
                 count = await execution.cancel_all()
                 self._say(f"cancelled {count} open orders")
             except OrderlyError as exc:
+                cancelled = False
                 log.error("cancel_on_stop_failed", error=str(exc))
                 self._say(f"could not cancel open orders: {exc}")
-        if self.config.runner.dead_man_timeout_s:
+        try:  # the fills and final states that happened until now reach the strategy
+            await execution.poll()
+        except OrderlyError as exc:
+            log.warning("final_poll_failed", error=str(exc))
+        guard.stopping()
+        inbox.put(Stopping(wall(self.clock), self._reason))
+        inbox.close()
+        await dispatcher
+        if runner.dead_man_timeout_s and cancelled:
             try:
                 await execution.venue.arm_dead_man(0)  # a clean stop: nothing left to guard
             except OrderlyError as exc:
                 log.warning("dead_man_disarm_failed", error=str(exc))
+        elif runner.dead_man_timeout_s:
+            self._say("the dead-man switch stays armed: the exchange cancels the orders left")
 
     async def _check_clock(self, venue: Venue) -> None:
         """Compare the local clock with the exchange's; warn past ``clock_skew_warn_s``.
@@ -345,8 +276,10 @@ class Runner:
         else:
             log.info("clock_checked", offset_s=round(offset, 3))
 
-    async def _dispatch(self, guard: Guard, events: asyncio.Queue[object]) -> None:
-        while (event := await events.get()) is not None:
+    async def _dispatch(self, guard: Guard, inbox: Inbox) -> None:
+        while (event := await inbox.get()) is not None:
+            if isinstance(event, Ticker):
+                self.tally.tick_lag = wall(self.clock) - event.time
             await guard.deliver(event)
 
     async def _repeat(
@@ -361,7 +294,7 @@ class Runner:
             except OrderlyError as exc:
                 delay = min(max(delay * 2, period), self.config.runner.max_backoff_s)
                 log.warning("poll_failed", what=what, error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def _poll_tickers(
         self, venue: Venue, strategy: Strategy, emit: Callable[[object], None]
@@ -374,14 +307,14 @@ class Runner:
 
     async def _timer(self, guard: Guard, period: float, callback: Timer) -> None:
         while True:
-            await asyncio.sleep(period)
+            await self.clock.sleep(period)
             await guard.tick_timer(callback)
 
     async def _summary(
         self, venue: Venue, strategy: Strategy, guard: Guard, execution: Execution
     ) -> None:
         while True:
-            await asyncio.sleep(self.config.runner.summary_interval_s)
+            await self.clock.sleep(self.config.runner.summary_interval_s)
             self._summary_line(venue, strategy, guard, execution)
 
     def _summary_line(
@@ -397,11 +330,12 @@ class Runner:
         marks = strategy.ctx.tickers()
         pnl = tally.pnl(marks)
         prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in marks.items())
-        elapsed = time.monotonic() - tally.started
+        elapsed = self.clock.monotonic() - tally.started
         self._say(
             f"{'final' if final else f'[{elapsed:6.0f}s]'}  {prices}  fills {tally.fills}  "
             f"pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {len(execution.book.open())}"
-            f"  rejected {tally.rejected}  nonces sent {lane.sent} refused {lane.refused}"
+            f"  rejected {tally.rejected}  tick lag {tally.tick_lag:.2f}s"
+            f"  nonces sent {lane.sent} refused {lane.refused}"
             f"  paused {lane.paused}  hook errors {guard.failures}  {guard.state.value}"
         )
 

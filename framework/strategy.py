@@ -14,11 +14,14 @@ Hooks (all ``async``, all default to doing nothing, each given one frozen event)
 
 =================  ==============================================================
 ``on_start``       once, before any other hook (``Started``)
-``on_tick``        each ticker poll of each pair in ``[strategy].pairs`` (``Ticker``)
+``on_tick``        the newest ticker of each pair in ``[strategy].pairs`` (``Ticker``);
+                   ticks are conflated: a hook slower than the poll gets the newest
+                   price, never a backlog of stale ones
 ``on_order``       each change of state of one of its orders (``OrderUpdate``)
 ``on_fill``        once per trade of one of its orders (``Fill``), before the order's
                    ``on_order`` for the state that fill caused
-``on_stop``        once, when the bot stops (``Stopping``); orders may still be cancelled
+``on_stop``        once, when the bot stops (``Stopping``), after every fill and order
+                   update that happened until then (and after ``cancel_on_stop``)
 =================  ==============================================================
 
 Hooks run one at a time, in the order their events happened, so a hook never races
@@ -79,7 +82,10 @@ class Context:
     async def place(self, order: Order) -> OrderUpdate:
         """Send one order. Returns its state once the exchange answered: ACCEPTED (or
         already FILLED for a market order later), or REJECTED with ``reason``. Never
-        raises for an exchange refusal."""
+        raises for an exchange refusal; raises ``InvalidRequest`` if ``order`` is not a
+        LimitOrder or MarketOrder (nothing is recorded then). The send belongs to the
+        framework: if this hook is cancelled (its time limit), the order still reaches a
+        known state and its events still come."""
         return await self._execution.place(order)
 
     async def place_batch(self, orders: Sequence[Order]) -> list[OrderUpdate]:
@@ -202,6 +208,8 @@ class Guard:
             return self.state is Lifecycle.CREATED
         if hook == "on_stop":
             return self.state in (Lifecycle.RUNNING, Lifecycle.PAUSED, Lifecycle.STOPPING)
+        if hook in ("on_fill", "on_order"):  # what happened before the stop is still told
+            return self.state in (Lifecycle.RUNNING, Lifecycle.STOPPING)
         return self.state is Lifecycle.RUNNING
 
     async def deliver(self, event: object) -> None:

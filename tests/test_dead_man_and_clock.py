@@ -62,6 +62,7 @@ async def bot_against(
     config = write_config(
         tmp_path,
         "tests.helpers.strategies:Recorder",
+        params="cancel_on_fill = false",  # the resting order stays until the stop
         runner="dead_man_timeout_s = 60\ndead_man_refresh_s = 0.2\ncancel_on_stop = false",
     )
     config.write_text(

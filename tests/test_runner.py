@@ -238,7 +238,9 @@ async def test_exchange_outage_is_retried_with_backoff(
         tmp_path, "tests.helpers.strategies:Recorder", runner="max_backoff_s = 0.4"
     )
     config.write_text(
-        config.read_text().replace('name = "sandbox"', f'name = "kraken"\nbase_url = "{url}"')
+        config.read_text().replace(  # unpaced, as the sandbox it stands for
+            'name = "sandbox"', f'name = "kraken"\nbase_url = "{url}"\ntier = "none"'
+        )
     )
     stream = io.StringIO()
     log.configure("info", stream=stream, json=True)

@@ -47,6 +47,7 @@ class Recorder(Strategy):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         fail_on_tick: bool = False
+        cancel_on_fill: bool = True
 
     params: Params
 
@@ -74,7 +75,7 @@ class Recorder(Strategy):
 
     async def on_fill(self, fill: Fill) -> None:
         SEEN.append(fill)
-        if self.resting.state.is_open:
+        if self.params.cancel_on_fill and self.resting.state.is_open:
             await self.ctx.cancel(self.resting)
 
     async def on_stop(self, event: Stopping) -> None:
@@ -117,3 +118,25 @@ class Busy(Strategy):
         for order in self.ctx.open_orders()[:4]:
             if order.state is not OrderState.SUBMITTED:
                 await self.ctx.cancel(order)
+
+
+class SlowTicker(Strategy):
+    """An ``on_tick`` slower than the ticker poll; records each ticker with its age."""
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        SEEN.append((ticker, self.ctx.clock.wall_ns() / 1e9 - ticker.time))
+        await asyncio.sleep(0.3)
+
+
+class Taker(Strategy):
+    """A market buy on every tick, so fills are always on their way; records fills."""
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        order = MarketOrder(pair=ticker.pair, side="buy", volume=Decimal("0.001"))
+        SEEN.append(await self.ctx.place(order))
+
+    async def on_fill(self, fill: Fill) -> None:
+        SEEN.append(fill)
+
+    async def on_stop(self, event: Stopping) -> None:
+        SEEN.append(event)

@@ -1,0 +1,98 @@
+"""Loading a strategy from ``[strategy] class`` and checking a config as ``orderly run``
+would, before connecting. Every problem is a :class:`ConfigError` naming the key."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from framework.config import Config
+from framework.errors import ConfigError
+from framework.registry import SECRETS, venue_opener
+from framework.strategy import Strategy
+
+
+def _find_file(name: str, config: Config) -> Path:
+    bases = [Path.cwd()]
+    if config.source is not None:
+        bases += [config.source.parent, config.source.parent.parent]
+    for base in bases:
+        if (base / name).is_file():
+            return base / name
+    raise ConfigError(
+        f"strategy.class: no file {name} (looked in {', '.join(str(b) for b in bases)})"
+    )
+
+
+def _load_module(name: str, config: Config) -> Any:
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    path = _find_file(name, config)
+    spec = importlib.util.spec_from_file_location(f"orderly_strategy_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"strategy.class: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
+    return module
+
+
+def _import(target: str, config: Config) -> Any:
+    """The class named by ``file.py:Class`` or ``package.module:Class``."""
+    module_name, _, class_name = target.partition(":")
+    if not class_name:
+        raise ConfigError(f"strategy.class: {target!r} is not 'file.py:Class' or 'module:Class'")
+    try:
+        module = _load_module(module_name, config)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say where and why
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+        raise ConfigError(
+            f"strategy.class: cannot import {module_name}: {type(exc).__name__}: {exc}{where}"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ConfigError(f"strategy.class: {module_name} has no {class_name}")
+    return cls
+
+
+def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
+    """The strategy class and its validated params; every problem is a ConfigError."""
+    if config.strategy is None:
+        raise ConfigError("strategy: missing [strategy] section (class = 'file.py:Class')")
+    cls = _import(config.strategy.class_, config)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ConfigError(
+            f"strategy.class: {config.strategy.class_} is not a framework.Strategy subclass"
+        )
+    try:
+        params = cls.Params.model_validate(config.strategy.params)
+    except ValidationError as exc:
+        problems = [
+            f"strategy.params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
+    except Exception as exc:  # the strategy's own Params model is broken
+        raise ConfigError(
+            f"strategy.class: {cls.__name__}.Params cannot be used: {type(exc).__name__}: {exc}"
+        ) from None
+    return cls, params
+
+
+def check(config: Config) -> None:
+    """Everything ``orderly run`` would verify before connecting."""
+    load_strategy(config)
+    venue_opener(config.exchange.name)
+    for name in SECRETS.get(config.exchange.name, ()):
+        config.secret(name)

@@ -1,0 +1,102 @@
+"""Events reach the strategy never lost and never stale: fills produced before the stop are
+delivered before ``on_stop``; ticks are conflated so a slow hook sees fresh prices."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from framework.config import load
+from framework.events import Fill, OrderState, OrderUpdate, Stopping, Ticker
+from framework.inbox import Inbox
+from framework.runner import EXIT_OK, Runner
+from framework.sandbox import Sandbox
+from tests.helpers import strategies
+from tests.test_runner import run_until, write_config
+
+
+def tick(pair: str, price: int) -> Ticker:
+    p = Decimal(price)
+    return Ticker(pair=pair, bid=p, ask=p, last=p, time=float(price))
+
+
+def update(cl_ord_id: str) -> OrderUpdate:
+    zero = Decimal(0)
+    return OrderUpdate(
+        cl_ord_id, "XBTUSD", "buy", OrderState.ACCEPTED, zero, zero, None, None, None, None, 0.0
+    )
+
+
+async def test_inbox_conflates_ticks_per_pair_and_keeps_everything_else() -> None:
+    inbox = Inbox()
+    for event in [
+        tick("A", 1),
+        update("u1"),
+        tick("B", 1),
+        tick("A", 2),
+        update("u2"),
+        tick("A", 3),
+    ]:
+        inbox.put(event)
+    inbox.close()
+    out = []
+    while (event := await inbox.get()) is not None:
+        out.append(event)
+    # A's newest price, at the first pending A's place; B once; both updates, in order
+    assert out == [tick("A", 3), update("u1"), tick("B", 1), update("u2")]
+    assert inbox.conflated == 2
+    inbox = Inbox()
+    inbox.put(tick("A", 1))
+    assert await inbox.get() == tick("A", 1)
+    inbox.put(tick("A", 2))  # delivered already: a new one takes a new place
+    assert await inbox.get() == tick("A", 2)
+
+
+async def test_a_hook_slower_than_the_tick_interval_sees_fresh_prices(tmp_path: Path) -> None:
+    interval = 0.1
+    config = write_config(tmp_path, "tests.helpers.strategies:SlowTicker")
+    config.write_text(
+        config.read_text().replace("tick_interval_s = 0.05", f"tick_interval_s = {interval}")
+    )
+    seen = strategies.SEEN
+    assert await run_until(config, lambda: len(seen) >= 8) == EXIT_OK
+    lags = [lag for _, lag in seen]  # type: ignore[misc]
+    assert max(lags) < 2 * interval, lags  # each hook takes 3 intervals: no backlog builds
+
+
+async def test_every_fill_before_the_stop_reaches_on_fill(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    seen = strategies.SEEN
+    async with Sandbox(dict([creds])) as sandbox:
+        config = write_config(tmp_path, "tests.helpers.strategies:Taker")
+        config.write_text(  # polls seldom: fills are still to be collected when it stops
+            config.read_text()
+            .replace("order_poll_s = 0.05", "order_poll_s = 0.5")
+            .replace(
+                'name = "sandbox"',
+                f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"',
+            )
+        )
+        base_before = sandbox.engine.balances(creds[0]).get("XXBT", Decimal(0))
+        seen.clear()
+        runner = Runner(load(config), out=io.StringIO())
+        task = asyncio.create_task(runner.main(install_signals=False))
+        async with asyncio.timeout(20):  # a few orders placed, fills still to be polled
+            while len(sandbox.engine.trades_of(creds[0])) < 5:
+                seen.changed.clear()
+                await seen.changed.wait()
+        runner.request_stop("test finished")
+        assert await task == EXIT_OK
+        trades = sandbox.engine.trades_of(creds[0])
+        base_after = sandbox.engine.balances(creds[0]).get("XXBT", Decimal(0))
+    fills = [e for e in seen if isinstance(e, Fill)]
+    assert isinstance(seen[-1], Stopping)  # every fill came before on_stop
+    assert sorted(f.trade_id for f in fills) == sorted(tid for tid, _ in trades)
+    assert sum(f.volume for f in fills) == base_after - base_before
