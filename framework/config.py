@@ -30,7 +30,12 @@ from pydantic import (
 )
 
 from framework.errors import ConfigError
-from framework.paths import default_history_path, default_store_path, state_dir
+from framework.paths import (
+    default_history_path,
+    default_journal_path,
+    default_store_path,
+    state_dir,
+)
 from framework.secret import Secret
 
 #: A path in a config file; ``~`` is expanded.
@@ -51,6 +56,10 @@ class StateConfig(_Section):
     history: UserPath = Field(
         default_factory=default_history_path,
         description="JSON-lines nonce history; rotated as history.1, history.2, ...",
+    )
+    journal: UserPath = Field(
+        default_factory=default_journal_path,
+        description="SQLite order journal (every order and fill; restarts adopt open orders)",
     )
     history_max_mb: float = Field(50.0, gt=0, description="rotate the history past this size")
     history_backups: int = Field(5, ge=0, description="rotated history files kept")

@@ -16,7 +16,8 @@
     │   └── InvalidRequest     the call's parameters are wrong
     ├── AmbiguousOutcome       the call may or may not have run: reconcile before anything else
     ├── ExchangeError          the exchange said something we do not understand
-    └── LaneClosed             the lane no longer accepts calls
+    ├── LaneClosed             the lane no longer accepts calls
+    └── StateError             a state file (order journal) cannot be read or written
 
 Every error carries the fields that say where it came from (``exchange``, ``code``,
 ``key_id``, ``endpoint``) and never a secret: ``key_id`` is a short hash of the API key.
@@ -124,3 +125,7 @@ class ExchangeError(OrderlyError):
 
 class LaneClosed(OrderlyError):
     """The lane is closed and accepts no more calls."""
+
+
+class StateError(OrderlyError):
+    """A state file (the order journal) cannot be read or written: nothing was sent."""

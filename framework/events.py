@@ -33,9 +33,13 @@ class OrderState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """The strategy is about to receive events. ``time`` is Unix seconds."""
+    """The strategy is about to receive events. ``time`` is Unix seconds. ``inherited``:
+    the bot's orders still open when it last stopped (from the order journal), as they
+    were then; they are tracked like any other, and how each fared meanwhile arrives next
+    through ``on_fill`` / ``on_order``."""
 
     time: float
+    inherited: tuple[OrderUpdate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

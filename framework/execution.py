@@ -50,6 +50,7 @@ from framework.errors import (
     TransientError,
 )
 from framework.events import Fill, OrderState, OrderUpdate
+from framework.journal import OrderJournal
 from framework.log import get_logger
 from framework.orders import Order, OrderBook, TrackedOrder, batches, check_orders
 from framework.venue import Venue, VenueOrder
@@ -91,10 +92,11 @@ class Execution:
         *,
         since: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        journal: OrderJournal | None = None,
     ) -> None:
         self.venue = venue
         self.clock = clock
-        self.book = OrderBook(clock)
+        self.book = OrderBook(clock, journal)
         self._emit = emit
         self._since = since if since is not None else wall(clock)
         self.accepting = True
@@ -157,11 +159,40 @@ class Execution:
         self._update(order, OrderState.ACCEPTED)
 
     def _record(self, requests: Sequence[Order]) -> list[TrackedOrder]:
-        orders = [self.book.record(r) for r in requests]
+        orders = self.book.record_all(requests)
         if not self.accepting:
             for order in orders:
                 self._update(order, OrderState.REJECTED, "the bot is stopping")
         return orders
+
+    # --- after a restart ------------------------------------------------------------------
+
+    def restore(self) -> tuple[list[OrderUpdate], list[Fill]]:
+        """Take back the journal's open orders (an order that was being sent when the bot
+        died becomes UNKNOWN) and the fills ``on_fill`` never had. Returns both, for
+        ``Started`` and for delivery; :meth:`resume` then reconciles with the exchange."""
+        journal = self.book.journal
+        if journal is None:
+            return [], []
+        orders = journal.open_orders()
+        self.book.restore(orders)
+        for order in orders:
+            if order.state is OrderState.SUBMITTED:  # told through Started, not on_order
+                self.book.move(order, OrderState.UNKNOWN, "the bot stopped before the answer")
+            self._since = min(self._since, order.created - _OVERLAP_S)
+        if orders:
+            log.info("orders_restored", count=len(orders), journal=str(journal.path))
+        return [o.snapshot() for o in orders], journal.undelivered()
+
+    async def resume(self) -> None:
+        """Reconcile restored orders with the exchange: each order with no exchange id is
+        looked up by client id (adopted, or closed if absent past its deadline); then one
+        poll delivers the fills that happened meanwhile (once each: trade ids already
+        applied are in the journal) and the final states of orders that left the book."""
+        for order in self.book.open():
+            if order.txid is None:
+                await self._settle_unknown(order)
+        await self.poll()
 
     # --- placing --------------------------------------------------------------------------
 
@@ -195,7 +226,7 @@ class Execution:
             if attempt:
                 log.warning("order_resent", cl_ord_id=order.cl_ord_id, attempt=attempt)
                 self.resent += 1
-            order.sent_at = wall(self.clock)
+            self.book.sending([order])
             try:
                 txid = await self.venue.place(order.request, order.cl_ord_id)
             except Exception as exc:
@@ -229,9 +260,7 @@ class Execution:
             self._busy.difference_update(ids)
 
     async def _send_batch(self, chunk: list[TrackedOrder]) -> None:
-        sent_by = wall(self.clock)
-        for order in chunk:
-            order.sent_at = sent_by
+        sent_by = self.book.sending(chunk)
         try:
             results = await self.venue.place_batch([(o.request, o.cl_ord_id) for o in chunk])
         except Exception as exc:

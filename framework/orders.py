@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import InvalidRequest
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.log import get_logger
+
+if TYPE_CHECKING:
+    from framework.journal import OrderJournal
 
 log = get_logger("framework.orders")
 
@@ -155,27 +158,49 @@ class TrackedOrder:
 
 
 class OrderBook:
-    """Every order of one strategy, by client order id and by exchange txid."""
+    """Every order of one strategy, by client order id and by exchange txid. With a
+    ``journal``, every order is written down before it is sent and at every change."""
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, journal: OrderJournal | None = None) -> None:
         self._orders: dict[str, TrackedOrder] = {}
         self._by_txid: dict[str, TrackedOrder] = {}
         self._clock = clock
+        self.journal = journal
+
+    def _save(self, *orders: TrackedOrder) -> None:
+        if self.journal is not None:
+            self.journal.save(*orders)
 
     def record(self, request: Order) -> TrackedOrder:
         """Assign a client order id and record the order, before anything is sent."""
+        return self.record_all([request])[0]
+
+    def record_all(self, requests: Sequence[Order]) -> list[TrackedOrder]:
+        """Assign client order ids and record the orders (in the journal first, in one
+        write), before anything is sent."""
         now = wall(self._clock)
-        order = TrackedOrder(request, new_client_order_id(), created=now, updated=now)
-        self._orders[order.cl_ord_id] = order
-        log.info(
-            "order_submitted",
-            cl_ord_id=order.cl_ord_id,
-            pair=request.pair,
-            side=request.side,
-            volume=str(request.volume),
-            price=str(getattr(request, "price", "")) or None,
-        )
-        return order
+        orders = [
+            TrackedOrder(r, new_client_order_id(), created=now, updated=now) for r in requests
+        ]
+        self._save(*orders)
+        for order in orders:
+            self._orders[order.cl_ord_id] = order
+            log.info(
+                "order_submitted",
+                cl_ord_id=order.cl_ord_id,
+                pair=order.request.pair,
+                side=order.request.side,
+                volume=str(order.request.volume),
+                price=str(getattr(order.request, "price", "")) or None,
+            )
+        return orders
+
+    def restore(self, orders: Iterable[TrackedOrder]) -> None:
+        """Take back orders from the journal after a restart."""
+        for order in orders:
+            self._orders[order.cl_ord_id] = order
+            if order.txid is not None:
+                self._by_txid[order.txid] = order
 
     def get(self, cl_ord_id: str) -> TrackedOrder | None:
         return self._orders.get(cl_ord_id)
@@ -186,6 +211,16 @@ class OrderBook:
     def set_txid(self, order: TrackedOrder, txid: str) -> None:
         order.txid = txid
         self._by_txid[txid] = order
+        self._save(order)
+
+    def sending(self, orders: Iterable[TrackedOrder]) -> float:
+        """Note that ``orders`` are being sent now; returns the time written."""
+        now = wall(self._clock)
+        batch = list(orders)
+        for order in batch:
+            order.sent_at = now
+        self._save(*batch)
+        return now
 
     def open(self) -> list[TrackedOrder]:
         return [o for o in self._orders.values() if o.state.is_open]
@@ -211,6 +246,7 @@ class OrderBook:
         order.updated = wall(self._clock)
         if reason is not None:
             order.reason = reason
+        self._save(order)
         return True
 
     def apply_fill(self, order: TrackedOrder, fill: Fill) -> bool:
@@ -221,6 +257,8 @@ class OrderBook:
         order.filled += fill.volume
         order.cost += fill.volume * fill.price
         order.updated = fill.time
+        if self.journal is not None:
+            self.journal.fill(order, fill)
         return True
 
 

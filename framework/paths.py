@@ -1,4 +1,5 @@
-"""Where Orderly keeps its state on disk: the nonce store and the nonce history.
+"""Where Orderly keeps its state on disk: the nonce store, the nonce history and the order
+journal.
 
 The directory is ``$ORDERLY_STATE_DIR`` if set, else ``$XDG_STATE_HOME/orderly``, else
 ``~/.local/state/orderly`` (the XDG state directory).
@@ -20,6 +21,11 @@ def state_dir() -> Path:
 def default_store_path() -> Path:
     """The SQLite nonce store used when none is given."""
     return state_dir() / "nonces.sqlite"
+
+
+def default_journal_path() -> Path:
+    """The SQLite order journal used when none is given."""
+    return state_dir() / "orders.sqlite"
 
 
 def default_history_path() -> Path:

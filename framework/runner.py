@@ -43,6 +43,7 @@ from framework.errors import AuthError, ConfigError, OrderlyError
 from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
+from framework.journal import OrderJournal
 from framework.loading import load_strategy
 from framework.log import get_logger
 from framework.registry import venue_opener
@@ -151,13 +152,27 @@ class Runner:
             except AuthError as exc:
                 raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
             await self._check_clock(venue)
+            journal = (  # an exchange that outlives the bot: its orders are written down
+                OrderJournal(config.state.journal, exchange=venue.name, key_id=venue.key_id)
+                if venue.persistent
+                else None
+            )
             try:
-                return await self._trade(venue, strategy_cls, params)
+                return await self._trade(venue, strategy_cls, params, journal)
             except asyncio.CancelledError:
                 await venue.lane.close(grace=0)  # forced: still write the nonce floor
                 raise
+            finally:
+                if journal is not None:
+                    journal.close()
 
-    async def _trade(self, venue: Venue, strategy_cls: type[Strategy], params: BaseModel) -> int:
+    async def _trade(
+        self,
+        venue: Venue,
+        strategy_cls: type[Strategy],
+        params: BaseModel,
+        journal: OrderJournal | None,
+    ) -> int:
         config = self.config
         assert config.strategy is not None
         inbox = Inbox()
@@ -171,7 +186,8 @@ class Runner:
                 )
             inbox.put(event)
 
-        execution = Execution(venue, emit, clock=self.clock)
+        execution = Execution(venue, emit, clock=self.clock, journal=journal)
+        inherited, undelivered = execution.restore()
         strategy = strategy_cls()
         strategy.ctx = Context(
             execution, name=strategy.name, pairs=config.strategy.pairs, clock=self.clock
@@ -189,8 +205,16 @@ class Runner:
         )
         runner = config.runner
         async with asyncio.TaskGroup() as group:
-            dispatcher = group.create_task(self._dispatch(guard, inbox), name="dispatcher")
-            inbox.put(Started(wall(self.clock)))
+            dispatcher = group.create_task(self._dispatch(guard, inbox, journal), name="dispatcher")
+            inbox.put(Started(wall(self.clock), inherited=tuple(inherited)))
+            if inherited:
+                self._say(f"inherited {len(inherited)} open orders from {config.state.journal}")
+            for fill in undelivered:  # applied before the last stop, never delivered
+                emit(fill)
+            try:  # how the inherited orders fared while the bot was down
+                await execution.resume()
+            except OrderlyError as exc:  # polling tries again
+                log.warning("resume_failed", error=str(exc))
             repeated: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
                 (
                     "tickers",
@@ -276,11 +300,13 @@ class Runner:
         else:
             log.info("clock_checked", offset_s=round(offset, 3))
 
-    async def _dispatch(self, guard: Guard, inbox: Inbox) -> None:
+    async def _dispatch(self, guard: Guard, inbox: Inbox, journal: OrderJournal | None) -> None:
         while (event := await inbox.get()) is not None:
             if isinstance(event, Ticker):
                 self.tally.tick_lag = wall(self.clock) - event.time
             await guard.deliver(event)
+            if journal is not None and isinstance(event, Fill):
+                journal.delivered(event.trade_id)
 
     async def _repeat(
         self, what: str, period: float, action: Callable[[], Awaitable[None]]

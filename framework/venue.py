@@ -44,6 +44,9 @@ class Venue(Protocol):
     lane: Lane
     #: Most orders one batch call takes (Kraken AddOrderBatch: 15).
     max_batch: int
+    #: Whether the exchange outlives the bot (False for the in-process paper sandbox, whose
+    #: orders die with it): only then are orders journalled and adopted after a restart.
+    persistent: bool
     #: After this many seconds an order sent now can no longer reach the book (None: never
     #: certain, so an order whose answer was lost is never sent again).
     order_deadline_s: float | None

@@ -212,14 +212,17 @@ def test_second_signal_exits_at_once_and_keeps_the_floor(tmp_path: Path) -> None
     assert floor.floor >= highest
 
 
-def start_sandbox(creds: tuple[str, str], port: int = 0) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(
+    creds: tuple[str, str], port: int = 0, config: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
     env = {
         **os.environ,
         "ORDERLY_SANDBOX_API_KEY": creds[0],
         "ORDERLY_SANDBOX_API_SECRET": creds[1],
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "framework.cli", "sandbox", "--port", str(port)],
+        [sys.executable, "-m", "framework.cli", "sandbox", "--port", str(port)]
+        + (["--config", str(config)] if config is not None else []),
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -73,4 +73,5 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
             config, PAPER_KEY, PAPER_SECRET, sandbox.base_url, "sandbox", tier=_tier(config)
         ) as venue,
     ):
+        venue.persistent = False  # its orders end with this process: nothing to adopt
         yield venue

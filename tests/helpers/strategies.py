@@ -140,3 +140,35 @@ class Taker(Strategy):
 
     async def on_stop(self, event: Stopping) -> None:
         SEEN.append(event)
+
+
+class Keeper(Strategy):
+    """Keeps four far resting buys open and takes a market buy on every tick. Writes each
+    fill's trade id, and what it inherited at start, to files next to its log."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        out: str
+
+    params: Params
+
+    def _write(self, name: str, line: str) -> None:
+        with open(f"{self.params.out}.{name}", "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+
+    async def on_start(self, event: Started) -> None:
+        self._write("inherited", str(len(event.inherited)))
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        resting = [o for o in self.ctx.open_orders() if o.price is not None]
+        far = (ticker.bid * Decimal("0.5")).quantize(Decimal("0.1"))
+        wanted = [
+            LimitOrder(pair=ticker.pair, side="buy", volume=Decimal("0.001"), price=far - n)
+            for n in range(4 - len(resting))
+        ]
+        await self.ctx.place_batch(
+            [*wanted, MarketOrder(pair=ticker.pair, side="buy", volume=Decimal("0.001"))]
+        )
+
+    async def on_fill(self, fill: Fill) -> None:
+        self._write("fills", fill.trade_id)

@@ -76,6 +76,8 @@ def _venue_order(raw: dict[str, Any]) -> VenueOrder:
 class BitunixVenue(NoDeadMan):
     """A Venue over one BitunixClient (one key, one unordered lane)."""
 
+    persistent = True
+
     def __init__(self, client: BitunixClient, margin_coin: str = "USDT") -> None:
         self.name = EXCHANGE
         self.client = client

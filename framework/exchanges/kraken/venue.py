@@ -52,6 +52,7 @@ class KrakenVenue:
     """A Venue over one KrakenClient (one key, one lane)."""
 
     max_batch = MAX_BATCH
+    persistent = True
 
     def __init__(self, client: KrakenClient, name: str = EXCHANGE) -> None:
         self.name = name

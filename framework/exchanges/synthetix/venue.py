@@ -94,6 +94,7 @@ class SynthetixVenue(NoDeadMan):
     """A Venue over one SynthetixClient (one signer and subaccount, one strict lane)."""
 
     max_batch = MAX_BATCH
+    persistent = True
 
     def __init__(self, client: SynthetixClient, expires_after_s: float | None = None) -> None:
         self.name = EXCHANGE

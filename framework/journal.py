@@ -1,0 +1,237 @@
+"""The order journal: every order of one key, written down before it is sent and at every
+change, so a restart (even after ``kill -9``) knows what the bot had at the exchange.
+
+    orders   client id, pair, side, kind, volume, price, post-only, state, exchange id,
+             filled volume and cost, reason, created / updated / last-sent times
+    fills    each fill applied to an order (by trade id), and whether the strategy's
+             ``on_fill`` has had it
+
+One embedded SQLite file (WAL; ``synchronous=NORMAL``, so a committed write survives the
+process being killed; a power cut may lose the last writes, which the start-up
+reconciliation then finds at the exchange again). Rows are keyed by (exchange, key id), so
+several bots may share the file. At start the runner restores the key's open orders and the
+fills not yet delivered, then reconciles them with the exchange (:meth:`Execution.resume`).
+
+A write that fails raises :class:`StateError` naming the file: the order is not sent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+from framework.errors import StateError
+from framework.events import Fill, OrderState
+from framework.orders import LimitOrder, MarketOrder, Order, TrackedOrder
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    exchange  TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    cl_ord_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    pair      TEXT NOT NULL,
+    side      TEXT NOT NULL,
+    volume    TEXT NOT NULL,
+    price     TEXT,
+    post_only INTEGER NOT NULL,
+    state     TEXT NOT NULL,
+    txid      TEXT,
+    filled    TEXT NOT NULL,
+    cost      TEXT NOT NULL,
+    reason    TEXT,
+    created   REAL NOT NULL,
+    updated   REAL NOT NULL,
+    sent_at   REAL,
+    PRIMARY KEY (exchange, key_id, cl_ord_id)
+);
+CREATE INDEX IF NOT EXISTS orders_open ON orders (exchange, key_id, state);
+CREATE TABLE IF NOT EXISTS fills (
+    exchange  TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    trade_id  TEXT NOT NULL,
+    cl_ord_id TEXT NOT NULL,
+    txid      TEXT NOT NULL,
+    pair      TEXT NOT NULL,
+    side      TEXT NOT NULL,
+    price     TEXT NOT NULL,
+    volume    TEXT NOT NULL,
+    fee       TEXT NOT NULL,
+    maker     INTEGER NOT NULL,
+    time      REAL NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (exchange, key_id, trade_id)
+);
+"""
+
+_OPEN = tuple(s.value for s in OrderState if s.is_open)
+
+_UPSERT = """
+INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (exchange, key_id, cl_ord_id) DO UPDATE SET
+    state=excluded.state, txid=excluded.txid, filled=excluded.filled, cost=excluded.cost,
+    reason=excluded.reason, updated=excluded.updated, sent_at=excluded.sent_at
+"""
+
+
+class OrderJournal:
+    """The journal of one key's orders in one SQLite file."""
+
+    def __init__(self, path: Path | str, *, exchange: str, key_id: str) -> None:
+        self.path = Path(path)
+        self.exchange = exchange
+        self.key_id = key_id
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error("open", exc) from None
+
+    def _error(self, doing: str, exc: BaseException) -> StateError:
+        return StateError(f"order journal {self.path}: cannot {doing}: {exc}", key_id=self.key_id)
+
+    def _write(self, doing: str, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        try:
+            with self._db:  # one transaction
+                self._db.execute("BEGIN")
+                self._db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._error(doing, exc) from None
+
+    def _row(self, order: TrackedOrder) -> tuple[object, ...]:
+        request = order.request
+        limit = isinstance(request, LimitOrder)
+        return (
+            self.exchange,
+            self.key_id,
+            order.cl_ord_id,
+            "limit" if limit else "market",
+            request.pair,
+            request.side,
+            str(request.volume),
+            str(request.price) if isinstance(request, LimitOrder) else None,
+            int(request.post_only) if isinstance(request, LimitOrder) else 0,
+            order.state.value,
+            order.txid,
+            str(order.filled),
+            str(order.cost),
+            order.reason,
+            order.created,
+            order.updated,
+            order.sent_at,
+        )
+
+    def save(self, *orders: TrackedOrder) -> None:
+        """Write ``orders`` as they are now, in one transaction."""
+        self._write("write an order", _UPSERT, [self._row(o) for o in orders])
+
+    def fill(self, order: TrackedOrder, fill: Fill) -> None:
+        """Record ``fill`` as applied to ``order`` (not yet delivered), with the order."""
+        row = (
+            self.exchange,
+            self.key_id,
+            fill.trade_id,
+            fill.cl_ord_id,
+            fill.txid,
+            fill.pair,
+            fill.side,
+            str(fill.price),
+            str(fill.volume),
+            str(fill.fee),
+            int(fill.maker),
+            fill.time,
+        )
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0)", row
+                )
+                self._db.execute(_UPSERT, self._row(order))
+        except sqlite3.Error as exc:
+            raise self._error("write a fill", exc) from None
+
+    def delivered(self, trade_id: str) -> None:
+        """The strategy's ``on_fill`` has had this fill."""
+        self._write(
+            "mark a fill delivered",
+            "UPDATE fills SET delivered=1 WHERE exchange=? AND key_id=? AND trade_id=?",
+            [(self.exchange, self.key_id, trade_id)],
+        )
+
+    def open_orders(self) -> list[TrackedOrder]:
+        """The key's orders not yet in a final state, with the trade ids applied to each."""
+        marks = ",".join("?" * len(_OPEN))
+        try:
+            rows = self._db.execute(
+                f"SELECT * FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) "
+                "ORDER BY created",
+                (self.exchange, self.key_id, *_OPEN),
+            ).fetchall()
+            orders = [_order(row) for row in rows]
+            for order in orders:
+                order.trade_ids = {
+                    tid
+                    for (tid,) in self._db.execute(
+                        "SELECT trade_id FROM fills WHERE exchange=? AND key_id=? AND cl_ord_id=?",
+                        (self.exchange, self.key_id, order.cl_ord_id),
+                    )
+                }
+        except (sqlite3.Error, ValueError, ArithmeticError) as exc:
+            raise self._error("read the open orders", exc) from None
+        return orders
+
+    def undelivered(self) -> list[Fill]:
+        """Fills applied but never delivered to ``on_fill`` (the bot died in between)."""
+        try:
+            rows = self._db.execute(
+                "SELECT trade_id, cl_ord_id, txid, pair, side, price, volume, fee, maker, time "
+                "FROM fills WHERE exchange=? AND key_id=? AND delivered=0 ORDER BY time",
+                (self.exchange, self.key_id),
+            ).fetchall()
+            return [
+                Fill(t, c, x, p, s, Decimal(pr), Decimal(v), Decimal(f), bool(m), tm)
+                for t, c, x, p, s, pr, v, f, m, tm in rows
+            ]
+        except (sqlite3.Error, ValueError, ArithmeticError) as exc:
+            raise self._error("read the fills", exc) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __repr__(self) -> str:
+        return f"OrderJournal(path={str(self.path)!r}, key_id={self.key_id!r})"
+
+
+def _order(row: tuple[object, ...]) -> TrackedOrder:
+    (_, _, cl_ord_id, kind, pair, side, volume, price, post_only, state, txid) = row[:11]
+    filled, cost, reason, created, updated, sent_at = row[11:]
+    request: Order
+    if kind == "limit":
+        request = LimitOrder(
+            pair=str(pair),
+            side=str(side),  # type: ignore[arg-type]
+            volume=Decimal(str(volume)),
+            price=Decimal(str(price)),
+            post_only=bool(post_only),
+        )
+    else:
+        request = MarketOrder(pair=str(pair), side=str(side), volume=Decimal(str(volume)))  # type: ignore[arg-type]
+    return TrackedOrder(
+        request,
+        str(cl_ord_id),
+        state=OrderState(state),
+        txid=None if txid is None else str(txid),
+        filled=Decimal(str(filled)),
+        cost=Decimal(str(cost)),
+        reason=None if reason is None else str(reason),
+        created=float(created),  # type: ignore[arg-type]
+        updated=float(updated),  # type: ignore[arg-type]
+        sent_at=None if sent_at is None else float(sent_at),  # type: ignore[arg-type]
+    )
