@@ -26,13 +26,13 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from framework import log  # noqa: E402
-from framework.config import load  # noqa: E402
-from framework.journal import OrderJournal  # noqa: E402
-from framework.runner import Runner  # noqa: E402
-from framework.sandbox import Fault, FaultRules, Sandbox, generate_credentials  # noqa: E402
-from framework.sandbox.faults import KINDS  # noqa: E402
-from framework.secret import key_id  # noqa: E402
+from framework import log
+from framework.config import load
+from framework.journal import OrderJournal
+from framework.runner import Runner
+from framework.sandbox import Fault, FaultRules, Sandbox, generate_credentials
+from framework.sandbox.faults import KINDS
+from framework.secret import key_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
