@@ -19,6 +19,7 @@ from framework.errors import (
     RateLimited,
     StoreLocked,
     TransientError,
+    UsageError,
 )
 from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
 from framework.orders import LimitOrder, MarketOrder
@@ -56,4 +57,5 @@ __all__ = [
     "Strategy",
     "Ticker",
     "TransientError",
+    "UsageError",
 ]

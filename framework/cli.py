@@ -224,7 +224,8 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging_setup.configure(args.log_level)
+    if args.command != "run":  # run configures its own JSON log file, once
+        logging_setup.configure(args.log_level)
     try:
         if args.command == "sandbox":
             from framework.runner import run_event_loop
@@ -248,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug, ours or in a strategy: one line here, details in the log
-        logging_setup.get_logger("framework.cli").exception("unexpected_error")
+        if args.command != "run":  # run has logged it in its own log file
+            logging_setup.get_logger("framework.cli").exception("unexpected_error")
         print(
             f"orderly: unexpected {type(exc).__name__}: {exc} (traceback in the log)",
             file=sys.stderr,

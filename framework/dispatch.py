@@ -98,6 +98,7 @@ class LaneStats:
     sent: int = 0
     accepted: int = 0
     refused: int = 0  # nonce or auth refusals
+    rate_limited: int = 0  # refused by the exchange's rate limit (not a nonce problem)
     failed: int = 0  # no usable answer (includes lost answers)
     paused: int = 0  # times the breaker tripped
 
@@ -316,6 +317,8 @@ class Lane:
         stats.sent += 1
         if outcome == "accepted":
             stats.accepted += 1
+        elif isinstance(exc, RateLimited):
+            stats.rate_limited += 1
         elif outcome == "rejected":
             stats.refused += 1
         else:

@@ -7,10 +7,11 @@
     ├── AuthError              stop the key until a human looks (bad key, signature, permission)
     │   └── LockedOut          the exchange locked the key for a while
     ├── NonceError             the exchange refused the nonce; nothing ran; retry with a fresh nonce
-    │   └── LanePaused         the lane's breaker tripped after repeated auth refusals; wait
     ├── NonceExhausted         the nonce would pass the exchange's maximum; never wraps
     ├── TransientError         nothing ran, or only a read ran; retry later
-    │   └── RateLimited        back off until the limit decays
+    │   ├── RateLimited        back off until the limit decays
+    │   └── LanePaused         the lane's breaker tripped after repeated auth refusals; wait
+    ├── UsageError             the calling code used Orderly wrongly (e.g. a client not opened)
     ├── OrderRejected          the exchange refused the order; never retried
     │   ├── InsufficientFunds
     │   └── InvalidRequest     the call's parameters are wrong
@@ -83,14 +84,6 @@ class NonceError(OrderlyError):
     """The exchange refused the nonce. Nothing was executed; a fresh nonce may be tried."""
 
 
-class LanePaused(NonceError):
-    """The lane stopped sending after repeated refusals, until ``resume_in`` seconds pass."""
-
-    def __init__(self, message: str, *, resume_in: float, **where: str | None) -> None:
-        super().__init__(message, **where)
-        self.resume_in = resume_in
-
-
 class NonceExhausted(OrderlyError):
     """The next nonce would exceed the largest value the exchange accepts."""
 
@@ -101,6 +94,19 @@ class TransientError(OrderlyError):
 
 class RateLimited(TransientError):
     """The exchange's rate limit was hit: back off."""
+
+
+class UsageError(OrderlyError):
+    """The calling code used Orderly wrongly (a client used outside ``async with``...)."""
+
+
+class LanePaused(TransientError):
+    """The lane stopped sending after repeated refusals, until ``resume_in`` seconds pass.
+    Nothing was sent: a wait, not a nonce refusal."""
+
+    def __init__(self, message: str, *, resume_in: float, **where: str | None) -> None:
+        super().__init__(message, **where)
+        self.resume_in = resume_in
 
 
 class OrderRejected(OrderlyError):

@@ -17,7 +17,7 @@ import structlog
 
 REDACTED = "***"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-_level = _LEVELS["debug"]
+_level = _LEVELS["warning"]
 _SENSITIVE_FIELDS = frozenset({"api_key", "api_secret", "secret", "api_sign", "sign", "password"})
 _secrets: set[str] = set()
 
@@ -58,16 +58,32 @@ def redact_secrets(
     return event_dict
 
 
+class _ToStructlog(logging.Handler):
+    """Sends the standard library's log records (aiohttp, asyncio) through structlog, so
+    they land in the same JSON log, redacted like every other event."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        logger = structlog.get_logger(component=record.name)
+        getattr(logger, level if level in _LEVELS else "info")(
+            record.getMessage(), exc_info=record.exc_info or None
+        )
+
+
 def configure(
     level: str = "info",
     *,
     stream: TextIO | None = None,
     json: bool | None = None,
+    capture_stdlib: bool = False,
 ) -> None:
     """Configure structlog for the whole process. Call once, at start.
 
-    Loggers are not cached, so a later call (a test, or ``orderly run`` closing its log
-    file) takes effect everywhere; hot paths check :func:`enabled` instead."""
+    Until it is called, Orderly as a library is quiet: warnings and above go to stderr,
+    secrets redacted. ``capture_stdlib`` routes the standard library's logging (aiohttp,
+    asyncio) into the same stream. Loggers are not cached, so a later call (a test, or
+    ``orderly run`` closing its log file) takes effect everywhere; hot paths check
+    :func:`enabled` instead."""
     global _level
     _level = _LEVELS.get(level.lower(), _LEVELS["info"])
     out = stream if stream is not None else sys.stderr
@@ -98,6 +114,11 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _ToStructlog)]
+    if capture_stdlib:
+        root.addHandler(_ToStructlog())
+        root.setLevel(_level)
 
 
 def enabled(level: str) -> bool:
@@ -108,3 +129,7 @@ def enabled(level: str) -> bool:
 def get_logger(name: str) -> Any:
     """A structlog logger bound to ``component=name``; it follows :func:`configure`."""
     return structlog.get_logger(component=name)
+
+
+if not structlog.is_configured():  # a library until the application configures it
+    configure("warning")

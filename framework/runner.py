@@ -362,6 +362,7 @@ class Runner:
             f"pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {len(execution.book.open())}"
             f"  rejected {tally.rejected}  tick lag {tally.tick_lag:.2f}s"
             f"  nonces sent {lane.sent} refused {lane.refused}"
+            f"{f'  rate limited {lane.rate_limited}' if lane.rate_limited else ''}"
             f"  paused {lane.paused}  hook errors {guard.failures}  {guard.state.value}"
         )
 
@@ -379,5 +380,13 @@ def run(config: Config) -> int:
     """Configure logging to ``[runner].log_file``, run the bot, return the exit code."""
     config.runner.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(config.runner.log_file, "a", encoding="utf-8") as log_stream:
-        logging_setup.configure(config.runner.log_level, stream=log_stream, json=True)
-        return run_event_loop(Runner(config).main())
+        logging_setup.configure(
+            config.runner.log_level, stream=log_stream, json=True, capture_stdlib=True
+        )
+        try:
+            return run_event_loop(Runner(config).main())
+        except Exception:  # the whole traceback goes to the log; the CLI says one line
+            log.exception("unexpected_error")
+            raise
+        finally:
+            logging_setup.configure("warning")  # the file closes: back to stderr

@@ -16,7 +16,7 @@ import aiohttp
 
 from framework.config import Config
 from framework.dispatch import Lane, PrivateCall
-from framework.errors import AmbiguousOutcome, ConfigError, TransientError
+from framework.errors import AmbiguousOutcome, TransientError, UsageError
 from framework.events import Fill
 from framework.log import get_logger, redact
 from framework.nonce.history import NonceHistory
@@ -51,8 +51,8 @@ class LaneClient:
         if self._session is not None:
             await self._session.close()
 
-    def _not_open(self) -> ConfigError:
-        return ConfigError(
+    def _not_open(self) -> UsageError:
+        return UsageError(
             f"{type(self).__name__} is not open: use `async with` on it", exchange=self.exchange
         )
 

@@ -170,7 +170,7 @@ class KrakenClient(LaneClient):
             raise ConfigError(
                 f"unknown Kraken tier {tier!r}; one of {', '.join(TIERS)}", exchange=EXCHANGE
             )
-        self.pacer = Pacer(TIERS[tier]) if tier is not None else None
+        self.pacer = Pacer(TIERS[tier], name=tier) if tier is not None else None
         if order_deadline_s is not None and not 2 <= order_deadline_s <= 60:
             raise ConfigError("order_deadline_s must be within Kraken's 2..60 s", exchange=EXCHANGE)
         self.order_deadline_s = order_deadline_s

@@ -28,6 +28,10 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
+from framework.log import get_logger
+
+log = get_logger("framework.exchanges.kraken.limits")
+
 
 @dataclass(frozen=True, slots=True)
 class Tier:
@@ -97,8 +101,10 @@ def engine_costs(
 class Pacer:
     """Keeps one key under its tier's counters, in the order calls are paced."""
 
-    def __init__(self, tier: Tier, margin: float = 1.0) -> None:
+    def __init__(self, tier: Tier, margin: float = 1.0, *, name: str = "") -> None:
         self.tier = tier
+        self.name = name
+        self._waited = False
         self._rest = AsyncLimiter(
             tier.rest_max - margin, (tier.rest_max - margin) / tier.rest_decay
         )
@@ -126,10 +132,22 @@ class Pacer:
         return (known[0], time.monotonic() - known[1]) if known else None
 
     async def pace(self, endpoint: str, params: Mapping[str, Any]) -> None:
-        """Wait until the call fits both counters, then count it."""
+        """Wait until the call fits both counters, then count it. The first wait is
+        logged once at info (tier, endpoint, seconds): a bot slowed by its tier says so."""
+        started = time.monotonic()
         cost = rest_cost(endpoint)
         if cost:
             await self._rest.acquire(cost)
         for pair, points in engine_costs(endpoint, params, self._age).items():
             if points:
                 await self._engine_for(pair).acquire(points)
+        waited = time.monotonic() - started
+        if waited > 0.001 and not self._waited:
+            self._waited = True
+            log.info(
+                "rate_limit_wait",
+                tier=self.name,
+                endpoint=endpoint,
+                waited_s=round(waited, 3),
+                detail="calls are paced to the tier's counters; later waits are not logged",
+            )
