@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/python bench/lane_cost.py
 	$(BIN)/python bench/dispatch.py
 
 sandbox: $(STAMP)

@@ -1,30 +1,64 @@
 """Orderly: an asyncio trading-bot framework built around an ordered, crash-safe nonce manager."""
 
-from framework.dispatch import Lane, PrivateCall
-from framework.errors import (
-    AmbiguousOutcome,
-    AuthError,
-    ConfigError,
-    ExchangeError,
-    InsufficientFunds,
-    InvalidRequest,
-    LaneClosed,
-    LanePaused,
-    LockedOut,
-    NonceError,
-    NonceExhausted,
-    NonceUnitError,
-    OrderlyError,
-    OrderRejected,
-    RateLimited,
-    StoreLocked,
-    TransientError,
-    UsageError,
-)
-from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
-from framework.orders import LimitOrder, MarketOrder
-from framework.secret import Secret
-from framework.strategy import Context, Strategy
+# Names are imported on first use (PEP 562), so ``orderly --help`` and a bare
+# ``import framework`` stay fast; type checkers see the real imports.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from framework.dispatch import Lane, PrivateCall
+    from framework.errors import (
+        AmbiguousOutcome,
+        AuthError,
+        ConfigError,
+        ExchangeError,
+        InsufficientFunds,
+        InvalidRequest,
+        LaneClosed,
+        LanePaused,
+        LockedOut,
+        NonceError,
+        NonceExhausted,
+        NonceUnitError,
+        OrderlyError,
+        OrderRejected,
+        RateLimited,
+        StoreLocked,
+        TransientError,
+        UsageError,
+    )
+    from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
+    from framework.orders import LimitOrder, MarketOrder
+    from framework.secret import Secret
+    from framework.strategy import Context, Strategy
+
+_WHERE = {
+    "Lane": "framework.dispatch",
+    "PrivateCall": "framework.dispatch",
+    "Fill": "framework.events",
+    "OrderState": "framework.events",
+    "OrderUpdate": "framework.events",
+    "Started": "framework.events",
+    "Stopping": "framework.events",
+    "Ticker": "framework.events",
+    "LimitOrder": "framework.orders",
+    "MarketOrder": "framework.orders",
+    "Secret": "framework.secret",
+    "Context": "framework.strategy",
+    "Strategy": "framework.strategy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        module = importlib.import_module(_WHERE.get(name, "framework.errors"))
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'framework' has no attribute {name!r}")
+
 
 __all__ = [
     "AmbiguousOutcome",

@@ -15,7 +15,6 @@ Every user mistake ends in one line on stderr and exit code 2, never a traceback
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -23,13 +22,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from framework import log as logging_setup
-from framework.config import Config, load
 from framework.errors import OrderlyError
-from framework.nonce.history import BadLine, check, history_files, read_records
-from framework.nonce.store import SqliteStore
+
+if TYPE_CHECKING:  # the rest is imported where used, so `orderly --help` answers at once
+    from framework.config import Config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(path: Path | None) -> Config:
+    from framework.config import Config, load
+
     return load(path) if path else Config()
 
 
@@ -112,12 +112,16 @@ def _format(record: dict[str, Any]) -> str:
 
 def _history_path(args: argparse.Namespace) -> Path:
     path: Path = args.file or _config(args.config).state.history
+    from framework.nonce.history import history_files
+
     if not history_files(path):
         raise OrderlyError(f"no nonce history at {path}")
     return path
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
+    from framework.nonce.history import BadLine, read_records
+
     return [r for r in read_records(path) if not isinstance(r, BadLine)]
 
 
@@ -150,6 +154,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from framework.nonce.history import check, read_records
+
     path = _history_path(args)
     pauses: list[dict[str, Any]] = []
     count, problems = check(read_records(path), pauses)
@@ -172,6 +178,8 @@ def _floors(args: argparse.Namespace) -> int:
     path: Path = args.store or _config(args.config).state.store
     if not path.exists():
         raise OrderlyError(f"no nonce store at {path}")
+    from framework.nonce.store import SqliteStore
+
     store = SqliteStore(path)
     try:
         for state in store.floors():
@@ -208,6 +216,8 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
     if not (api_key and secret):
         api_key, secret = generate_credentials()
     sandbox.gate.accounts[api_key] = secret
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -224,6 +234,9 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from framework import log as logging_setup
+    from framework.config import load
+
     if args.command != "run":  # run configures its own JSON log file, once
         logging_setup.configure(args.log_level)
     try:

@@ -242,7 +242,7 @@ class Lane:
                         await self._slots.acquire()
                     if self._pace is not None:
                         await self._pace(job.call)
-                    if not self._may_send(job):  # things changed while it waited
+                    if self._pace is not None and not self._may_send(job):  # while it waited
                         if self.max_in_flight > 1:
                             self._slots.release()
                         continue
@@ -300,7 +300,9 @@ class Lane:
                 self._history.flush()
 
     async def _assign(self, job: _Job) -> tuple[Nonce, int]:
-        nonce = await self._source.next()
+        nonce = self._source.next_ready()
+        if nonce is None:  # a block reservation is due: the one await on this path
+            nonce = await self._source.next()
         self._seq += 1
         self._history.assigned(
             key_id=self.key_id,

@@ -36,6 +36,10 @@ class NonceSource(Protocol):
 
     ordered: bool
 
+    def next_ready(self) -> Nonce | None:
+        """The next nonce if it can be had without waiting (no store write), else None."""
+        ...
+
     async def next(self) -> Nonce: ...
 
     def raise_floor(self, value: int) -> None:
@@ -85,6 +89,15 @@ class IncreasingNonces:
     def _now(self) -> int:
         return self._clock.wall_ns() // self._div if self._div else 0
 
+    def next_ready(self) -> int | None:
+        """``max(now, last + 1)`` if it is within the reserved ceiling (the hot path: no
+        await), else None (a reservation is due: await :meth:`next`)."""
+        value = max(self._now(), self._last + 1)
+        if value <= self._ceiling and value <= self._max:
+            self._last = value
+            return value
+        return None
+
     async def next(self) -> int:
         """``max(now, last + 1)``. Within the reserved ceiling this never awaits; past it,
         callers wait (in order) for one durable reservation of the next block."""
@@ -125,6 +138,9 @@ class RandomNonces:
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
+
+    def next_ready(self) -> str:
+        return secrets.token_hex(16)
 
     async def next(self) -> str:
         return secrets.token_hex(16)
