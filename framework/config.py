@@ -86,38 +86,22 @@ class NonceConfig(_Section):
 
 
 class ExchangeConfig(_Section):
-    """Which exchange the bot trades on."""
+    """Which exchange the bot trades on. Keys beside these belong to the exchange named
+    and are checked by its own model (see the exchange's ``spec.py`` and the README)."""
 
-    name: Literal["sandbox", "kraken", "bitunix", "synthetix"] = Field(
-        "sandbox", description="sandbox = the embedded paper exchange, or a real exchange"
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(
+        "sandbox", description="sandbox = the embedded paper exchange, or a registered exchange"
+    )
+    module: str | None = Field(
+        None, description="import this package to register the exchange (one not shipped)"
     )
     base_url: str | None = Field(None, description="REST base URL; default: the exchange's")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one call")
-    tier: Literal["starter", "intermediate", "pro", "none"] = Field(
-        "starter", description="Kraken verification tier whose rate limits the client keeps to"
-    )
-    order_deadline_s: float = Field(
-        5.0, ge=2, le=60, description="Kraken deadline on each order; bounds reconciliation"
-    )
-    margin_coin: str = Field("USDT", min_length=1, description="Bitunix futures margin coin")
-    sub_account_id: int | None = Field(
-        None, ge=1, description="Synthetix subaccount the key trades (required for synthetix)"
-    )
-    expires_after_s: float | None = Field(
-        30.0, gt=0, description="Synthetix: a signed action expires this long after signing"
-    )
-    expires_unit: Literal["s", "ms"] = Field(
-        "s", description="Synthetix expiresAfter unit (the docs disagree; see README)"
-    )
     secrets_file: UserPath | None = Field(
         None, description="NAME=value file read after the environment and .env"
     )
-
-    @model_validator(mode="after")
-    def _synthetix_needs_a_subaccount(self) -> ExchangeConfig:
-        if self.name == "synthetix" and self.sub_account_id is None:
-            raise ValueError("sub_account_id is required for synthetix")
-        return self
 
 
 class StrategyConfig(_Section):
@@ -265,7 +249,14 @@ def load(path: str | Path) -> Config:
     if isinstance(data, dict) and "source" in data:
         raise ConfigError(f"{path}: source: Extra inputs are not permitted")
     try:
-        return Config.model_validate({**data, "source": path})
+        config = Config.model_validate({**data, "source": path})
     except ValidationError as exc:
         problems = _describe(exc)
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    from framework.registry import check_exchange  # the exchange checks its own keys
+
+    try:
+        check_exchange(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+    return config

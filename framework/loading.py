@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from framework.config import Config
 from framework.errors import ConfigError
-from framework.registry import SECRETS, venue_opener
+from framework.registry import check_exchange
 from framework.strategy import Strategy
 
 
@@ -93,6 +93,5 @@ def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
 def check(config: Config) -> None:
     """Everything ``orderly run`` would verify before connecting."""
     load_strategy(config)
-    venue_opener(config.exchange.name)
-    for name in SECRETS.get(config.exchange.name, ()):
+    for name in check_exchange(config).secrets:
         config.secret(name)

@@ -46,7 +46,7 @@ from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import load_strategy
 from framework.log import get_logger
-from framework.registry import venue_opener
+from framework.registry import spec_for
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.venue import Venue
 
@@ -145,7 +145,7 @@ class Runner:
     async def _run(self) -> int:
         config = self.config
         strategy_cls, params = load_strategy(config)
-        opener = venue_opener(config.exchange.name)
+        opener = spec_for(config).open_venue
         async with opener(config) as venue:
             try:
                 await venue.balances()  # is the key accepted?

@@ -17,6 +17,7 @@ from framework.exchanges.bitunix import BitunixClient
 from framework.exchanges.kraken.venue import kraken_venue
 from framework.exchanges.synthetix import SynthetixClient
 from framework.orders import LimitOrder, batches
+from framework.registry import spec_for
 from framework.sandbox import Sandbox, generate_credentials
 from tests.conformance.bitunix_server import BitunixServer
 from tests.conformance.synthetix_server import SynthetixServer
@@ -127,6 +128,44 @@ class KrakenHarness(Harness):
             kraken_venue(config, KRAKEN_KEY, secret, sandbox.base_url) as venue,
         ):
             yield KrakenSession(sandbox, venue)
+
+
+# --- fakex: a test exchange package registered from tests/, opened through the registry --------
+
+
+def fakex_secrets(tmp: Path, secret: str) -> Path:
+    """fakex reads its key from a secrets file, under its own secret names."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "fakex.env"
+    path.write_text(f"ORDERLY_FAKEX_KEY={KRAKEN_KEY}\nORDERLY_FAKEX_SECRET={secret}\n")
+    return path
+
+
+class FakexHarness(Harness):
+    """The same sandbox, reached only through ``[exchange] module``: the registry imports
+    tests.fakex.spec, which registers the exchange, its keys and its secret names."""
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self, tmp: Path, *, jitter: Jitter = (0, 0), wrong_secret: bool = False
+    ) -> AsyncIterator[Session]:
+        secret = "A" * 88 if wrong_secret else KRAKEN_SECRET
+        secrets_file = fakex_secrets(tmp, secret)
+        async with Sandbox({KRAKEN_KEY: KRAKEN_SECRET}, delay_ms=jitter, seed=1) as sandbox:
+            config = Config.model_validate(
+                {
+                    "exchange": {
+                        "name": "fakex",
+                        "module": "tests.fakex.spec",
+                        "base_url": sandbox.base_url,
+                        "secrets_file": str(secrets_file),
+                        "desk": "contract",
+                    },
+                    "state": {"store": str(tmp / "fx.sqlite"), "history": str(tmp / "fx.jsonl")},
+                }
+            )
+            async with spec_for(config).open_venue(config) as venue:
+                yield KrakenSession(sandbox, venue)
 
 
 # --- Bitunix, against its conformance server ------------------------------------------------
@@ -247,6 +286,7 @@ class SynthetixHarness(Harness):
 
 HARNESSES: list[Harness] = [
     KrakenHarness("kraken", ordered=True, max_batch=15, secrets=(KRAKEN_KEY, KRAKEN_SECRET)),
+    FakexHarness("fakex", ordered=True, max_batch=15, secrets=(KRAKEN_KEY, KRAKEN_SECRET)),
     BitunixHarness("bitunix", ordered=False, max_batch=20, secrets=(BITUNIX_KEY, BITUNIX_SECRET)),
     SynthetixHarness("synthetix", ordered=True, max_batch=None, secrets=(SNX_KEY,)),
 ]

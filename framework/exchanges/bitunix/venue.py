@@ -33,7 +33,9 @@ from framework.exchanges.bitunix.errors import (
     ORDER_NOT_FOUND,
     translate,
 )
+from framework.exchanges.bitunix.spec import BitunixSettings
 from framework.orders import LimitOrder, Order
+from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
 #: Bitunix order status -> the Venue's status words.
@@ -230,6 +232,6 @@ async def open_venue(config: Config) -> AsyncIterator[BitunixVenue]:
     client.close_grace = config.runner.drain_timeout_s
     try:
         async with client:
-            yield BitunixVenue(client, config.exchange.margin_coin)
+            yield BitunixVenue(client, settings_of(config, BitunixSettings).margin_coin)
     finally:
         history.close()

@@ -147,7 +147,7 @@ class KrakenClient(LaneClient):
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
         self._api_secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
         if not self._api_key.reveal() or not self._api_secret.reveal():
-            raise ConfigError("Kraken API key and secret must both be set", exchange=EXCHANGE)
+            raise ConfigError("Kraken API key and secret must both be set", exchange=self.exchange)
         self.key_id = key_id(self._api_key)
         self.base_url = base_url.rstrip("/")
         self._store = store
@@ -168,11 +168,13 @@ class KrakenClient(LaneClient):
         self.close_grace = close_grace
         if tier is not None and tier not in TIERS:
             raise ConfigError(
-                f"unknown Kraken tier {tier!r}; one of {', '.join(TIERS)}", exchange=EXCHANGE
+                f"unknown Kraken tier {tier!r}; one of {', '.join(TIERS)}", exchange=self.exchange
             )
         self.pacer = Pacer(TIERS[tier], name=tier) if tier is not None else None
         if order_deadline_s is not None and not 2 <= order_deadline_s <= 60:
-            raise ConfigError("order_deadline_s must be within Kraken's 2..60 s", exchange=EXCHANGE)
+            raise ConfigError(
+                "order_deadline_s must be within Kraken's 2..60 s", exchange=self.exchange
+            )
         self.order_deadline_s = order_deadline_s
         #: Exchange time minus local time (s), from the Time endpoint; deadlines use it.
         self.clock_offset_s = 0.0
@@ -314,7 +316,7 @@ class KrakenClient(LaneClient):
             if mutating and not isinstance(exc, RateLimited) and exc.code not in NOT_EXECUTED:
                 raise AmbiguousOutcome(
                     f"Kraken {call.endpoint} may have run: {exc.message}",
-                    exchange=EXCHANGE,
+                    exchange=self.exchange,
                     code=exc.code,
                     endpoint=call.endpoint,
                     key_id=self.key_id,
@@ -330,14 +332,14 @@ class KrakenClient(LaneClient):
             cls = TransientError if status >= 500 else ExchangeError
             raise cls(
                 f"Kraken {endpoint} answered HTTP {status} without a JSON envelope",
-                exchange=EXCHANGE,
+                exchange=self.exchange,
                 code=f"HTTP {status}",
                 endpoint=endpoint,
                 key_id=self.key_id,
             )
         errors = [e for e in envelope.get("error", []) if isinstance(e, str)]
         if any(e.startswith("E") for e in errors):
-            raise translate(errors, endpoint=endpoint, key_id=self.key_id)
+            raise translate(errors, endpoint=endpoint, key_id=self.key_id, exchange=self.exchange)
         if errors:
             log.warning("kraken_warning", endpoint=endpoint, key_id=self.key_id, warnings=errors)
         return envelope.get("result")
@@ -430,7 +432,9 @@ class KrakenClient(LaneClient):
         result = await self.public("Ticker", {"pair": pair})
         if not isinstance(result, dict) or not result:
             raise ExchangeError(
-                f"Kraken Ticker returned nothing for {pair}", exchange=EXCHANGE, endpoint="Ticker"
+                f"Kraken Ticker returned nothing for {pair}",
+                exchange=self.exchange,
+                endpoint="Ticker",
             )
         data = next(iter(result.values()))
         return Ticker(

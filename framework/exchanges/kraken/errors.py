@@ -104,13 +104,16 @@ def error_class(error: str) -> type[OrderlyError]:
     return CATEGORIES.get(parts[0], ExchangeError)
 
 
-def translate(errors: list[str], *, endpoint: str, key_id: str | None) -> OrderlyError:
-    """The typed error for a non-empty Kraken ``error`` array (its first error wins)."""
+def translate(
+    errors: list[str], *, endpoint: str, key_id: str | None, exchange: str = EXCHANGE
+) -> OrderlyError:
+    """The typed error for a non-empty Kraken ``error`` array (its first error wins);
+    ``exchange`` labels it (a Kraken-compatible exchange passes its own name)."""
     first = next((e for e in errors if not e.startswith("W")), errors[0])
     cls = error_class(first)
     return cls(
         f"Kraken refused {endpoint}: {first}",
-        exchange=EXCHANGE,
+        exchange=exchange,
         code=first,
         endpoint=endpoint,
         key_id=key_id,

@@ -15,8 +15,10 @@ from framework.events import Fill, Ticker
 from framework.exchanges.base import history_from, venue_fill
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
+from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
+from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
 MAX_BATCH = 15
@@ -185,11 +187,10 @@ class KrakenVenue:
 @contextlib.asynccontextmanager
 async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
     """The real Kraken, with the key from the environment, .env or the secrets file."""
-    exchange = config.exchange
-    api_key = config.secret("ORDERLY_KRAKEN_API_KEY")
-    api_secret = config.secret("ORDERLY_KRAKEN_API_SECRET")
-    tier = None if exchange.tier == "none" else exchange.tier
-    base_url = exchange.base_url or DEFAULT_BASE_URL
+    settings = settings_of(config, KrakenSettings)
+    api_key, api_secret = (config.secret(name) for name in SECRETS)
+    tier = None if settings.tier == "none" else settings.tier
+    base_url = config.exchange.base_url or DEFAULT_BASE_URL
     async with kraken_venue(config, api_key, api_secret, base_url, tier=tier) as venue:
         yield venue
 
@@ -203,8 +204,12 @@ async def kraken_venue(
     name: str = EXCHANGE,
     tier: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    order_deadline_s: float | None = None,
 ) -> AsyncIterator[KrakenVenue]:
-    """A KrakenVenue whose store, history and lane follow ``config``."""
+    """A KrakenVenue whose store, history and lane follow ``config``; the order deadline
+    is ``order_deadline_s``, or else the config's Kraken key of that name."""
+    if order_deadline_s is None:
+        order_deadline_s = settings_of(config, KrakenSettings).order_deadline_s
     store = SqliteStore(config.state.store)
     history = history_from(config)
     nonce = config.nonce
@@ -224,7 +229,7 @@ async def kraken_venue(
         timeout=config.exchange.timeout_s,
         close_grace=config.runner.drain_timeout_s,
         tier=tier,
-        order_deadline_s=config.exchange.order_deadline_s,
+        order_deadline_s=order_deadline_s,
         clock=clock,
     )
     try:

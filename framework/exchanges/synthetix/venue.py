@@ -37,8 +37,10 @@ from framework.events import Fill, Ticker
 from framework.exchanges.base import NoDeadMan, history_from, venue_fill
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
+from framework.exchanges.synthetix.spec import SynthetixSettings
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
+from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
 MAX_BATCH = 20
@@ -242,19 +244,19 @@ class SynthetixVenue(NoDeadMan):
 async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
     """Synthetix, with the signer's private key from the environment, .env or the secrets
     file, and its nonce floor in ``[state].store``."""
-    exchange = config.exchange
-    assert exchange.sub_account_id is not None  # the config refuses synthetix without one
+    exchange, settings = config.exchange, settings_of(config, SynthetixSettings)
+    assert settings.sub_account_id is not None  # its model refuses a config without one
     store = SqliteStore(config.state.store)
     history = history_from(config)
     client = SynthetixClient(
         config.secret("ORDERLY_SYNTHETIX_PRIVATE_KEY"),
-        exchange.sub_account_id,
+        settings.sub_account_id,
         exchange.base_url or DEFAULT_BASE_URL,
         store=store,
         history=history,
         nonce_unit=config.nonce.unit,
-        expires_after_s=exchange.expires_after_s,
-        expires_unit=exchange.expires_unit,
+        expires_after_s=settings.expires_after_s,
+        expires_unit=settings.expires_unit,
         timeout=exchange.timeout_s,
         nonce_retries=config.nonce.retries,
         breaker_threshold=config.nonce.breaker_threshold,
@@ -263,7 +265,7 @@ async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
     client.close_grace = config.runner.drain_timeout_s
     try:
         async with client:
-            yield SynthetixVenue(client, exchange.expires_after_s)
+            yield SynthetixVenue(client, settings.expires_after_s)
     finally:
         history.close()
         store.close()

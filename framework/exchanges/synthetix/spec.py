@@ -1,0 +1,50 @@
+"""Synthetix perps registers itself: ``[exchange] name = "synthetix"`` and its own keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from framework.registry import ExchangeSpec, register
+
+if TYPE_CHECKING:
+    from framework.config import Config
+
+
+class SynthetixSettings(BaseModel):
+    """Synthetix's keys in ``[exchange]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sub_account_id: int | None = Field(
+        None, ge=1, description="Synthetix subaccount the key trades (required)"
+    )
+    expires_after_s: float | None = Field(
+        30.0, gt=0, description="Synthetix: a signed action expires this long after signing"
+    )
+    expires_unit: Literal["s", "ms"] = Field(
+        "s", description="Synthetix expiresAfter unit (the docs disagree; see README)"
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_subaccount(self) -> SynthetixSettings:
+        if self.sub_account_id is None:
+            raise ValueError("sub_account_id is required for synthetix")
+        return self
+
+
+def open_venue(config: Config) -> Any:
+    from framework.exchanges.synthetix.venue import open_venue as opener
+
+    return opener(config)
+
+
+SPEC = register(
+    ExchangeSpec(
+        name="synthetix",
+        open_venue=open_venue,
+        settings=SynthetixSettings,
+        secrets=("ORDERLY_SYNTHETIX_PRIVATE_KEY",),
+    )
+)
