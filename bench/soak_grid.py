@@ -8,7 +8,10 @@ trading: fills rise in every minute), and at the end: the bot's tracked open ord
 the exchange's open orders with the bot's client ids (they must be equal), orders still
 UNKNOWN (must be 0), the faults injected, and the nonces the sandbox refused (must be 0).
 The bot stops with ``cancel_on_stop = false`` so that the comparison sees what the bot
-believes is open. Everything runs on 127.0.0.1 and stops by itself.
+believes is open. The grid's settings are config/paper.toml's (re-quote every 15 s) on the
+intermediate tier: a grid that re-quotes faster than its tier's engine counter allows (young
+cancels cost up to 8 points) backs up its strict lane, and polls wait behind paced cancels.
+Everything runs on 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -51,12 +54,12 @@ class = "{ROOT / "strategies" / "grid.py"}:Grid"
 pairs = ["XBTUSD"]
 [strategy.params]
 levels = 4
-spacing_bps = 2
+spacing_bps = 4
 volume = "0.002"
-refresh_s = 6
+refresh_s = 15
 [runner]
 tick_interval_s = 1
-order_poll_s = 1
+order_poll_s = 2
 summary_interval_s = 3600
 cancel_on_stop = false
 dead_man_timeout_s = 0
@@ -100,6 +103,7 @@ async def soak(minutes: float, seed: int) -> int:
         code = await task
         key = creds[0]
         at_exchange = {o.cl_ord_id for o in sandbox.engine.open.values() if o.key == key}
+        engine_by_cl = {o.cl_ord_id: o for o in sandbox.engine.orders.values()}
         stats = sandbox.stats()
         injected = dict(sandbox.faults.injected)
     journal = OrderJournal(tmp / "orders.sqlite", exchange="kraken", key_id=key_id(key))
@@ -111,6 +115,16 @@ async def soak(minutes: float, seed: int) -> int:
     print(f"exit code {code}; minutes without a new fill: {flat_minutes}")
     print(f"open orders: bot {len(mine)}, exchange {len(at_exchange)}")
     print(f"bot == exchange: {mine == at_exchange}; still UNKNOWN: {unknown}")
+    for order in tracked:  # what differs, and why
+        if order.cl_ord_id not in at_exchange:
+            there = engine_by_cl.get(order.cl_ord_id)
+            status = f"{there.status} filled {there.filled}" if there else "absent"
+            print(
+                f"  bot open, exchange not: {order.cl_ord_id[:8]} {order.state.value} "
+                f"filled {order.filled}; exchange: {status}"
+            )
+    for cl_ord_id in at_exchange - mine:
+        print(f"  exchange open, bot not: {cl_ord_id[:8]}")
     print(f"faults injected: {injected}")
     print(f"nonces refused by the sandbox: {refused}")
     ok = code == 0 and flat_minutes == 0 and mine == at_exchange and unknown == 0 and not refused

@@ -155,7 +155,15 @@ class FaultConfig(_Section):
     """One kind of fault the sandbox injects."""
 
     kind: Literal[
-        "unavailable", "busy", "internal_error", "http_502", "drop", "lost", "slow", "late"
+        "unavailable",
+        "busy",
+        "internal_error",
+        "http_502",
+        "drop",
+        "lost",
+        "slow",
+        "late",
+        "garbled",
     ]
     probability: float = Field(ge=0, le=1)
     endpoints: tuple[str, ...] = Field((), description="private endpoints hit; empty = all")
