@@ -8,9 +8,8 @@ fills), in order, without duplicates.
                           of ``venue.max_batch`` (one nonce each) -> per-order results
     cancel(order)         at most one cancel of an order in flight; "no such order" from the
                           exchange looks the order up at once and settles it
-    poll()                fills since the last poll (de-duplicated by trade id), then the
-                          final state of orders that left the exchange's open list, and a
-                          new look at every order still UNKNOWN
+    poll()                what the exchange reports: fills and final states, and a new look
+                          at every order still UNKNOWN (framework/tracking.py)
 
 **Work that must finish is owned here, not by whoever asked.** Each send, reconciliation
 and cancel runs as a task of this Execution; the caller only awaits its result. Cancelling
@@ -36,8 +35,7 @@ closed REJECTED (it never reached the book). It is never resent on a guess.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
@@ -53,23 +51,13 @@ from framework.events import Fill, OrderState, OrderUpdate
 from framework.journal import OrderJournal
 from framework.log import get_logger
 from framework.orders import Order, OrderBook, TrackedOrder, batches, check_orders
+from framework.tracking import Emit, Tracker
 from framework.venue import Venue, VenueOrder
 
 log = get_logger("framework.execution")
 
-Emit = Callable[[OrderUpdate | Fill], None]
 T = TypeVar("T")
 
-#: The state an order reaches when the exchange reports it closed with this status.
-_FINAL = {
-    "closed": OrderState.FILLED,
-    "canceled": OrderState.CANCELLED,
-    "expired": OrderState.CANCELLED,
-}
-#: How far back (s) each fills poll reaches before the newest fill seen; trade ids dedupe.
-_OVERLAP_S = 5.0
-#: Extra wait past the order deadline before concluding an order was never placed.
-_DEADLINE_MARGIN_S = 1.0
 #: A cancel that failed with one of these may be sent again (cancelling twice is harmless).
 _RETRY_CANCEL = (AmbiguousOutcome, TransientError, ExchangeError)
 #: Lookups tried before a reconciliation gives up for now (the order stays UNKNOWN).
@@ -97,10 +85,10 @@ class Execution:
         self.venue = venue
         self.clock = clock
         self.book = OrderBook(clock, journal)
-        self._emit = emit
-        self._since = since if since is not None else wall(clock)
+        self.tracker = Tracker(
+            venue, self.book, emit, since=since if since is not None else wall(clock), clock=clock
+        )
         self.accepting = True
-        self.fills = 0
         self.resent = 0
         self.max_resends = 3
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -141,58 +129,42 @@ class Execution:
 
     # --- state ----------------------------------------------------------------------------
 
-    def _update(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> None:
-        if self.book.move(order, state, reason):
-            self._emit(order.snapshot())
-
     def _refused(self, order: TrackedOrder, exc: BaseException) -> None:
         if _ambiguous(exc):
             log.warning("order_outcome_unknown", cl_ord_id=order.cl_ord_id, error=str(exc))
-            self._update(order, OrderState.UNKNOWN, str(exc))
+            self.tracker.update(order, OrderState.UNKNOWN, str(exc))
         else:
             code = getattr(exc, "code", None)
             log.info("order_rejected", cl_ord_id=order.cl_ord_id, code=code, error=str(exc))
-            self._update(order, OrderState.REJECTED, code or str(exc))
+            self.tracker.update(order, OrderState.REJECTED, code or str(exc))
 
     def _accepted(self, order: TrackedOrder, txid: str) -> None:
         self.book.set_txid(order, txid)
-        self._update(order, OrderState.ACCEPTED)
+        self.tracker.update(order, OrderState.ACCEPTED)
 
     def _record(self, requests: Sequence[Order]) -> list[TrackedOrder]:
         orders = self.book.record_all(requests)
         if not self.accepting:
             for order in orders:
-                self._update(order, OrderState.REJECTED, "the bot is stopping")
+                self.tracker.update(order, OrderState.REJECTED, "the bot is stopping")
         return orders
 
-    # --- after a restart ------------------------------------------------------------------
+    # --- what the exchange reports (framework/tracking.py) -------------------------------
 
     def restore(self) -> tuple[list[OrderUpdate], list[Fill]]:
-        """Take back the journal's open orders (an order that was being sent when the bot
-        died becomes UNKNOWN) and the fills ``on_fill`` never had. Returns both, for
-        ``Started`` and for delivery; :meth:`resume` then reconciles with the exchange."""
-        journal = self.book.journal
-        if journal is None:
-            return [], []
-        orders = journal.open_orders()
-        self.book.restore(orders)
-        for order in orders:
-            if order.state is OrderState.SUBMITTED:  # told through Started, not on_order
-                self.book.move(order, OrderState.UNKNOWN, "the bot stopped before the answer")
-            self._since = min(self._since, order.created - _OVERLAP_S)
-        if orders:
-            log.info("orders_restored", count=len(orders), journal=str(journal.path))
-        return [o.snapshot() for o in orders], journal.undelivered()
+        """The journal's open orders and undelivered fills, after a restart."""
+        return self.tracker.restore()
 
     async def resume(self) -> None:
-        """Reconcile restored orders with the exchange: each order with no exchange id is
-        looked up by client id (adopted, or closed if absent past its deadline); then one
-        poll delivers the fills that happened meanwhile (once each: trade ids already
-        applied are in the journal) and the final states of orders that left the book."""
-        for order in self.book.open():
-            if order.txid is None:
-                await self._settle_unknown(order)
-        await self.poll()
+        """How the restored orders fared while the bot was down."""
+        await self.tracker.resume(self._busy)
+
+    async def poll(self) -> None:
+        """Fetch new fills and final states; emit what changed, oldest first."""
+        await self.tracker.poll(self._busy)
+
+    def open_orders(self) -> list[OrderUpdate]:
+        return [o.snapshot() for o in self.book.open()]
 
     # --- placing --------------------------------------------------------------------------
 
@@ -242,7 +214,7 @@ class Execution:
                 self._accepted(order, txid)
                 return
         # every send's answer was lost and each time the order proved absent: not placed
-        self._update(
+        self.tracker.update(
             order,
             OrderState.REJECTED,
             f"not placed: {self.max_resends + 1} sends, every answer lost",
@@ -294,47 +266,20 @@ class Execution:
             return ("found", found) if found is not None else ("absent", None)
         return "unsure", None
 
-    def _past_deadline(self, order: TrackedOrder, sent_by: float) -> float | None:
-        """Seconds until a send at ``sent_by`` can no longer reach the book (<= 0: it
-        cannot any more); None if the venue gives no such certainty."""
-        deadline = self.venue.order_deadline_s
-        if deadline is None:
-            return None
-        return sent_by + deadline + _DEADLINE_MARGIN_S - wall(self.clock)
-
     async def _reconcile(self, order: TrackedOrder, sent_by: float | None) -> str:
         """Find an order whose send was ambiguous. ``sent_by``: a time at or after the last
         send (None: no waiting). Returns "found", "absent" (safe to resend) or "unsure"."""
         verdict, found = await self._lookup(order)
         if verdict == "absent" and sent_by is not None:
-            wait = self._past_deadline(order, sent_by)
+            wait = self.tracker.past_deadline(order, sent_by)
             if wait is None:
                 return "unsure"  # without a deadline absence now proves nothing
             await self.clock.sleep(max(0.0, wait))
             verdict, found = await self._lookup(order)
         if found is not None:
-            self._adopt(order, found)
+            self.tracker.adopt(order, found)
         log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict=verdict)
         return verdict
-
-    def _adopt(self, order: TrackedOrder, found: VenueOrder) -> None:
-        """The exchange has the order: take its id; fills and final state come by polling."""
-        if order.txid is None:
-            self.book.set_txid(order, found.txid)
-        self._since = min(self._since, order.created - _OVERLAP_S)
-        self._update(order, OrderState.ACCEPTED)
-
-    async def _settle_unknown(self, order: TrackedOrder) -> None:
-        """A poll's look at an order still UNKNOWN with no send running for it: adopt it if
-        the exchange has it; close it if it is absent past its deadline."""
-        found = await self.venue.find(order.cl_ord_id)
-        if found is not None:
-            self._adopt(order, found)
-            return
-        wait = self._past_deadline(order, order.sent_at or order.created)
-        if wait is not None and wait <= 0:
-            log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict="absent")
-            self._update(order, OrderState.REJECTED, "not placed: absent past its deadline")
 
     # --- cancelling -----------------------------------------------------------------------
 
@@ -375,28 +320,13 @@ class Execution:
                 continue
             except OrderRejected as exc:  # gone: filled, or cancelled by a lost attempt
                 log.info("cancel_refused", cl_ord_id=cl_ord_id, code=exc.code)
-                await self._settle_closed(order)
+                await self.tracker.settle_closed(order)
                 return lost
-            self._update(order, OrderState.CANCELLED, "cancelled by the strategy")
+            self.tracker.update(order, OrderState.CANCELLED, "cancelled by the strategy")
             return True
         raise TransientError(
             f"could not cancel order {cl_ord_id} in {self.max_resends + 1} tries: {error}"
         )
-
-    async def _settle_closed(self, order: TrackedOrder) -> None:
-        """The exchange says the order is not open: find out how it ended, now, with its
-        fills first, so it leaves ``open_orders()`` at once."""
-        try:
-            found = await self.venue.find(order.cl_ord_id)
-            if found is not None and found.status == "closed":
-                await self._poll_fills()
-        except OrderlyError as exc:  # polling will settle it later
-            log.info("order_lookup_failed", cl_ord_id=order.cl_ord_id, error=str(exc))
-            return
-        if found is not None:
-            if order.txid is None:
-                self.book.set_txid(order, found.txid)
-            self._finish(found)
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""
@@ -410,56 +340,5 @@ class Execution:
                 log.warning("cancel_all_retried", attempt=attempt, error=str(exc))
                 await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
         for order in self.book.open():
-            self._update(order, OrderState.CANCELLED, "cancel all")
+            self.tracker.update(order, OrderState.CANCELLED, "cancel all")
         return count
-
-    # --- polling --------------------------------------------------------------------------
-
-    async def poll(self) -> None:
-        """Fetch new fills and final states; emit what changed, oldest first."""
-        await self._poll_fills()
-        await self._poll_states()
-
-    async def _poll_fills(self) -> None:
-        found = await self.venue.fills_since(self._since - _OVERLAP_S)
-        for txid, fill in sorted(found, key=lambda item: item[1].time):
-            order = self.book.by_txid(txid)
-            if order is None:  # not placed by this strategy
-                continue
-            fill = dataclasses.replace(fill, cl_ord_id=order.cl_ord_id, pair=order.request.pair)
-            if not self.book.apply_fill(order, fill):
-                continue
-            self.fills += 1
-            self._since = max(self._since, fill.time)
-            self._emit(fill)
-            full = order.filled >= order.request.volume
-            self._update(order, OrderState.FILLED if full else OrderState.PARTIALLY_FILLED)
-
-    async def _poll_states(self) -> None:
-        tracked = [
-            o
-            for o in self.book.open()
-            if (o.txid or o.state is OrderState.UNKNOWN) and o.cl_ord_id not in self._busy
-        ]
-        if not tracked:
-            return
-        for order in tracked:  # still unsure after their send: look again, never resend
-            if order.state is OrderState.UNKNOWN and order.txid is None:
-                await self._settle_unknown(order)
-        still_open = {v.txid: v for v in await self.venue.open_orders()}
-        gone = [o.txid for o in tracked if o.txid and o.txid not in still_open]
-        if gone:
-            for reported in await self.venue.query_orders(gone):
-                self._finish(reported)
-
-    def _finish(self, reported: VenueOrder) -> None:
-        order = self.book.by_txid(reported.txid)
-        state = _FINAL.get(reported.status)
-        if order is None or state is None:
-            return
-        if state is OrderState.FILLED and order.filled < reported.filled:
-            return  # its last fills are not in yet; the next poll delivers them first
-        self._update(order, state, reported.reason)
-
-    def open_orders(self) -> list[OrderUpdate]:
-        return [o.snapshot() for o in self.book.open()]

@@ -1,0 +1,181 @@
+"""Tracking: what the exchange reports about a strategy's orders, turned into events.
+
+    poll()              fills since the last poll (de-duplicated by trade id), then the final
+                        state of orders that left the exchange's open list, and a new look at
+                        every order still UNKNOWN with no send running for it
+    adopt / finish      an order found at the exchange / reported closed
+    settle_unknown      found: adopted; proven absent past its deadline: closed REJECTED
+    settle_closed       "no such open order" from a cancel: how did it end? (at once)
+    restore / resume    after a restart: the journal's open orders, then how they fared
+
+The :class:`~framework.execution.Execution` sends; this follows. Both share one
+:class:`~framework.orders.OrderBook` (and its journal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection
+
+from framework.clock import Clock, wall
+from framework.errors import OrderlyError
+from framework.events import Fill, OrderState, OrderUpdate
+from framework.log import get_logger
+from framework.orders import OrderBook, TrackedOrder
+from framework.venue import Venue, VenueOrder
+
+log = get_logger("framework.tracking")
+
+Emit = Callable[[OrderUpdate | Fill], None]
+
+#: The state an order reaches when the exchange reports it closed with this status.
+_FINAL = {
+    "closed": OrderState.FILLED,
+    "canceled": OrderState.CANCELLED,
+    "expired": OrderState.CANCELLED,
+}
+#: How far back (s) each fills poll reaches before the newest fill seen; trade ids dedupe.
+OVERLAP_S = 5.0
+#: Extra wait past the order deadline before concluding an order was never placed.
+DEADLINE_MARGIN_S = 1.0
+
+
+class Tracker:
+    """Follows one strategy's orders at one venue and emits what changed."""
+
+    def __init__(
+        self, venue: Venue, book: OrderBook, emit: Emit, *, since: float, clock: Clock
+    ) -> None:
+        self.venue = venue
+        self.book = book
+        self.emit = emit
+        self.since = since
+        self.clock = clock
+        self.fills = 0
+
+    def update(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> None:
+        if self.book.move(order, state, reason):
+            self.emit(order.snapshot())
+
+    def past_deadline(self, order: TrackedOrder, sent_by: float) -> float | None:
+        """Seconds until a send at ``sent_by`` can no longer reach the book (<= 0: it
+        cannot any more); None if the venue gives no such certainty."""
+        deadline = self.venue.order_deadline_s
+        if deadline is None:
+            return None
+        return sent_by + deadline + DEADLINE_MARGIN_S - wall(self.clock)
+
+    def adopt(self, order: TrackedOrder, found: VenueOrder) -> None:
+        """The exchange has the order: take its id; fills and final state come by polling."""
+        if order.txid is None:
+            self.book.set_txid(order, found.txid)
+        self.since = min(self.since, order.created - OVERLAP_S)
+        self.update(order, OrderState.ACCEPTED)
+
+    async def settle_unknown(self, order: TrackedOrder) -> None:
+        """A poll's look at an order still UNKNOWN with no send running for it: adopt it if
+        the exchange has it; close it if it is absent past its deadline."""
+        found = await self.venue.find(order.cl_ord_id)
+        if found is not None:
+            self.adopt(order, found)
+            return
+        wait = self.past_deadline(order, order.sent_at or order.created)
+        if wait is not None and wait <= 0:
+            log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict="absent")
+            self.update(order, OrderState.REJECTED, "not placed: absent past its deadline")
+
+    async def settle_closed(self, order: TrackedOrder) -> None:
+        """The exchange says the order is not open: find out how it ended, now, with its
+        fills first, so it leaves ``open_orders()`` at once."""
+        try:
+            found = await self.venue.find(order.cl_ord_id)
+            if found is not None and found.status == "closed":
+                await self.poll_fills()
+        except OrderlyError as exc:  # polling will settle it later
+            log.info("order_lookup_failed", cl_ord_id=order.cl_ord_id, error=str(exc))
+            return
+        if found is not None:
+            if order.txid is None:
+                self.book.set_txid(order, found.txid)
+            self.finish(found)
+
+    # --- after a restart ------------------------------------------------------------------
+
+    def restore(self) -> tuple[list[OrderUpdate], list[Fill]]:
+        """Take back the journal's open orders (an order that was being sent when the bot
+        died becomes UNKNOWN) and the fills ``on_fill`` never had. Returns both, for
+        ``Started`` and for delivery; :meth:`resume` then reconciles with the exchange."""
+        journal = self.book.journal
+        if journal is None:
+            return [], []
+        orders = journal.open_orders()
+        self.book.restore(orders)
+        for order in orders:
+            if order.state is OrderState.SUBMITTED:  # told through Started, not on_order
+                self.book.move(order, OrderState.UNKNOWN, "the bot stopped before the answer")
+            self.since = min(self.since, order.created - OVERLAP_S)
+        if orders:
+            log.info("orders_restored", count=len(orders), journal=str(journal.path))
+        return [o.snapshot() for o in orders], journal.undelivered()
+
+    async def resume(self, busy: Collection[str] = ()) -> None:
+        """Reconcile restored orders with the exchange: each order with no exchange id is
+        looked up by client id (adopted, or closed if absent past its deadline); then one
+        poll delivers the fills that happened meanwhile (once each: trade ids already
+        applied are in the journal) and the final states of orders that left the book."""
+        for order in self.book.open():
+            if order.txid is None:
+                await self.settle_unknown(order)
+        await self.poll(busy)
+
+    # --- polling --------------------------------------------------------------------------
+
+    async def poll(self, busy: Collection[str] = ()) -> None:
+        """Fetch new fills and final states; emit what changed, oldest first. Orders in
+        ``busy`` (a send or reconciliation of theirs is running) are left to it."""
+        await self.poll_fills()
+        await self._poll_states(busy)
+
+    async def poll_fills(self) -> None:
+        found = await self.venue.fills_since(self.since - OVERLAP_S)
+        for txid, fill in sorted(found, key=lambda item: item[1].time):
+            order = self.book.by_txid(txid)
+            if order is None:  # not placed by this strategy
+                continue
+            fill = dataclasses.replace(fill, cl_ord_id=order.cl_ord_id, pair=order.request.pair)
+            if not self.book.apply_fill(order, fill):
+                continue
+            self.fills += 1
+            self.since = max(self.since, fill.time)
+            self.emit(fill)
+            full = order.filled >= order.request.volume
+            self.update(order, OrderState.FILLED if full else OrderState.PARTIALLY_FILLED)
+
+    async def _poll_states(self, busy: Collection[str]) -> None:
+        tracked = [
+            o
+            for o in self.book.open()
+            if (o.txid or o.state is OrderState.UNKNOWN) and o.cl_ord_id not in busy
+        ]
+        if not tracked:
+            return
+        for order in tracked:  # still unsure after their send: look again, never resend
+            if order.state is OrderState.UNKNOWN and order.txid is None:
+                await self.settle_unknown(order)
+        still_open = {v.txid: v for v in await self.venue.open_orders()}
+        gone = [o.txid for o in tracked if o.txid and o.txid not in still_open]
+        if gone:
+            for reported in await self.venue.query_orders(gone):
+                self.finish(reported)
+
+    def finish(self, reported: VenueOrder) -> None:
+        order = self.book.by_txid(reported.txid)
+        state = _FINAL.get(reported.status)
+        if order is None or state is None:
+            return
+        if state is OrderState.FILLED and order.filled < reported.filled:
+            return  # its last fills are not in yet; the next poll delivers them first
+        self.update(order, state, reported.reason)
+
+    def open_orders(self) -> list[OrderUpdate]:
+        return [o.snapshot() for o in self.book.open()]
