@@ -33,7 +33,8 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from framework import log
-from framework.dispatch import Lane, PrivateCall
+from framework.call import PrivateCall
+from framework.dispatch import Lane
 from framework.nonce import MemoryStore, NonceHistory
 from framework.nonce.source import IncreasingNonces, Nonce
 

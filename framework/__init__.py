@@ -8,7 +8,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from framework.dispatch import Lane, PrivateCall
+    from framework.call import PrivateCall
+    from framework.dispatch import Lane
     from framework.errors import (
         AmbiguousOutcome,
         AuthError,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "Lane": "framework.dispatch",
-    "PrivateCall": "framework.dispatch",
+    "PrivateCall": "framework.call",
     "Fill": "framework.events",
     "OrderState": "framework.events",
     "OrderUpdate": "framework.events",

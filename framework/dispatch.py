@@ -30,10 +30,11 @@ sent runs to its end and is recorded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from framework.call import LaneStats, Pace, PrivateCall, Wire, outcome_of
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
     AmbiguousOutcome,
@@ -44,63 +45,14 @@ from framework.errors import (
     LockedOut,
     NonceError,
     OrderlyError,
-    OrderRejected,
     RateLimited,
     TransientError,
 )
 from framework.log import get_logger
-from framework.nonce.history import NonceHistory, Outcome
+from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce, NonceSource
 
 log = get_logger("framework.dispatch")
-
-
-@dataclass(frozen=True, slots=True)
-class PrivateCall:
-    """An unsigned private call: which endpoint, with which parameters. No nonce yet."""
-
-    endpoint: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    #: Lane-clock time after which the call is refused instead of sent (an exchange with a
-    #: timestamp window would refuse it anyway; a stale intent is better not sent).
-    not_after: float | None = None
-
-
-#: What an exchange client gives the lane: sign ``call`` with ``nonce``, send it, parse the
-#: answer; return the result or raise a typed :class:`OrderlyError`.
-Wire = Callable[[PrivateCall, Nonce], Awaitable[Any]]
-#: Waits until ``call`` fits the exchange's rate limits (awaited in queue order, before the
-#: nonce is taken, so pacing never reorders nonces).
-Pace = Callable[[PrivateCall], Awaitable[None]]
-
-#: How each kind of error is recorded in the nonce history (first match along the MRO).
-_OUTCOME_OF: dict[type[BaseException], Outcome] = {
-    NonceError: "rejected",
-    AuthError: "rejected",
-    RateLimited: "rejected",
-    OrderRejected: "accepted",  # the exchange took the nonce and refused the order itself
-    AmbiguousOutcome: "timed_out",
-    TransientError: "failed",
-}
-
-
-def _outcome_of(exc: BaseException) -> Outcome:
-    for cls in type(exc).__mro__:
-        if cls in _OUTCOME_OF:
-            return _OUTCOME_OF[cls]
-    return "failed"
-
-
-@dataclass(slots=True)
-class LaneStats:
-    """Counters of one lane since it started (what the live summary shows)."""
-
-    sent: int = 0
-    accepted: int = 0
-    refused: int = 0  # nonce or auth refusals
-    rate_limited: int = 0  # refused by the exchange's rate limit (not a nonce problem)
-    failed: int = 0  # no usable answer (includes lost answers)
-    paused: int = 0  # times the breaker tripped
 
 
 @dataclass(slots=True)
@@ -314,7 +266,7 @@ class Lane:
         return nonce, self._seq
 
     def _record(self, job: _Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
-        outcome = "accepted" if exc is None else _outcome_of(exc)
+        outcome = "accepted" if exc is None else outcome_of(exc)
         stats = self.stats
         stats.sent += 1
         if outcome == "accepted":

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from framework.call import PrivateCall
 from framework.clock import ManualClock
-from framework.dispatch import Lane, PrivateCall
+from framework.dispatch import Lane
 from framework.errors import (
     AuthError,
     ExchangeError,

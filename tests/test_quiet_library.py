@@ -12,7 +12,7 @@ import sys
 from decimal import Decimal
 
 from framework import log
-from framework.dispatch import LaneStats
+from framework.call import LaneStats
 from framework.errors import LanePaused, NonceError, TransientError
 from framework.exchanges.kraken.limits import TIERS, Pacer
 

@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from framework.call import PrivateCall
 from framework.config import Config
-from framework.dispatch import Lane, PrivateCall
+from framework.dispatch import Lane
 from framework.errors import AmbiguousOutcome, TransientError, UsageError
 from framework.events import Fill
 from framework.log import get_logger, redact

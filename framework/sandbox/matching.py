@@ -19,19 +19,18 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.market import ALIASES, PAIRS, Market
+from framework.sandbox.reads import KrakenReads, truthy
+from framework.sandbox.sim_order import SimOrder as SimOrder
+from framework.sandbox.sim_order import valid_cl_ord_id
 
-_UUID = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
 _ORDER_TYPES = {
     "market",
     "limit",
@@ -45,7 +44,6 @@ _ORDER_TYPES = {
     "settle-position",
 }
 _SUPPORTED = {"market", "limit"}
-PAGE = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +61,6 @@ class OrderRules:
     balances: tuple[tuple[str, str], ...] = (("ZUSD", "100000"), ("XXBT", "2"), ("XETH", "20"))
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1")
-
-
-def valid_cl_ord_id(value: str) -> bool:
-    """A UUID (with or without dashes) or at most 18 printable ASCII characters."""
-    return bool(_UUID.match(value)) or (
-        0 < len(value) <= 18 and value.isascii() and value.isprintable()
-    )
-
-
 def _decimal(value: Any, name: str) -> Decimal:
     try:
         number = Decimal(str(value))
@@ -84,75 +71,7 @@ def _decimal(value: Any, name: str) -> Decimal:
     return number
 
 
-@dataclass(slots=True)
-class SimOrder:
-    txid: str
-    key: str
-    pair: str
-    side: str
-    ordertype: str
-    price: Decimal | None
-    volume: Decimal
-    opentm: float
-    cl_ord_id: str | None = None
-    userref: int | None = None
-    oflags: str = ""
-    filled: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)
-    fee: Decimal = Decimal(0)
-    status: str = "open"
-    closetm: float | None = None
-    reason: str | None = None
-    trades: list[str] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.volume - self.filled
-
-    def description(self) -> str:
-        price = f" {self.price}" if self.price is not None else ""
-        return f"{self.side} {self.volume} {self.pair} @ {self.ordertype}{price}"
-
-    def kraken(self, with_trades: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "refid": None,
-            "userref": self.userref,
-            "status": self.status,
-            "opentm": self.opentm,
-            "starttm": 0,
-            "expiretm": 0,
-            "descr": {
-                "pair": self.pair,
-                "type": self.side,
-                "ordertype": self.ordertype,
-                "price": str(self.price or 0),
-                "price2": "0",
-                "leverage": "none",
-                "order": self.description(),
-                "close": "",
-            },
-            "vol": str(self.volume),
-            "vol_exec": str(self.filled),
-            "cost": str(self.cost),
-            "fee": str(self.fee),
-            "price": str(self.cost / self.filled) if self.filled else "0",
-            "stopprice": "0",
-            "limitprice": "0",
-            "misc": "",
-            "oflags": self.oflags,
-        }
-        if self.cl_ord_id is not None:
-            out["cl_ord_id"] = self.cl_ord_id
-        if self.closetm is not None:
-            out["closetm"] = self.closetm
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if with_trades and self.trades:
-            out["trades"] = list(self.trades)
-        return out
-
-
-class MatchingEngine:
+class MatchingEngine(KrakenReads):
     """Orders, trades and balances of every key of one sandbox."""
 
     def __init__(self, market: Market, rules: OrderRules | None = None) -> None:
@@ -378,7 +297,7 @@ class MatchingEngine:
         pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
         if not pair:
             raise KrakenFailure("EGeneral:Invalid arguments:pair")
-        if _truthy(body.get("validate")):
+        if truthy(body.get("validate")):
             self._parse(body, pair)
             return {"descr": {"order": f"{body['type']} {body['volume']} {pair}"}}
         sim = self._place(key, body, pair)
@@ -395,7 +314,7 @@ class MatchingEngine:
             if not isinstance(order, dict):
                 raise KrakenFailure("EGeneral:Invalid arguments:orders")
             self._parse(order, pair)
-        if _truthy(body.get("validate")):
+        if truthy(body.get("validate")):
             return {
                 "orders": [
                     {"descr": {"order": f"{o['type']} {o['volume']} {pair}"}} for o in orders
@@ -470,65 +389,3 @@ class MatchingEngine:
     def cancel_all(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
         return {"count": self._cancel(self._select(key, {}, "open"))}
-
-    # --- reading --------------------------------------------------------------------------
-
-    def balance(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.sync()
-        return {asset: f"{amount:.10f}" for asset, amount in self.balances(key).items()}
-
-    def query_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.sync()
-        txids = [t for t in str(body.get("txid", "")).split(",") if t]
-        if not 1 <= len(txids) <= 50:
-            raise KrakenFailure("EGeneral:Invalid arguments:txid")
-        trades = _truthy(body.get("trades"))
-        return {
-            t: self.orders[t].kraken(trades)
-            for t in txids
-            if t in self.orders and self.orders[t].key == key
-        }
-
-    def _filters(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: body[k] for k in ("cl_ord_id", "userref") if k in body}
-
-    def open_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.sync()
-        trades = _truthy(body.get("trades"))
-        return {
-            "open": {
-                o.txid: o.kraken(trades) for o in self._select(key, self._filters(body), "open")
-            }
-        }
-
-    def closed_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.sync()
-        closed = [o for o in self._select(key, self._filters(body), None) if o.status != "open"]
-        start, end = body.get("start"), body.get("end")
-        if start is not None:
-            closed = [o for o in closed if (o.closetm or 0) > float(start)]
-        if end is not None:
-            closed = [o for o in closed if (o.closetm or 0) <= float(end)]
-        closed.sort(key=lambda o: o.closetm or 0, reverse=True)
-        ofs = int(body.get("ofs", 0))
-        trades = _truthy(body.get("trades"))
-        return {
-            "closed": {o.txid: o.kraken(trades) for o in closed[ofs : ofs + PAGE]},
-            "count": len(closed),
-        }
-
-    def trades_of(self, key: str) -> list[tuple[str, dict[str, Any]]]:
-        """Every trade of ``key``, oldest first, as ``(trade id, trade)``."""
-        self.sync()
-        return [(tid, t) for tid, t in self.trades.items() if self._trade_keys[tid] == key]
-
-    def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        mine = self.trades_of(key)
-        start, end = body.get("start"), body.get("end")
-        if start is not None:
-            mine = [(i, t) for i, t in mine if t["time"] > float(start)]
-        if end is not None:
-            mine = [(i, t) for i, t in mine if t["time"] <= float(end)]
-        mine.sort(key=lambda item: item[1]["time"], reverse=True)
-        ofs = int(body.get("ofs", 0))
-        return {"trades": dict(mine[ofs : ofs + PAGE]), "count": len(mine)}

@@ -23,7 +23,6 @@ translated by :mod:`framework.exchanges.bitunix.errors`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -33,8 +32,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
     ConfigError,
@@ -47,6 +46,7 @@ from framework.exchanges.base import LaneClient
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.limits import Pacer
 from framework.exchanges.bitunix.signer import sign
+from framework.exchanges.bitunix.wire import MUTATING, compact, parse
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce, RandomNonces
@@ -57,14 +57,6 @@ log = get_logger("framework.exchanges.bitunix")
 DEFAULT_BASE_URL = "https://fapi.bitunix.com"
 TRADE = "/api/v1/futures/trade/"
 MARKET = "/api/v1/futures/market/"
-#: POST endpoints that change state: a lost answer is ambiguous, never blindly resent.
-MUTATING = frozenset(
-    {"place_order", "batch_order", "cancel_orders", "cancel_all_orders", "modify_order"}
-)
-
-
-def _compact(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str)
 
 
 class BitunixClient(LaneClient):
@@ -165,7 +157,7 @@ class BitunixClient(LaneClient):
             query, body = dict(call.params), ""
             url = self.base_url + endpoint + (f"?{urlencode(query)}" if query else "")
         else:
-            query, body = {}, _compact(call.params)
+            query, body = {}, compact(call.params)
             url = self.base_url + endpoint
         headers = {
             "api-key": self._api_key.reveal(),
@@ -203,24 +195,7 @@ class BitunixClient(LaneClient):
             raise
 
     def _parse(self, name: str, status: int, payload: bytes) -> Any:
-        try:
-            envelope = json.loads(payload)
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):
-            cls = TransientError if status >= 500 else ExchangeError
-            raise cls(
-                f"Bitunix {name} answered HTTP {status} without its envelope",
-                exchange=EXCHANGE,
-                code=f"HTTP {status}",
-                endpoint=name,
-                key_id=self.key_id,
-            )
-        if envelope["code"] != 0:
-            raise translate(
-                envelope["code"], str(envelope.get("msg", "")), endpoint=name, key_id=self.key_id
-            )
-        return envelope.get("data")
+        return parse(name, status, payload, key_id=self.key_id)
 
     async def public(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /api/v1/futures/market/<name>``; no signature, no lane."""

@@ -15,18 +15,15 @@ bytes sent.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from urllib.parse import urlencode
 
 import aiohttp
 
+from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock, wall
-from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
     ConfigError,
@@ -38,9 +35,10 @@ from framework.errors import (
 )
 from framework.events import Ticker
 from framework.exchanges.base import LaneClient
-from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
+from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED
 from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.signer import sign
+from framework.exchanges.kraken.wire import MUTATING, deadline, encode, form_value, parse
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import KRAKEN_MAX, IncreasingNonces, Nonce
@@ -52,21 +50,6 @@ log = get_logger("framework.exchanges.kraken")
 
 DEFAULT_BASE_URL = "https://api.kraken.com"
 USER_AGENT = "orderly/0.1 (+https://github.com/orderly)"
-
-#: Private endpoints that change state: a lost answer is ambiguous, never blindly resent.
-MUTATING = frozenset(
-    {
-        "AddOrder",
-        "AddOrderBatch",
-        "EditOrder",
-        "AmendOrder",
-        "CancelOrder",
-        "CancelOrderBatch",
-        "CancelAll",
-        "CancelAllOrdersAfter",
-        "Withdraw",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +68,6 @@ class AddOrderResult:
 class CancelResult:
     count: int
     pending: bool
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _nested(params: Mapping[str, Any]) -> bool:
-    return any(isinstance(v, Mapping | list | tuple) for v in params.values())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"cannot send {type(value).__name__} to Kraken")
 
 
 class KrakenClient(LaneClient):
@@ -237,7 +204,7 @@ class KrakenClient(LaneClient):
     async def public(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /0/public/<endpoint>``; no nonce, no lane."""
         url = f"{self.base_url}/0/public/{endpoint}"
-        query = {k: _form_value(v) for k, v in (params or {}).items()}
+        query = {k: form_value(v) for k, v in (params or {}).items()}
         status, _, payload = await self._http(
             "GET", url, endpoint=endpoint, mutating=False, params=query
         )
@@ -263,25 +230,10 @@ class KrakenClient(LaneClient):
                 refs = [answer.get("txid"), sent.get("cl_ord_id")]
                 self.pacer.placed(pair, *filter(None, refs))
 
-    def _encode(self, call: PrivateCall, nonce: Nonce) -> tuple[bytes, str]:
-        params = call.params
-        if self._body_encoding == "json" or _nested(params):
-            body = json.dumps(
-                {"nonce": nonce, **params}, separators=(",", ":"), default=_json_default
-            )
-            return body.encode(), "application/json"
-        pairs = [("nonce", str(nonce)), *((k, _form_value(v)) for k, v in params.items())]
-        return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
-
     def deadline(self) -> str:
         """An RFC 3339 deadline ``order_deadline_s`` from now, in the exchange's time."""
         assert self.order_deadline_s is not None
-        at = self.clock.wall_ns() / 1e9 + self.clock_offset_s + self.order_deadline_s
-        return (
-            dt.datetime.fromtimestamp(at, dt.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        return deadline(wall(self.clock) + self.clock_offset_s + self.order_deadline_s)
 
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         """The lane's wire: encode, sign, post, parse. Raises typed errors only."""
@@ -293,7 +245,7 @@ class KrakenClient(LaneClient):
         ):
             call = PrivateCall(call.endpoint, {**call.params, "deadline": self.deadline()})
         path = f"/0/private/{call.endpoint}"
-        body, content_type = self._encode(call, nonce)
+        body, content_type = encode(call.params, nonce, self._body_encoding)
         headers = {
             "API-Key": self._api_key.reveal(),
             "API-Sign": sign(path, nonce, body, self._api_secret.reveal()),
@@ -324,25 +276,7 @@ class KrakenClient(LaneClient):
             raise
 
     def _parse(self, endpoint: str, status: int, payload: bytes) -> Any:
-        try:
-            envelope = json.loads(payload)
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("error", []), list):
-            cls = TransientError if status >= 500 else ExchangeError
-            raise cls(
-                f"Kraken {endpoint} answered HTTP {status} without a JSON envelope",
-                exchange=self.exchange,
-                code=f"HTTP {status}",
-                endpoint=endpoint,
-                key_id=self.key_id,
-            )
-        errors = [e for e in envelope.get("error", []) if isinstance(e, str)]
-        if any(e.startswith("E") for e in errors):
-            raise translate(errors, endpoint=endpoint, key_id=self.key_id, exchange=self.exchange)
-        if errors:
-            log.warning("kraken_warning", endpoint=endpoint, key_id=self.key_id, warnings=errors)
-        return envelope.get("result")
+        return parse(endpoint, status, payload, exchange=self.exchange, key_id=self.key_id)
 
     # --- typed calls ----------------------------------------------------------------------
 

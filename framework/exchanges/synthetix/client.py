@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import aiohttp
 
+from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.dispatch import PrivateCall
 from framework.errors import (
     AmbiguousOutcome,
     ConfigError,

@@ -1,0 +1,67 @@
+"""What travels through a lane: the call (plain data, no nonce), what a lane is given to
+send it, and how each outcome is counted and recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.errors import (
+    AmbiguousOutcome,
+    AuthError,
+    NonceError,
+    OrderRejected,
+    RateLimited,
+    TransientError,
+)
+from framework.nonce.history import Outcome
+from framework.nonce.source import Nonce
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateCall:
+    """An unsigned private call: which endpoint, with which parameters. No nonce yet."""
+
+    endpoint: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: Lane-clock time after which the call is refused instead of sent (an exchange with a
+    #: timestamp window would refuse it anyway; a stale intent is better not sent).
+    not_after: float | None = None
+
+
+#: What an exchange client gives the lane: sign ``call`` with ``nonce``, send it, parse the
+#: answer; return the result or raise a typed :class:`OrderlyError`.
+Wire = Callable[[PrivateCall, Nonce], Awaitable[Any]]
+#: Waits until ``call`` fits the exchange's rate limits (awaited in queue order, before the
+#: nonce is taken, so pacing never reorders nonces).
+Pace = Callable[[PrivateCall], Awaitable[None]]
+
+#: How each kind of error is recorded in the nonce history (first match along the MRO).
+OUTCOME_OF: dict[type[BaseException], Outcome] = {
+    NonceError: "rejected",
+    AuthError: "rejected",
+    RateLimited: "rejected",
+    OrderRejected: "accepted",  # the exchange took the nonce and refused the order itself
+    AmbiguousOutcome: "timed_out",
+    TransientError: "failed",
+}
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    for cls in type(exc).__mro__:
+        if cls in OUTCOME_OF:
+            return OUTCOME_OF[cls]
+    return "failed"
+
+
+@dataclass(slots=True)
+class LaneStats:
+    """Counters of one lane since it started (what the live summary shows)."""
+
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0  # nonce or auth refusals
+    rate_limited: int = 0  # refused by the exchange's rate limit (not a nonce problem)
+    failed: int = 0  # no usable answer (includes lost answers)
+    paused: int = 0  # times the breaker tripped

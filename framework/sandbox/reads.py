@@ -1,0 +1,96 @@
+"""The sandbox's read endpoints in Kraken's shapes: Balance, QueryOrders, OpenOrders,
+ClosedOrders, TradesHistory. Mixed into :class:`~framework.sandbox.matching.MatchingEngine`,
+whose state they read and never change."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.sim_order import SimOrder
+
+#: Kraken's page size for ClosedOrders and TradesHistory.
+PAGE = 50
+
+
+def truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+class KrakenReads:
+    """What the engine provides to its read endpoints."""
+
+    orders: dict[str, SimOrder]
+    trades: dict[str, dict[str, Any]]
+    _trade_keys: dict[str, str]
+
+    def sync(self) -> None:
+        raise NotImplementedError
+
+    def balances(self, key: str) -> dict[str, Decimal]:
+        raise NotImplementedError
+
+    def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
+        raise NotImplementedError
+
+    def balance(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        return {asset: f"{amount:.10f}" for asset, amount in self.balances(key).items()}
+
+    def query_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        txids = [t for t in str(body.get("txid", "")).split(",") if t]
+        if not 1 <= len(txids) <= 50:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        trades = truthy(body.get("trades"))
+        return {
+            t: self.orders[t].kraken(trades)
+            for t in txids
+            if t in self.orders and self.orders[t].key == key
+        }
+
+    def _filters(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: body[k] for k in ("cl_ord_id", "userref") if k in body}
+
+    def open_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        trades = truthy(body.get("trades"))
+        return {
+            "open": {
+                o.txid: o.kraken(trades) for o in self._select(key, self._filters(body), "open")
+            }
+        }
+
+    def closed_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sync()
+        closed = [o for o in self._select(key, self._filters(body), None) if o.status != "open"]
+        start, end = body.get("start"), body.get("end")
+        if start is not None:
+            closed = [o for o in closed if (o.closetm or 0) > float(start)]
+        if end is not None:
+            closed = [o for o in closed if (o.closetm or 0) <= float(end)]
+        closed.sort(key=lambda o: o.closetm or 0, reverse=True)
+        ofs = int(body.get("ofs", 0))
+        trades = truthy(body.get("trades"))
+        return {
+            "closed": {o.txid: o.kraken(trades) for o in closed[ofs : ofs + PAGE]},
+            "count": len(closed),
+        }
+
+    def trades_of(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every trade of ``key``, oldest first, as ``(trade id, trade)``."""
+        self.sync()
+        return [(tid, t) for tid, t in self.trades.items() if self._trade_keys[tid] == key]
+
+    def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        mine = self.trades_of(key)
+        start, end = body.get("start"), body.get("end")
+        if start is not None:
+            mine = [(i, t) for i, t in mine if t["time"] > float(start)]
+        if end is not None:
+            mine = [(i, t) for i, t in mine if t["time"] <= float(end)]
+        mine.sort(key=lambda item: item[1]["time"], reverse=True)
+        ofs = int(body.get("ofs", 0))
+        return {"trades": dict(mine[ofs : ofs + PAGE]), "count": len(mine)}
