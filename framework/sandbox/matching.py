@@ -101,10 +101,13 @@ class MatchingEngine(KrakenReads):
                 self._cancel(self._select(key, {}, "open"))
 
     def _match_resting(self) -> None:
+        quotes: dict[str, tuple[Decimal, Decimal]] = {}  # one quote per pair and step
         for order in list(self.open.values()):
             if order.price is None:
                 continue
-            bid, ask = self.market.quote(order.pair)
+            if order.pair not in quotes:
+                quotes[order.pair] = self.market.quote(order.pair)
+            bid, ask = quotes[order.pair]
             if (order.side == "buy" and ask <= order.price) or (
                 order.side == "sell" and bid >= order.price
             ):
