@@ -151,20 +151,16 @@ class RunnerConfig(_Section):
         return self
 
 
+#: The faults the sandbox can inject (framework/sandbox/faults.py says what each does).
+FaultKind = Literal[
+    "unavailable", "busy", "internal_error", "http_502", "drop", "lost", "slow", "late", "garbled"
+]
+
+
 class FaultConfig(_Section):
     """One kind of fault the sandbox injects."""
 
-    kind: Literal[
-        "unavailable",
-        "busy",
-        "internal_error",
-        "http_502",
-        "drop",
-        "lost",
-        "slow",
-        "late",
-        "garbled",
-    ]
+    kind: FaultKind
     probability: float = Field(ge=0, le=1)
     endpoints: tuple[str, ...] = Field((), description="private endpoints hit; empty = all")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -48,8 +48,10 @@ class ExchangeSpec:
     """What an exchange package tells the core about itself."""
 
     name: str
-    #: ``open_venue(config)``: an async context manager yielding the exchange's Venue.
-    open_venue: VenueOpener
+    #: ``open_venue(config)``: an async context manager yielding the exchange's Venue; or
+    #: its dotted path ``"package.module:open_venue"``, imported when a bot opens it (so
+    #: registering stays cheap).
+    venue: VenueOpener | str
     #: The pydantic model of the exchange's own keys in ``[exchange]`` (extra keys refused).
     settings: type[BaseModel] = NoSettings
     #: Secrets it reads (environment, .env or ``[exchange].secrets_file``).
@@ -92,6 +94,15 @@ def spec_for(config: Config) -> ExchangeSpec:
             f"got {name!r}{where}"
         )
     return _SPECS[name]
+
+
+def open_venue(config: Config) -> AbstractAsyncContextManager[Venue, None]:
+    """The venue of the exchange ``config`` names, as an async context manager."""
+    opener = spec_for(config).venue
+    if isinstance(opener, str):
+        module, _, attribute = opener.partition(":")
+        opener = getattr(importlib.import_module(module), attribute)
+    return cast(VenueOpener, opener)(config)
 
 
 def settings_of(config: Config, model: type[Settings]) -> Settings:

@@ -46,7 +46,7 @@ from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import load_strategy
 from framework.log import get_logger
-from framework.registry import spec_for
+from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.venue import Venue
 
@@ -145,8 +145,7 @@ class Runner:
     async def _run(self) -> int:
         config = self.config
         strategy_cls, params = load_strategy(config)
-        opener = spec_for(config).open_venue
-        async with opener(config) as venue:
+        async with open_venue(config) as venue:
             try:
                 await venue.balances()  # is the key accepted?
             except AuthError as exc:

@@ -24,18 +24,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import get_args
 
-KINDS = (
-    "unavailable",
-    "busy",
-    "internal_error",
-    "http_502",
-    "drop",
-    "lost",
-    "slow",
-    "late",
-    "garbled",
-)
+from framework.config import FaultKind
+
+KINDS: tuple[str, ...] = get_args(FaultKind)
 ERRORS = {
     "unavailable": "EService:Unavailable",
     "busy": "EService:Busy",

@@ -17,7 +17,7 @@ from framework.exchanges.bitunix import BitunixClient
 from framework.exchanges.kraken.venue import kraken_venue
 from framework.exchanges.synthetix import SynthetixClient
 from framework.orders import LimitOrder, batches
-from framework.registry import spec_for
+from framework.registry import open_venue
 from framework.sandbox import Sandbox, generate_credentials
 from tests.conformance.bitunix_server import BitunixServer
 from tests.conformance.synthetix_server import SynthetixServer
@@ -164,7 +164,7 @@ class FakexHarness(Harness):
                     "state": {"store": str(tmp / "fx.sqlite"), "history": str(tmp / "fx.jsonl")},
                 }
             )
-            async with spec_for(config).open_venue(config) as venue:
+            async with open_venue(config) as venue:
                 yield KrakenSession(sandbox, venue)
 
 

@@ -55,6 +55,4 @@ async def open_venue(config: Config) -> AsyncIterator[Any]:
         store.close()
 
 
-SPEC = register(
-    ExchangeSpec(name=NAME, open_venue=open_venue, settings=FakexSettings, secrets=SECRETS)
-)
+SPEC = register(ExchangeSpec(name=NAME, venue=open_venue, settings=FakexSettings, secrets=SECRETS))

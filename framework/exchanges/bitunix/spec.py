@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework.registry import ExchangeSpec, register
-
-if TYPE_CHECKING:
-    from framework.config import Config
 
 
 class BitunixSettings(BaseModel):
@@ -20,16 +15,10 @@ class BitunixSettings(BaseModel):
     margin_coin: str = Field("USDT", min_length=1, description="Bitunix futures margin coin")
 
 
-def open_venue(config: Config) -> Any:
-    from framework.exchanges.bitunix.venue import open_venue as opener
-
-    return opener(config)
-
-
 SPEC = register(
     ExchangeSpec(
         name="bitunix",
-        open_venue=open_venue,
+        venue="framework.exchanges.bitunix.venue:open_venue",
         settings=BitunixSettings,
         secrets=("ORDERLY_BITUNIX_API_KEY", "ORDERLY_BITUNIX_API_SECRET"),
     )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework.registry import ExchangeSpec, register
-
-if TYPE_CHECKING:
-    from framework.config import Config
 
 
 class KrakenSettings(BaseModel):
@@ -28,12 +25,11 @@ class KrakenSettings(BaseModel):
 SECRETS = ("ORDERLY_KRAKEN_API_KEY", "ORDERLY_KRAKEN_API_SECRET")
 
 
-def open_venue(config: Config) -> Any:
-    from framework.exchanges.kraken.venue import open_venue as opener
-
-    return opener(config)
-
-
 SPEC = register(
-    ExchangeSpec(name="kraken", open_venue=open_venue, settings=KrakenSettings, secrets=SECRETS)
+    ExchangeSpec(
+        name="kraken",
+        venue="framework.exchanges.kraken.venue:open_venue",
+        settings=KrakenSettings,
+        secrets=SECRETS,
+    )
 )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from framework.registry import ExchangeSpec, register
-
-if TYPE_CHECKING:
-    from framework.config import Config
 
 
 class SynthetixSettings(BaseModel):
@@ -34,16 +31,10 @@ class SynthetixSettings(BaseModel):
         return self
 
 
-def open_venue(config: Config) -> Any:
-    from framework.exchanges.synthetix.venue import open_venue as opener
-
-    return opener(config)
-
-
 SPEC = register(
     ExchangeSpec(
         name="synthetix",
-        open_venue=open_venue,
+        venue="framework.exchanges.synthetix.venue:open_venue",
         settings=SynthetixSettings,
         secrets=("ORDERLY_SYNTHETIX_PRIVATE_KEY",),
     )
