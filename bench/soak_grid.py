@@ -8,7 +8,9 @@ trading: fills rise in every minute), and at the end: the bot's tracked open ord
 the exchange's open orders with the bot's client ids (they must be equal), orders still
 UNKNOWN (must be 0), the faults injected, and the nonces the sandbox refused (must be 0).
 The bot stops with ``cancel_on_stop = false`` so that the comparison sees what the bot
-believes is open. The grid's settings are config/paper.toml's (re-quote every 15 s) on the
+believes is open, and with ``drain_timeout_s = 60`` so that a reconciliation under way
+(a lost batch answer: lookups paced by the tier, then the order deadline) can finish
+before it compares. The grid's settings are config/paper.toml's (re-quote every 15 s) on the
 intermediate tier: a grid that re-quotes faster than its tier's engine counter allows (young
 cancels cost up to 8 points) backs up its strict lane, and polls wait behind paced cancels.
 Everything runs on 127.0.0.1 and stops by itself.
@@ -63,6 +65,7 @@ order_poll_s = 2
 summary_interval_s = 3600
 cancel_on_stop = false
 dead_man_timeout_s = 0
+drain_timeout_s = 60
 log_file = "{tmp / "log.jsonl"}"
 log_level = "warning"
 [state]

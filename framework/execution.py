@@ -122,6 +122,14 @@ class Execution:
             timer.cancel()
         return not self._tasks
 
+    async def close(self) -> None:
+        """Cancel what :meth:`drain` left running (the orders keep their state, UNKNOWN
+        included, in the journal, and the next start takes them up) and wait for it."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     @property
     def pending(self) -> int:
         """Owned sends, reconciliations and cancels still running."""

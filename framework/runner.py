@@ -261,7 +261,12 @@ class Runner:
         await asyncio.gather(*loops, return_exceptions=True)
         runner = self.config.runner
         if not await execution.drain(runner.drain_timeout_s):
-            log.warning("order_work_unfinished", pending=execution.pending)
+            unknown = sum(o.state is OrderState.UNKNOWN for o in execution.book.open())
+            log.warning("order_work_unfinished", pending=execution.pending, unknown=unknown)
+            self._say(
+                f"{unknown} orders still being reconciled after drain_timeout_s; "
+                "the order journal keeps them and the next start finishes the job"
+            )
         cancelled = True
         if runner.cancel_on_stop and execution.book.open():
             try:
@@ -275,6 +280,7 @@ class Runner:
             await execution.poll()
         except OrderlyError as exc:
             log.warning("final_poll_failed", error=str(exc))
+        await execution.close()  # nothing of it outlives the bot
         guard.stopping()
         inbox.put(Stopping(wall(self.clock), self._reason))
         inbox.close()
