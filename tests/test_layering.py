@@ -40,3 +40,16 @@ def test_core_does_not_import_exchanges_or_sandbox() -> None:
         for path in modules
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_sandbox_exchange_does_not_borrow_the_clients_code() -> None:
+    """The sandbox checks signatures, rate limits and errors with its own code, so a bug it
+    shares with the client cannot hide; only its paper-trading glue opens a Kraken client."""
+    glue = {"paper.py", "spec.py"}
+    modules = [p for p in (FRAMEWORK / "sandbox").glob("*.py") if p.name not in glue]
+    assert len(modules) >= 8
+    borrowed = {
+        p.name: sorted(n for n in imported(p) if n.startswith("framework.exchanges"))
+        for p in modules
+    }
+    assert {k: v for k, v in borrowed.items() if v} == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from framework.clock import ManualClock
 from framework.exchanges.kraken import sign
 from framework.sandbox import AuthRules, OrderRules, Sandbox
+from framework.sandbox.kraken_rules import api_sign
 from tests.test_kraken_signer import DOC_NONCE, DOC_SECRET
 
 DOC_KEY = "doc-vector-key"
@@ -249,3 +251,14 @@ async def test_public_endpoints(http: aiohttp.ClientSession) -> None:
             bad = await response.json()
     assert set(time_reply["result"]) == {"unixtime", "rfc1123"}
     assert bad == {"error": ["EQuery:Unknown asset pair"], "result": {}}
+
+
+def test_the_sandboxs_own_signature_matches_the_documented_vectors() -> None:
+    """protocols.md 1.2: the docs' AddOrder vector and the SDK's golden Balance vector."""
+    assert api_sign("/0/private/AddOrder", str(DOC_NONCE), DOC_BODY, DOC_SECRET) == DOC_SIGN
+    golden = base64.b64encode(b"\x01" * 32).decode()
+    assert api_sign(
+        "/0/private/Balance", "1700000000000000000", b"nonce=1700000000000000000", golden
+    ) == (
+        "6i7+cpXVLDDnDOekgsRcgFQhkYFyPDSSxhSVA8OrA6vjziXcy2K1DP3n7f9B/Kgni71WjBSQusZKxduRsdF20Q=="
+    )

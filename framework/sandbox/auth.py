@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from framework.clock import Clock
-from framework.exchanges.kraken.signer import sign
+from framework.sandbox.kraken_rules import api_sign as kraken_signature
 
 
 class KrakenFailure(Exception):
@@ -129,7 +129,7 @@ class Gatekeeper:
             raise KrakenFailure("EGeneral:Invalid arguments:nonce") from None
         if not 0 < nonce < 2**64:
             raise KrakenFailure("EGeneral:Invalid arguments:nonce")
-        expected = sign(path, nonce, raw, self.accounts[api_key])
+        expected = kraken_signature(path, str(body["nonce"]), raw, self.accounts[api_key])
         if not api_sign or not hmac.compare_digest(expected, api_sign):
             state.invalid_signature += 1
             raise self._fail(state, "EAPI:Invalid signature")

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.kraken_rules import DUPLICATE_CL_ORD_ID
 from framework.sandbox.market import ALIASES, PAIRS, Market
 from framework.sandbox.reads import KrakenReads, truthy
 from framework.sandbox.sim_order import SimOrder as SimOrder

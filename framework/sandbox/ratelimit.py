@@ -1,5 +1,5 @@
 """The sandbox's rate limits: Kraken's REST and matching-engine counters per key, with the
-same numbers the client paces itself by (:mod:`framework.exchanges.kraken.limits`).
+numbers in :mod:`framework.sandbox.kraken_rules` (the sandbox's own copy of Kraken's rules).
 
 A call that would take a counter over its tier's maximum is refused and not executed:
 ``EAPI:Rate limit exceeded`` (REST) or ``EOrder:Rate limit exceeded`` (engine, per pair).
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.clock import Clock
-from framework.exchanges.kraken.limits import Age, Tier, engine_costs, rest_cost
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.kraken_rules import Age, Tier, engine_points, rest_points
 
 
 @dataclass(slots=True)
@@ -49,13 +49,13 @@ class RateLimits:
         """Count one call or raise the error Kraken would send."""
         now = self.clock.monotonic()
         tier = self.tier
-        points = rest_cost(endpoint)
+        points = rest_points(endpoint)
         if points and not self._rest.setdefault(key, Counter(at=now)).charge(
             points, tier.rest_max, tier.rest_decay, now
         ):
             self.refused[key] = self.refused.get(key, 0) + 1
             raise KrakenFailure("EAPI:Rate limit exceeded")
-        for pair, cost in engine_costs(endpoint, body, order_age).items():
+        for pair, cost in engine_points(endpoint, body, order_age).items():
             counter = self._engine.setdefault((key, pair), Counter(at=now))
             if cost and not counter.charge(cost, tier.engine_max, tier.engine_decay, now):
                 self.refused[key] = self.refused.get(key, 0) + 1

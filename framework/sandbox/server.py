@@ -26,11 +26,11 @@ from typing import Any
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.exchanges.kraken.limits import TIERS
 from framework.log import get_logger
 from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
 from framework.sandbox.faults import ERRORS as FAULT_ERRORS
 from framework.sandbox.faults import FaultInjector, FaultRules
+from framework.sandbox.kraken_rules import TIERS
 from framework.sandbox.market import ALIASES, INTERVALS, PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules
 from framework.sandbox.ratelimit import RateLimits
