@@ -1,9 +1,11 @@
 """What every exchange client shares: one aiohttp session and one lane per key.
 
-A client subclasses :class:`LaneClient`, sets ``exchange`` and ``key_id``, implements
-``_send(call, nonce)`` (sign, send, parse: the lane's wire), and calls :meth:`_start` and
-:meth:`_stop` from its own open/close. Every HTTP exchange goes through :meth:`_http`, the
-one place a transport failure is given its meaning.
+A client subclasses :class:`LaneClient`, sets ``exchange`` and ``key_id``, and calls
+:meth:`_start` and :meth:`_stop` from its own open/close. It hands the lane either its
+exchange's pure parts (an :class:`~framework.transport.ExchangeWire`: the core's pipeline
+then builds, signs, sends and parses; Kraken) or its own ``_send(call, nonce)`` (Bitunix and
+Synthetix, until they are moved). Every HTTP exchange goes through the core's transport
+(framework/transport.py), the one place a failed send is given its meaning.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import aiohttp
 from framework.call import PrivateCall
 from framework.config import Config
 from framework.dispatch import Lane
-from framework.errors import AmbiguousOutcome, TransientError, UsageError
+from framework.errors import UsageError
 from framework.events import Fill
-from framework.log import get_logger, redact
+from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce
+from framework.transport import AiohttpTransport, ExchangeWire, Request, exchange, pipeline
 
 
 class LaneClient:
@@ -29,6 +32,7 @@ class LaneClient:
     key_id: str
     _session: aiohttp.ClientSession | None = None
     _lane: Lane | None = None
+    _transport: AiohttpTransport | None = None
     #: Longest wait, when closing, for calls still queued or in flight (None: no limit).
     close_grace: float | None = None
 
@@ -37,11 +41,18 @@ class LaneClient:
         *,
         timeout: aiohttp.ClientTimeout,
         headers: Mapping[str, str] | None = None,
+        wire: ExchangeWire | None = None,
         **lane: Any,
     ) -> None:
-        """Open the HTTP session and start the key's lane (``lane`` = Lane's options)."""
+        """Open the HTTP session and start the key's lane (``lane`` = Lane's options). With
+        ``wire`` (the exchange's pure parts) the lane sends through the core's pipeline;
+        without, through the client's own ``_send``."""
         self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
-        self._lane = Lane(key_id=self.key_id, wire=self._send, exchange=self.exchange, **lane)
+        self._transport = AiohttpTransport(self._session)
+        send = (
+            pipeline(wire, self._transport, key_id=self.key_id) if wire is not None else self._send
+        )
+        self._lane = Lane(key_id=self.key_id, wire=send, exchange=self.exchange, **lane)
         self._lane.start()
 
     async def _stop(self) -> None:
@@ -70,33 +81,36 @@ class LaneClient:
             raise self._not_open()
         return self._session
 
+    @property
+    def transport(self) -> AiohttpTransport:
+        """The core's transport over this client's session."""
+        if self._transport is None:
+            raise self._not_open()
+        return self._transport
+
     async def _http(
-        self, method: str, url: str, *, endpoint: str, mutating: bool, **request: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str,
+        mutating: bool,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One HTTP exchange: ``(status, headers, body)``. A failure says what it means for
-        the call: never connected, so nothing was sent (``TransientError``); any later
-        failure, so the call may have run (``AmbiguousOutcome`` if it changes state, else
-        ``TransientError``)."""
-        name = self.exchange.capitalize()
-        try:
-            async with self.http.request(method, url, **request) as response:
-                return response.status, response.headers, await response.read()
-        except aiohttp.ClientConnectorError as exc:
-            raise TransientError(
-                f"cannot reach {name}: {redact(str(exc))}",
-                exchange=self.exchange,
-                endpoint=endpoint,
-                key_id=self.key_id,
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            what = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
-            cls = AmbiguousOutcome if mutating else TransientError
-            raise cls(
-                f"{name} {endpoint}: {what}",
-                exchange=self.exchange,
-                endpoint=endpoint,
-                key_id=self.key_id,
-            ) from None
+        """One HTTP exchange through the core's transport (framework/transport.py, the one
+        place a failed send is given its meaning): ``(status, headers, body)``."""
+        body = data.encode() if isinstance(data, str) else data
+        answer = await exchange(
+            self.transport,
+            Request(method, url, headers or {}, body, params),
+            endpoint=endpoint,
+            mutating=mutating,
+            name=self.exchange,
+            key_id=self.key_id,
+        )
+        return answer.status, answer.headers, answer.body
 
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         raise NotImplementedError

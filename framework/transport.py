@@ -1,0 +1,162 @@
+"""The wire, in the core: one private call goes build -> sign -> send -> parse here, for
+every exchange, and this is the one place a failed send is given its meaning.
+
+    ExchangeWire    what an exchange package supplies: pure parts that build a signed
+                    request from (call, nonce) and turn an answer into a result or a typed
+                    error, and which endpoints change state
+    Transport       the seam that carries bytes: :class:`AiohttpTransport` in production;
+                    any object with ``send`` in tests
+    pipeline()      wires an ExchangeWire and a Transport into the function a Lane sends
+                    with, so the lane calls the core and the exchange's pure parts, never
+                    back into the client that built it
+
+What a failure means:
+
+- never connected: nothing was sent -> :class:`TransientError`;
+- connected but no usable answer (timeout, reset, dropped), or an answer the exchange's
+  parser could not understand or that only says "try later": on a state-changing endpoint
+  the call may have run -> :class:`AmbiguousOutcome` (reconcile before anything else),
+  unless the exchange's wire says the error proves nothing ran; on a read ->
+  :class:`TransientError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from framework.call import PrivateCall, Wire
+from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, TransientError
+from framework.log import redact
+from framework.nonce.source import Nonce
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request ready to go: the exact bytes that were signed."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    query: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class NotConnected(Exception):
+    """The request never reached the exchange."""
+
+
+class NoAnswer(Exception):
+    """The request may have reached the exchange, but no answer came back."""
+
+
+class Transport(Protocol):
+    async def send(self, request: Request) -> Answer:
+        """Carry ``request``; raise :class:`NotConnected` or :class:`NoAnswer`."""
+        ...
+
+
+class ExchangeWire(Protocol):
+    """An exchange's pure parts for one key."""
+
+    exchange: str
+
+    def mutating(self, endpoint: str) -> bool:
+        """Whether a call to ``endpoint`` changes state (a lost answer is then ambiguous)."""
+        ...
+
+    def build(self, call: PrivateCall, nonce: Nonce) -> Request:
+        """The signed request for ``call`` with ``nonce``."""
+        ...
+
+    def parse(self, call: PrivateCall, answer: Answer) -> Any:
+        """The result of ``call``, or raise its typed error."""
+        ...
+
+    def not_executed(self, error: OrderlyError) -> bool:
+        """Whether ``error`` (from :meth:`parse`) proves that nothing ran."""
+        ...
+
+
+class AiohttpTransport:
+    """HTTP over one aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(self, request: Request) -> Answer:
+        try:
+            async with self.session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                params=request.query,
+            ) as response:
+                return Answer(response.status, response.headers, await response.read())
+        except aiohttp.ClientConnectorError as exc:
+            raise NotConnected(redact(str(exc))) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NoAnswer(
+                "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+            ) from None
+
+
+async def exchange(
+    transport: Transport,
+    request: Request,
+    *,
+    endpoint: str,
+    mutating: bool,
+    name: str,
+    key_id: str,
+) -> Answer:
+    """Send one request; a failure becomes the typed error it means (module docstring)."""
+    where = {"exchange": name, "endpoint": endpoint, "key_id": key_id}
+    title = name.capitalize()
+    try:
+        return await transport.send(request)
+    except NotConnected as exc:
+        raise TransientError(f"cannot reach {title}: {exc}", **where) from None
+    except NoAnswer as exc:
+        cls = AmbiguousOutcome if mutating else TransientError
+        raise cls(f"{title} {endpoint}: {exc}", **where) from None
+
+
+def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
+    """The function a Lane sends with: build and sign, send, parse."""
+
+    async def send(call: PrivateCall, nonce: Nonce) -> Any:
+        mutating = wire.mutating(call.endpoint)
+        answer = await exchange(
+            transport,
+            wire.build(call, nonce),
+            endpoint=call.endpoint,
+            mutating=mutating,
+            name=wire.exchange,
+            key_id=key_id,
+        )
+        try:
+            return wire.parse(call, answer)
+        except (TransientError, ExchangeError) as exc:  # answered: "later", or unreadable
+            if mutating and not wire.not_executed(exc):
+                raise AmbiguousOutcome(
+                    f"{wire.exchange.capitalize()} {call.endpoint} may have run: {exc.message}",
+                    exchange=wire.exchange,
+                    code=exc.code,
+                    endpoint=call.endpoint,
+                    key_id=key_id,
+                ) from None
+            raise
+
+    return send
