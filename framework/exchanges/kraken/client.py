@@ -5,12 +5,11 @@
         raw = await kraken.private("Balance")
 
 Every private call is an unsigned :class:`PrivateCall` submitted to the key's
-:class:`~framework.dispatch.Lane`; the lane assigns the nonce in queue order and calls
-:meth:`KrakenClient._send`, which encodes, signs, posts and parses. Bodies are
-form-encoded by default (the documented signing vector uses that form); a call whose
-parameters nest (AddOrderBatch's ``orders``) is sent as JSON, as Kraken's spec shows, and
-``body_encoding="json"`` sends every call as JSON. The signature always covers the exact
-bytes sent.
+:class:`~framework.dispatch.Lane`; the lane paces it (limits.py), assigns the nonce in queue
+order, and sends it through the core's pipeline (framework/transport.py) with Kraken's pure
+parts (:class:`~framework.exchanges.kraken.wire.KrakenWire`: build, sign, parse). The lane
+never calls back into this client. Bodies are form-encoded by default; a call whose
+parameters nest is sent as JSON, and ``body_encoding="json"`` sends every call as JSON.
 """
 
 from __future__ import annotations
@@ -25,23 +24,19 @@ import aiohttp
 from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
-    AmbiguousOutcome,
     ConfigError,
     ExchangeError,
     InvalidRequest,
     OrderlyError,
-    RateLimited,
-    TransientError,
 )
 from framework.events import Ticker
 from framework.exchanges.base import LaneClient
-from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED
+from framework.exchanges.kraken.errors import EXCHANGE
 from framework.exchanges.kraken.limits import TIERS, Pacer
-from framework.exchanges.kraken.signer import sign
-from framework.exchanges.kraken.wire import MUTATING, deadline, encode, form_value, parse
+from framework.exchanges.kraken.wire import KrakenWire, form_value, parse
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
-from framework.nonce.source import KRAKEN_MAX, IncreasingNonces, Nonce
+from framework.nonce.source import KRAKEN_MAX, IncreasingNonces
 from framework.nonce.store import NonceStore, SqliteStore
 from framework.paths import default_history_path, default_store_path
 from framework.secret import Secret, key_id
@@ -130,7 +125,6 @@ class KrakenClient(LaneClient):
         self._nonce_unit = nonce_unit
         self._force_unit = force_unit
         self._nonce_block = nonce_block
-        self._body_encoding = body_encoding
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.close_grace = close_grace
         if tier is not None and tier not in TIERS:
@@ -143,9 +137,28 @@ class KrakenClient(LaneClient):
                 "order_deadline_s must be within Kraken's 2..60 s", exchange=self.exchange
             )
         self.order_deadline_s = order_deadline_s
-        #: Exchange time minus local time (s), from the Time endpoint; deadlines use it.
-        self.clock_offset_s = 0.0
         self.clock = clock
+        #: Kraken's pure parts for this key; the lane sends through the core's pipeline.
+        self.wire = KrakenWire(
+            self._api_key,
+            self._api_secret,
+            self.base_url,
+            exchange=self.exchange,
+            key_id=self.key_id,
+            clock=clock,
+            encoding=body_encoding,
+            order_deadline_s=order_deadline_s,
+            pacer=self.pacer,
+        )
+
+    @property
+    def clock_offset_s(self) -> float:
+        """Exchange time minus local time (s), from the Time endpoint; deadlines use it."""
+        return self.wire.clock_offset_s
+
+    @clock_offset_s.setter
+    def clock_offset_s(self, offset: float) -> None:
+        self.wire.clock_offset_s = offset
 
     def __repr__(self) -> str:
         return f"KrakenClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
@@ -179,7 +192,8 @@ class KrakenClient(LaneClient):
             source=source,
             history=self._history,
             clock=self.clock,
-            pace=self._pace if self.pacer is not None else None,
+            pace=self.pacer.pace_call if self.pacer is not None else None,
+            wire=self.wire,
             **self._lane_options,
         )
 
@@ -209,71 +223,6 @@ class KrakenClient(LaneClient):
             "GET", url, endpoint=endpoint, mutating=False, params=query
         )
         return self._parse(endpoint, status, payload)
-
-    async def _pace(self, call: PrivateCall) -> None:
-        assert self.pacer is not None
-        await self.pacer.pace(call.endpoint, call.params)
-
-    def _remember_orders(self, call: PrivateCall, result: Any) -> None:
-        """Note placement times, which decide what cancelling each order costs."""
-        if self.pacer is None or not isinstance(result, dict):
-            return
-        pair = str(call.params.get("pair", ""))
-        if call.endpoint == "AddOrder":
-            self.pacer.placed(
-                pair, *result.get("txid", ()), *filter(None, [call.params.get("cl_ord_id")])
-            )
-        elif call.endpoint == "AddOrderBatch":
-            for sent, answer in zip(
-                call.params.get("orders", ()), result.get("orders", ()), strict=False
-            ):
-                refs = [answer.get("txid"), sent.get("cl_ord_id")]
-                self.pacer.placed(pair, *filter(None, refs))
-
-    def deadline(self) -> str:
-        """An RFC 3339 deadline ``order_deadline_s`` from now, in the exchange's time."""
-        assert self.order_deadline_s is not None
-        return deadline(wall(self.clock) + self.clock_offset_s + self.order_deadline_s)
-
-    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
-        """The lane's wire: encode, sign, post, parse. Raises typed errors only."""
-        assert self._session is not None and isinstance(nonce, int)
-        if (
-            call.endpoint in ("AddOrder", "AddOrderBatch")
-            and self.order_deadline_s
-            and "deadline" not in call.params
-        ):
-            call = PrivateCall(call.endpoint, {**call.params, "deadline": self.deadline()})
-        path = f"/0/private/{call.endpoint}"
-        body, content_type = encode(call.params, nonce, self._body_encoding)
-        headers = {
-            "API-Key": self._api_key.reveal(),
-            "API-Sign": sign(path, nonce, body, self._api_secret.reveal()),
-            "Content-Type": content_type,
-        }
-        mutating = call.endpoint in MUTATING
-        status, _, payload = await self._http(
-            "POST",
-            self.base_url + path,
-            endpoint=call.endpoint,
-            mutating=mutating,
-            data=body,
-            headers=headers,
-        )
-        try:
-            result = self._parse(call.endpoint, status, payload)
-            self._remember_orders(call, result)
-            return result
-        except (TransientError, ExchangeError) as exc:  # ExchangeError: answered, unreadable
-            if mutating and not isinstance(exc, RateLimited) and exc.code not in NOT_EXECUTED:
-                raise AmbiguousOutcome(
-                    f"Kraken {call.endpoint} may have run: {exc.message}",
-                    exchange=self.exchange,
-                    code=exc.code,
-                    endpoint=call.endpoint,
-                    key_id=self.key_id,
-                ) from None
-            raise
 
     def _parse(self, endpoint: str, status: int, payload: bytes) -> Any:
         return parse(endpoint, status, payload, exchange=self.exchange, key_id=self.key_id)

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
+from framework.call import PrivateCall
 from framework.log import get_logger
 
 log = get_logger("framework.exchanges.kraken.limits")
@@ -130,6 +131,26 @@ class Pacer:
     def _age(self, ref: str) -> tuple[str, float] | None:
         known = self._orders.get(ref)
         return (known[0], time.monotonic() - known[1]) if known else None
+
+    async def pace_call(self, call: PrivateCall) -> None:
+        """:meth:`pace` for a lane: wait until ``call`` fits, then count it."""
+        await self.pace(call.endpoint, call.params)
+
+    def answered(self, call: PrivateCall, result: Any) -> None:
+        """Note the placement times in an order call's answer (cancel costs depend on them)."""
+        if not isinstance(result, dict):
+            return
+        pair = str(call.params.get("pair", ""))
+        if call.endpoint == "AddOrder":
+            self.placed(
+                pair, *result.get("txid", ()), *filter(None, [call.params.get("cl_ord_id")])
+            )
+        elif call.endpoint == "AddOrderBatch":
+            for sent, answer in zip(
+                call.params.get("orders", ()), result.get("orders", ()), strict=False
+            ):
+                refs = [answer.get("txid"), sent.get("cl_ord_id")]
+                self.placed(pair, *filter(None, refs))
 
     async def pace(self, endpoint: str, params: Mapping[str, Any]) -> None:
         """Wait until the call fits both counters, then count it. The first wait is

@@ -1,5 +1,6 @@
-"""Kraken's wire format as pure functions: a private call's body, an order deadline, and an
-answer's envelope turned into its ``result`` or a typed error. No I/O, no state.
+"""Kraken's wire format: a private call's signed request and an answer's envelope turned into
+its ``result`` or a typed error. :class:`KrakenWire` is Kraken's
+:class:`~framework.transport.ExchangeWire`: the core's pipeline calls it; it does no I/O.
 
 Bodies are form-encoded by default (the documented signing vector uses that form); a call
 whose parameters nest (AddOrderBatch's ``orders``) is sent as JSON, as Kraken's spec shows,
@@ -15,9 +16,16 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from framework.errors import ExchangeError, TransientError
-from framework.exchanges.kraken.errors import translate
+from framework.call import PrivateCall
+from framework.clock import Clock, wall
+from framework.errors import ExchangeError, OrderlyError, RateLimited, TransientError
+from framework.exchanges.kraken.errors import NOT_EXECUTED, translate
+from framework.exchanges.kraken.limits import Pacer
+from framework.exchanges.kraken.signer import sign
 from framework.log import get_logger
+from framework.nonce.source import Nonce
+from framework.secret import Secret
+from framework.transport import Answer, Request
 
 log = get_logger("framework.exchanges.kraken")
 
@@ -95,3 +103,66 @@ def parse(endpoint: str, status: int, payload: bytes, *, exchange: str, key_id: 
     if errors:
         log.warning("kraken_warning", endpoint=endpoint, key_id=key_id, warnings=errors)
     return envelope.get("result")
+
+
+#: Order calls that carry Kraken's ``deadline``.
+_DEADLINED = frozenset({"AddOrder", "AddOrderBatch"})
+
+
+class KrakenWire:
+    """Kraken's pure parts for one key: build and sign a private call, parse its answer."""
+
+    def __init__(
+        self,
+        api_key: Secret,
+        api_secret: Secret,
+        base_url: str,
+        *,
+        exchange: str,
+        key_id: str,
+        clock: Clock,
+        encoding: Literal["form", "json"] = "form",
+        order_deadline_s: float | None = None,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._base_url = base_url
+        self._key_id = key_id
+        self._clock = clock
+        self._encoding: Literal["form", "json"] = encoding
+        self.order_deadline_s = order_deadline_s
+        self._pacer = pacer
+        #: Exchange time minus local time (s), from the Time endpoint; deadlines use it.
+        self.clock_offset_s = 0.0
+
+    def mutating(self, endpoint: str) -> bool:
+        return endpoint in MUTATING
+
+    def not_executed(self, error: OrderlyError) -> bool:
+        return isinstance(error, RateLimited) or error.code in NOT_EXECUTED
+
+    def build(self, call: PrivateCall, nonce: Nonce) -> Request:
+        """Every order call carries a ``deadline`` ``order_deadline_s`` from now, in the
+        exchange's time; the signature covers the exact body sent."""
+        params = call.params
+        if call.endpoint in _DEADLINED and self.order_deadline_s and "deadline" not in params:
+            at = wall(self._clock) + self.clock_offset_s + self.order_deadline_s
+            params = {**params, "deadline": deadline(at)}
+        path = f"/0/private/{call.endpoint}"
+        body, content_type = encode(params, int(nonce), self._encoding)
+        headers = {
+            "API-Key": self._api_key.reveal(),
+            "API-Sign": sign(path, int(nonce), body, self._api_secret.reveal()),
+            "Content-Type": content_type,
+        }
+        return Request("POST", self._base_url + path, headers, body)
+
+    def parse(self, call: PrivateCall, answer: Answer) -> Any:
+        result = parse(
+            call.endpoint, answer.status, answer.body, exchange=self.exchange, key_id=self._key_id
+        )
+        if self._pacer is not None:  # placement times decide what cancelling will cost
+            self._pacer.answered(call, result)
+        return result

@@ -1,0 +1,92 @@
+"""The core's pipeline with an in-memory transport: Kraken's pure parts build the documented
+request, and a failed send means exactly one thing, decided in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from framework.call import PrivateCall
+from framework.clock import ManualClock
+from framework.errors import AmbiguousOutcome, ExchangeError, RateLimited, TransientError
+from framework.exchanges.kraken.wire import KrakenWire
+from framework.secret import Secret
+from framework.transport import Answer, NoAnswer, NotConnected, Request, pipeline
+from tests.test_kraken_signer import DOC_NONCE, DOC_SECRET
+
+DOC_BODY = b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
+DOC_SIGN = (
+    "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
+)
+
+
+class Memory:
+    """A transport that hands each request to a function: no sockets."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.sent: list[Request] = []
+
+    async def send(self, request: Request) -> Answer:
+        self.sent.append(request)
+        if isinstance(self.reply, BaseException):
+            raise self.reply
+        return self.reply
+
+
+def kraken(reply: Any) -> tuple[KrakenWire, Memory]:
+    wire = KrakenWire(
+        Secret("doc-key"),
+        Secret(DOC_SECRET),
+        "https://kraken.test",
+        exchange="kraken",
+        key_id="k",
+        clock=ManualClock(),
+    )
+    return wire, Memory(reply)
+
+
+def ok(result: Any) -> Answer:
+    return Answer(200, {}, orjson.dumps({"error": [], "result": result}))
+
+
+ORDER = PrivateCall(
+    "AddOrder",
+    {"ordertype": "limit", "pair": "XBTUSD", "price": "37500", "type": "buy", "volume": "1.25"},
+)
+
+
+async def test_kraken_builds_the_documented_request() -> None:
+    wire, memory = kraken(ok({"txid": ["T-1"]}))
+    assert await pipeline(wire, memory, key_id="k")(ORDER, DOC_NONCE) == {"txid": ["T-1"]}
+    (request,) = memory.sent
+    assert request.url == "https://kraken.test/0/private/AddOrder"
+    assert request.body == DOC_BODY and request.headers["API-Sign"] == DOC_SIGN
+
+
+@pytest.mark.parametrize(
+    ("call", "reply", "error"),
+    [
+        (ORDER, NotConnected("refused"), TransientError),  # never sent
+        (PrivateCall("Balance"), NoAnswer("reset"), TransientError),  # a read: retry
+        (ORDER, NoAnswer("no answer in time"), AmbiguousOutcome),  # may have run
+        (ORDER, Answer(200, {}, b'{"error": [], "res'), AmbiguousOutcome),  # cut short
+        (PrivateCall("Balance"), Answer(200, {}, b"<html>"), ExchangeError),
+        (ORDER, Answer(502, {}, b"<html>"), AmbiguousOutcome),
+        (
+            ORDER,
+            Answer(200, {}, b'{"error": ["EAPI:Rate limit exceeded"], "result": {}}'),
+            RateLimited,  # proves nothing ran: not ambiguous
+        ),
+    ],
+)
+async def test_a_failed_send_means_one_thing(
+    call: PrivateCall, reply: Any, error: type[Exception]
+) -> None:
+    wire, memory = kraken(reply)
+    with pytest.raises(error) as raised:
+        await pipeline(wire, memory, key_id="k")(call, DOC_NONCE)
+    assert type(raised.value) is error
+    assert raised.value.endpoint == call.endpoint  # type: ignore[attr-defined]
