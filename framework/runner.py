@@ -159,7 +159,7 @@ class Runner:
             try:
                 return await self._trade(venue, strategy_cls, params, journal)
             except asyncio.CancelledError:
-                await venue.lane.close(grace=0)  # forced: still write the nonce floor
+                await venue.abort()  # forced: still write the nonce floor
                 raise
             finally:
                 if journal is not None:
@@ -357,7 +357,7 @@ class Runner:
         *,
         final: bool = False,
     ) -> None:
-        tally, lane = self.tally, venue.lane.stats
+        tally, lane = self.tally, venue.stats
         marks = strategy.ctx.tickers()
         pnl = tally.pnl(marks)
         prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in marks.items())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from framework.dispatch import Lane
+from framework.call import LaneStats
 from framework.errors import OrderlyError
 from framework.events import Fill, Ticker
 from framework.orders import Order
@@ -41,7 +41,8 @@ class PairAssets:
 class Venue(Protocol):
     name: str
     key_id: str
-    lane: Lane
+    #: The key's lane counters (what the summary shows).
+    stats: LaneStats
     #: Most orders one batch call takes (Kraken AddOrderBatch: 15).
     max_batch: int
     #: Whether the exchange outlives the bot (False for the in-process paper sandbox, whose
@@ -50,6 +51,10 @@ class Venue(Protocol):
     #: After this many seconds an order sent now can no longer reach the book (None: never
     #: certain, so an order whose answer was lost is never sent again).
     order_deadline_s: float | None
+
+    async def abort(self) -> None:
+        """Stop the key's lane at once (a forced exit); the nonce floor is still written."""
+        ...
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
         """Send one order; return the exchange's order id or raise a typed error."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from framework.call import PrivateCall
+from framework.call import LaneStats, PrivateCall
 from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import UsageError
@@ -114,6 +114,27 @@ class LaneClient:
 
     async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
         raise NotImplementedError
+
+
+Client = TypeVar("Client", bound=LaneClient)
+
+
+class ClientVenue(Generic[Client]):
+    """What a venue over one :class:`LaneClient` shows the runner about its lane: the
+    counters, and a way to stop it at once (a forced exit still writes the nonce floor)."""
+
+    client: Client
+
+    @property
+    def lane(self) -> Lane:
+        return self.client.lane
+
+    @property
+    def stats(self) -> LaneStats:
+        return self.client.lane.stats
+
+    async def abort(self) -> None:
+        await self.client.lane.close(grace=0)
 
 
 def history_from(config: Config) -> NonceHistory:

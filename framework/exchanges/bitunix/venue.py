@@ -22,10 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 from framework.config import Config
-from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import NoDeadMan, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, NoDeadMan, history_from, venue_fill
 from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient
 from framework.exchanges.bitunix.errors import (
     CLIENT_ID_DUPLICATE,
@@ -75,7 +74,7 @@ def _venue_order(raw: dict[str, Any]) -> VenueOrder:
     )
 
 
-class BitunixVenue(NoDeadMan):
+class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
     """A Venue over one BitunixClient (one key, one unordered lane)."""
 
     persistent = True
@@ -87,10 +86,6 @@ class BitunixVenue(NoDeadMan):
         self.max_batch = client.max_batch
         self.margin_coin = margin_coin
         self._assets: dict[str, PairAssets] = {}
-
-    @property
-    def lane(self) -> Lane:
-        return self.client.lane
 
     @property
     def order_deadline_s(self) -> float | None:

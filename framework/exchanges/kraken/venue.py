@@ -9,10 +9,9 @@ from typing import Any
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
-from framework.dispatch import Lane
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import history_from, venue_fill
+from framework.exchanges.base import ClientVenue, history_from, venue_fill
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
@@ -50,7 +49,7 @@ def _venue_order(txid: str, raw: dict[str, Any]) -> VenueOrder:
     )
 
 
-class KrakenVenue:
+class KrakenVenue(ClientVenue[KrakenClient]):
     """A Venue over one KrakenClient (one key, one lane)."""
 
     max_batch = MAX_BATCH
@@ -61,10 +60,6 @@ class KrakenVenue:
         self.client = client
         self.key_id = client.key_id
         self._assets: dict[str, PairAssets] = {}
-
-    @property
-    def lane(self) -> Lane:
-        return self.client.lane
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
         result = await self.client.private(

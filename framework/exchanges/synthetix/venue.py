@@ -31,10 +31,9 @@ from decimal import Decimal
 from typing import Any
 
 from framework.config import Config
-from framework.dispatch import Lane
 from framework.errors import ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import NoDeadMan, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, NoDeadMan, history_from, venue_fill
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
 from framework.exchanges.synthetix.spec import SynthetixSettings
@@ -92,7 +91,7 @@ def _venue_order(raw: Mapping[str, Any], default_status: str) -> VenueOrder:
     )
 
 
-class SynthetixVenue(NoDeadMan):
+class SynthetixVenue(ClientVenue[SynthetixClient], NoDeadMan):
     """A Venue over one SynthetixClient (one signer and subaccount, one strict lane)."""
 
     max_batch = MAX_BATCH
@@ -103,10 +102,6 @@ class SynthetixVenue(NoDeadMan):
         self.client = client
         self.key_id = client.key_id
         self.order_deadline_s = expires_after_s
-
-    @property
-    def lane(self) -> Lane:
-        return self.client.lane
 
     def _result(self, result: dict[str, Any] | OrderlyError) -> str | OrderlyError:
         if isinstance(result, OrderlyError):
