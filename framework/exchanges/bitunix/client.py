@@ -16,40 +16,37 @@ must be within ``window_s`` (60 s) of the server's clock. So the client
 - paces place_order and batch_order to Bitunix's documented per-second limits
   (:mod:`framework.exchanges.bitunix.limits`; ``paced=False`` turns it off).
 
-Bodies are compact JSON, signed and sent byte for byte; GET parameters are signed as
-Bitunix's sorted ``key+value`` string. Answers are the ``{code, msg, data}`` envelope,
-translated by :mod:`framework.exchanges.bitunix.errors`.
+The lane sends through the core's pipeline (framework/transport.py) with Bitunix's pure
+parts (:class:`~framework.exchanges.bitunix.wire.BitunixWire`): bodies are compact JSON,
+signed and sent byte for byte; GET parameters are signed as Bitunix's sorted ``key+value``
+string; answers are the ``{code, msg, data}`` envelope, translated by
+:mod:`framework.exchanges.bitunix.errors`. A rate-limit refusal proves the call did not run;
+any other failure of a state-changing call without a clear answer is ambiguous.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
-from urllib.parse import urlencode
 
 import aiohttp
 
 from framework.call import PrivateCall
-from framework.clock import SYSTEM_CLOCK, Clock
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
-    AmbiguousOutcome,
     ConfigError,
     ExchangeError,
     InvalidRequest,
     OrderlyError,
-    TransientError,
 )
 from framework.exchanges.base import LaneClient
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.limits import Pacer
-from framework.exchanges.bitunix.signer import sign
-from framework.exchanges.bitunix.wire import MUTATING, compact, parse
+from framework.exchanges.bitunix.wire import BitunixWire, parse
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
-from framework.nonce.source import Nonce, RandomNonces
+from framework.nonce.source import RandomNonces
 from framework.secret import Secret, key_id
 
 log = get_logger("framework.exchanges.bitunix")
@@ -93,8 +90,19 @@ class BitunixClient(LaneClient):
         self.pacer = Pacer() if paced else None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
-        #: Server clock minus local clock, in ms (from the HTTP Date header).
-        self.clock_offset_ms = 0.0
+        #: Bitunix's pure parts for this key; the lane sends through the core's pipeline.
+        self.wire = BitunixWire(
+            self._api_key, self._api_secret, self.base_url, key_id=self.key_id, clock=clock
+        )
+
+    @property
+    def clock_offset_ms(self) -> float:
+        """Server clock minus local clock, in ms (from the HTTP Date header)."""
+        return self.wire.clock_offset_ms
+
+    @clock_offset_ms.setter
+    def clock_offset_ms(self, offset: float) -> None:
+        self.wire.clock_offset_ms = offset
 
     def __repr__(self) -> str:
         return f"BitunixClient(key_id={self.key_id!r}, base_url={self.base_url!r})"
@@ -106,7 +114,8 @@ class BitunixClient(LaneClient):
             history=self._history,
             max_in_flight=self._max_in_flight,
             clock=self._clock,
-            pace=self._pace if self.pacer is not None else None,
+            pace=self.pacer.pace_call if self.pacer is not None else None,
+            wire=self.wire,
         )
         try:
             await self.public("tickers", {"symbols": "BTCUSDT"})  # learn the server's clock
@@ -119,24 +128,6 @@ class BitunixClient(LaneClient):
 
     # --- the wire -------------------------------------------------------------------------
 
-    def _observe_clock(self, headers: Mapping[str, str], sent_at: float) -> None:
-        date = headers.get("Date")
-        if not date:
-            return
-        try:
-            server = parsedate_to_datetime(date).timestamp() + 0.5  # whole seconds
-        except (TypeError, ValueError):
-            return
-        offset = (server - (sent_at + time.time()) / 2) * 1000
-        self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
-
-    async def _pace(self, call: PrivateCall) -> None:
-        assert self.pacer is not None
-        await self.pacer.pace(call.endpoint)
-
-    def _timestamp(self) -> str:
-        return str(int(self._clock.wall_ns() / 1e6 + self.clock_offset_ms))
-
     async def private(
         self, method: Literal["GET", "POST"], endpoint: str, params: Mapping[str, Any] | None = None
     ) -> Any:
@@ -148,58 +139,12 @@ class BitunixClient(LaneClient):
         )
         return await self.lane.submit(call)
 
-    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
-        """The lane's wire: stamp, sign, send, parse. Raises typed errors only."""
-        assert self._session is not None and isinstance(nonce, str)
-        method, endpoint = call.endpoint.split(" ", 1)
-        timestamp = self._timestamp()
-        if method == "GET":
-            query, body = dict(call.params), ""
-            url = self.base_url + endpoint + (f"?{urlencode(query)}" if query else "")
-        else:
-            query, body = {}, compact(call.params)
-            url = self.base_url + endpoint
-        headers = {
-            "api-key": self._api_key.reveal(),
-            "nonce": nonce,
-            "timestamp": timestamp,
-            "sign": sign(
-                nonce=nonce,
-                timestamp=timestamp,
-                api_key=self._api_key.reveal(),
-                query=query,
-                body=body,
-                secret=self._api_secret.reveal(),
-            ),
-            "Content-Type": "application/json",
-            "language": "en-US",
-        }
-        name = endpoint.rsplit("/", 1)[-1]
-        mutating = method == "POST" and name in MUTATING
-        sent_at = time.time()
-        status, response_headers, payload = await self._http(
-            method, url, endpoint=name, mutating=mutating, data=body or None, headers=headers
-        )
-        self._observe_clock(response_headers, sent_at)
-        try:
-            return self._parse(name, status, payload)
-        except TransientError as exc:
-            if mutating:
-                raise AmbiguousOutcome(
-                    f"Bitunix {name} may have run: {exc.message}",
-                    exchange=EXCHANGE,
-                    code=exc.code,
-                    endpoint=name,
-                    key_id=self.key_id,
-                ) from None
-            raise
-
     def _parse(self, name: str, status: int, payload: bytes) -> Any:
         return parse(name, status, payload, key_id=self.key_id)
 
     async def public(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /api/v1/futures/market/<name>``; no signature, no lane."""
-        sent_at = time.time()
+        sent_at = wall(self._clock)
         status, headers, payload = await self._http(
             "GET",
             self.base_url + MARKET + name,
@@ -207,7 +152,7 @@ class BitunixClient(LaneClient):
             mutating=False,
             params={k: str(v) for k, v in (params or {}).items()},
         )
-        self._observe_clock(headers, sent_at)
+        self.wire.observe(headers, sent_at)
         return self._parse(name, status, payload)
 
     # --- typed calls ----------------------------------------------------------------------

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from aiolimiter import AsyncLimiter
 
+from framework.call import PrivateCall
+
 #: endpoint name -> (requests, per seconds)
 LIMITS: dict[str, tuple[float, float]] = {
     "place_order": (10, 1.0),
@@ -31,6 +33,10 @@ class Pacer:
             name: AsyncLimiter(1, period / (rate * headroom))
             for name, (rate, period) in limits.items()
         }
+
+    async def pace_call(self, call: PrivateCall) -> None:
+        """:meth:`pace` for a lane."""
+        await self.pace(call.endpoint)
 
     async def pace(self, endpoint: str) -> None:
         limiter = self._limiters.get(endpoint.rsplit("/", 1)[-1])

@@ -1,13 +1,25 @@
-"""Bitunix's wire format as pure functions: compact JSON bodies, and an answer's envelope
-turned into its ``data`` or a typed error. No I/O, no state."""
+"""Bitunix's wire format: compact JSON bodies, a private call's signed request, and an
+answer's envelope turned into its ``data`` or a typed error. :class:`BitunixWire` is
+Bitunix's :class:`~framework.transport.ExchangeWire`: the core's pipeline calls it; it does
+no I/O. It keeps one piece of state: the server's clock offset, read from each answer's
+``Date`` header, which stamps the next requests."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from framework.errors import ExchangeError, TransientError
+from framework.call import PrivateCall
+from framework.clock import Clock, wall
+from framework.errors import ExchangeError, OrderlyError, RateLimited, TransientError
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
+from framework.exchanges.bitunix.signer import sign
+from framework.nonce.source import Nonce
+from framework.secret import Secret
+from framework.transport import Answer, Request
 
 #: POST endpoints that change state: a lost answer is ambiguous, never blindly resent.
 MUTATING = frozenset(
@@ -41,3 +53,82 @@ def parse(name: str, status: int, payload: bytes, *, key_id: str) -> Any:
             envelope["code"], str(envelope.get("msg", "")), endpoint=name, key_id=key_id
         )
     return envelope.get("data")
+
+
+def _split(endpoint: str) -> tuple[str, str, str]:
+    """``"POST /api/v1/futures/trade/place_order"`` -> (method, path, short name)."""
+    method, path = endpoint.split(" ", 1)
+    return method, path, path.rsplit("/", 1)[-1]
+
+
+class BitunixWire:
+    """Bitunix's pure parts for one key: stamp and sign a call, parse its answer."""
+
+    exchange = EXCHANGE
+
+    def __init__(
+        self, api_key: Secret, api_secret: Secret, base_url: str, *, key_id: str, clock: Clock
+    ) -> None:
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._base_url = base_url
+        self._key_id = key_id
+        self._clock = clock
+        self._sent_at: dict[int, float] = {}
+        #: Server clock minus local clock, in ms (from the HTTP Date header).
+        self.clock_offset_ms = 0.0
+
+    def mutating(self, endpoint: str) -> bool:
+        method, _, name = _split(endpoint)
+        return method == "POST" and name in MUTATING
+
+    def not_executed(self, error: OrderlyError) -> bool:
+        return isinstance(error, RateLimited)
+
+    def timestamp(self) -> str:
+        return str(int(self._clock.wall_ns() / 1e6 + self.clock_offset_ms))
+
+    def build(self, call: PrivateCall, nonce: Nonce) -> Request:
+        method, path, _ = _split(call.endpoint)
+        timestamp = self.timestamp()
+        if method == "GET":
+            query, body = dict(call.params), ""
+            url = self._base_url + path + (f"?{urlencode(query)}" if query else "")
+        else:
+            query, body = {}, compact(call.params)
+            url = self._base_url + path
+        key = self._api_key.reveal()
+        headers = {
+            "api-key": key,
+            "nonce": str(nonce),
+            "timestamp": timestamp,
+            "sign": sign(
+                nonce=str(nonce),
+                timestamp=timestamp,
+                api_key=key,
+                query=query,
+                body=body,
+                secret=self._api_secret.reveal(),
+            ),
+            "Content-Type": "application/json",
+            "language": "en-US",
+        }
+        self._sent_at[id(call)] = wall(self._clock)
+        return Request(method, url, headers, body.encode() or None)
+
+    def parse(self, call: PrivateCall, answer: Answer) -> Any:
+        self.observe(answer.headers, self._sent_at.pop(id(call), wall(self._clock)))
+        return parse(_split(call.endpoint)[2], answer.status, answer.body, key_id=self._key_id)
+
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        """Learn the server's clock from an answer's ``Date`` (whole seconds, so offsets
+        under a second are not applied)."""
+        date = headers.get("Date")
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date).timestamp() + 0.5  # whole seconds
+        except (TypeError, ValueError):
+            return
+        offset = (server - (sent_at + wall(self._clock)) / 2) * 1000
+        self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
