@@ -1,11 +1,11 @@
 """What every exchange client shares: one aiohttp session and one lane per key.
 
 A client subclasses :class:`LaneClient`, sets ``exchange`` and ``key_id``, and calls
-:meth:`_start` and :meth:`_stop` from its own open/close. It hands the lane either its
-exchange's pure parts (an :class:`~framework.transport.ExchangeWire`: the core's pipeline
-then builds, signs, sends and parses; Kraken) or its own ``_send(call, nonce)`` (Bitunix and
-Synthetix, until they are moved). Every HTTP exchange goes through the core's transport
-(framework/transport.py), the one place a failed send is given its meaning.
+:meth:`_start` and :meth:`_stop` from its own open/close. It hands the lane its exchange's
+pure parts (an :class:`~framework.transport.ExchangeWire`): the core's pipeline builds,
+signs, sends and parses, so the lane never calls back into the client. Every HTTP exchange
+goes through the core's transport (framework/transport.py), the one place a failed send is
+given its meaning.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from framework.call import LaneStats, PrivateCall
+from framework.call import LaneStats
 from framework.config import Config
 from framework.dispatch import Lane
 from framework.errors import UsageError
 from framework.events import Fill
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
-from framework.nonce.source import Nonce
 from framework.transport import AiohttpTransport, ExchangeWire, Request, exchange, pipeline
 
 
@@ -41,17 +40,14 @@ class LaneClient:
         *,
         timeout: aiohttp.ClientTimeout,
         headers: Mapping[str, str] | None = None,
-        wire: ExchangeWire | None = None,
+        wire: ExchangeWire,
         **lane: Any,
     ) -> None:
-        """Open the HTTP session and start the key's lane (``lane`` = Lane's options). With
-        ``wire`` (the exchange's pure parts) the lane sends through the core's pipeline;
-        without, through the client's own ``_send``."""
+        """Open the HTTP session and start the key's lane (``lane`` = Lane's options); the
+        lane sends through the core's pipeline with ``wire``, the exchange's pure parts."""
         self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
         self._transport = AiohttpTransport(self._session)
-        send = (
-            pipeline(wire, self._transport, key_id=self.key_id) if wire is not None else self._send
-        )
+        send = pipeline(wire, self._transport, key_id=self.key_id)
         self._lane = Lane(key_id=self.key_id, wire=send, exchange=self.exchange, **lane)
         self._lane.start()
 
@@ -111,9 +107,6 @@ class LaneClient:
             key_id=self.key_id,
         )
         return answer.status, answer.headers, answer.body
-
-    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
-        raise NotImplementedError
 
 
 Client = TypeVar("Client", bound=LaneClient)

@@ -19,12 +19,13 @@ Reads (``getOpenOrders``, ``getOrderHistory``, ``getTrades``, ``getSubAccount``)
 "SubAccountAction" requests signed *without* a nonce (protocols.md 3.3): nothing to order,
 so :meth:`SynthetixClient.read` signs and posts them directly, beside the lane. Public data
 comes from ``POST /v1/info`` (:meth:`SynthetixClient.info`). The server's clock is learned
-from the ``timestamp`` of every answer and applied to ``expiresAfter``.
+from the ``timestamp`` of every answer and applied to ``expiresAfter``. Building, signing and
+parsing are Synthetix's pure parts (:class:`~framework.exchanges.synthetix.wire.SynthetixWire`);
+trade actions go through the core's pipeline (framework/transport.py).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -33,21 +34,20 @@ import aiohttp
 from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
-    AmbiguousOutcome,
     ConfigError,
-    ExchangeError,
     InvalidRequest,
     OrderlyError,
     OrderRejected,
-    TransientError,
 )
 from framework.exchanges.base import LaneClient
-from framework.exchanges.synthetix.errors import EXCHANGE, translate
-from framework.exchanges.synthetix.signer import PRIMARY, READS, address_of, sign_action
+from framework.exchanges.synthetix.errors import EXCHANGE
+from framework.exchanges.synthetix.signer import READS, address_of
+from framework.exchanges.synthetix.wire import SynthetixWire
 from framework.nonce.history import NonceHistory
-from framework.nonce.source import SYNTHETIX_MAX, IncreasingNonces, Nonce
+from framework.nonce.source import SYNTHETIX_MAX, IncreasingNonces
 from framework.nonce.store import MemoryStore, NonceStore
 from framework.secret import Secret, key_id
+from framework.transport import Request
 
 DEFAULT_BASE_URL = "https://papi.synthetix.io"
 ORDER_DEFAULTS: dict[str, Any] = {
@@ -114,14 +114,29 @@ class SynthetixClient(LaneClient):
         self._store = store if store is not None else MemoryStore()
         self._history = history if history is not None else NonceHistory(None)
         self._nonce_unit = nonce_unit
-        self._expires_after_s = expires_after_s
-        self._expires_unit = expires_unit
-        self._envelope = envelope
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
         self._source: IncreasingNonces | None = None
-        #: Server clock minus local clock, in ms (from each answer's ``timestamp``).
-        self.clock_offset_ms = 0.0
+        #: Synthetix's pure parts; trade actions go through the core's pipeline.
+        self.wire = SynthetixWire(
+            self._key,
+            self.sub_account_id,
+            self.base_url,
+            key_id=self.key_id,
+            clock=clock,
+            expires_after_s=expires_after_s,
+            expires_unit=expires_unit,
+            envelope=envelope,
+        )
+
+    @property
+    def clock_offset_ms(self) -> float:
+        """Server clock minus local clock, in ms (from each answer's ``timestamp``)."""
+        return self.wire.clock_offset_ms
+
+    @clock_offset_ms.setter
+    def clock_offset_ms(self, offset: float) -> None:
+        self.wire.clock_offset_ms = offset
 
     def __repr__(self) -> str:
         return f"SynthetixClient(key_id={self.key_id!r}, sub_account_id={self.sub_account_id})"
@@ -134,11 +149,13 @@ class SynthetixClient(LaneClient):
             clock=self._clock,
             max_value=SYNTHETIX_MAX,
         )
+        self.wire.resync = self._source.raise_floor
         self._start(
             timeout=self._timeout,
             source=self._source,
             history=self._history,
             clock=self._clock,
+            wire=self.wire,
             **self._lane_options,
         )
         return self
@@ -146,118 +163,26 @@ class SynthetixClient(LaneClient):
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stop()
 
-    def _expires_after(self) -> int:
-        if self._expires_after_s is None:
-            return 0
-        at = self._clock.wall_ns() / 1e9 + self.clock_offset_ms / 1000 + self._expires_after_s
-        return int(at * 1000) if self._expires_unit == "ms" else int(at)
-
-    def _message(
-        self, action: str, params: Mapping[str, Any], nonce: int, expires_after: int
-    ) -> dict[str, Any]:
-        """The typed-data message: integers where JSON has strings."""
-        if action == "placeOrders":
-            return {
-                "subAccountId": self.sub_account_id,
-                "orders": [dict(o) for o in params["orders"]],
-                "grouping": params.get("grouping", "na"),
-                "nonce": nonce,
-                "expiresAfter": expires_after,
-            }
-        return {
-            "subAccountId": self.sub_account_id,
-            "orderIds": [int(i) for i in params["orderIds"]],
-            "nonce": nonce,
-            "expiresAfter": expires_after,
-        }
-
-    async def _send(self, call: PrivateCall, nonce: Nonce) -> Any:
-        """The lane's wire: sign the action with its nonce, post, parse."""
-        assert self._session is not None and self._source is not None
-        assert isinstance(nonce, int)
-        action = call.endpoint
-        expires_after = self._expires_after()
-        signature = sign_action(
-            PRIMARY[action],
-            self._message(action, call.params, nonce, expires_after),
-            self._key.reveal(),
-        )
-        inner = {"action": action, "subAccountId": str(self.sub_account_id), **call.params}
-        if action == "cancelOrders":
-            inner["orderIds"] = [str(i) for i in call.params["orderIds"]]
-        body = {
-            self._envelope: inner,
-            "nonce": nonce,
-            "signature": signature,
-            "expiresAfter": expires_after,
-        }
-        if self._envelope == "params":
-            inner["source"] = "direct"
-        return await self._post("/v1/trade", action, body, mutating=True)
-
     async def read(self, action: str, **params: Any) -> Any:
         """A signed read (SubAccountAction: no nonce, so not through the lane)."""
         if action not in READS:
             raise InvalidRequest(f"not a Synthetix read: {action}", exchange=EXCHANGE)
-        expires_after = self._expires_after()
-        message = {
-            "subAccountId": self.sub_account_id,
-            "action": action,
-            "expiresAfter": expires_after,
-        }
-        body = {
-            self._envelope: {"action": action, "subAccountId": str(self.sub_account_id), **params},
-            "signature": sign_action("SubAccountAction", message, self._key.reveal()),
-            "expiresAfter": expires_after,
-        }
-        return await self._post("/v1/trade", action, body, mutating=False)
+        return await self._post(self.wire.read(action, params), action)
 
     async def info(self, action: str, **params: Any) -> Any:
         """A public ``/v1/info`` call: ``{"action": ..., **params}``, unsigned."""
-        return await self._post("/v1/info", action, {"action": action, **params}, mutating=False)
+        return await self._post(self.wire.info(action, params), action)
 
-    async def _post(self, path: str, action: str, body: dict[str, Any], *, mutating: bool) -> Any:
+    async def _post(self, request: Request, action: str) -> Any:
         status, _, payload = await self._http(
             "POST",
-            self.base_url + path,
+            request.url,
             endpoint=action,
-            mutating=mutating,
-            data=json.dumps(body, separators=(",", ":")),
-            headers={"Content-Type": "application/json"},
+            mutating=False,
+            data=request.body,
+            headers=request.headers,
         )
-        return self._parse(action, status, payload, mutating=mutating)
-
-    def _parse(self, action: str, status: int, payload: bytes, *, mutating: bool) -> Any:
-        try:
-            envelope = json.loads(payload)
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, dict) or envelope.get("status") not in ("ok", "error"):
-            cls: type[OrderlyError] = ExchangeError
-            if status >= 500:
-                cls = AmbiguousOutcome if mutating else TransientError
-            raise cls(
-                f"Synthetix {action} answered HTTP {status} without its envelope",
-                exchange=EXCHANGE,
-                code=f"HTTP {status}",
-                endpoint=action,
-                key_id=self.key_id,
-            )
-        if isinstance(envelope.get("timestamp"), int):
-            offset = envelope["timestamp"] - self._clock.wall_ns() / 1e6
-            self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
-        if envelope["status"] == "ok":
-            return envelope.get("response")
-        error = envelope.get("error") or {}
-        exc = translate(status, error, endpoint=action, key_id=self.key_id)
-        last = (error.get("details") or {}).get("lastNonce")
-        if isinstance(last, int) and self._source is not None:
-            self._source.raise_floor(last)  # resync: the lane's retry goes past it
-        if mutating and isinstance(exc, TransientError) and status >= 500:  # may have run
-            raise AmbiguousOutcome(
-                exc.message, exchange=EXCHANGE, code=exc.code, endpoint=action, key_id=self.key_id
-            ) from None
-        raise exc
+        return self.wire.answer(action, status, payload, mutating=False)
 
     def _per_order(self, action: str, response: Any) -> list[dict[str, Any] | OrderlyError]:
         """One entry per order, in order: its status, or the OrderRejected that refused it."""

@@ -1,0 +1,180 @@
+"""Synthetix's wire format: signed trade actions (with a nonce, through the lane), signed
+reads (SubAccountAction, no nonce), public ``/v1/info`` bodies, and an answer's envelope
+turned into its ``response`` or a typed error. :class:`SynthetixWire` is Synthetix's
+:class:`~framework.transport.ExchangeWire`: the core's pipeline calls it; it does no I/O.
+
+It keeps two pieces of state: the server's clock offset (from each answer's ``timestamp``,
+applied to ``expiresAfter``), and a ``resync`` hook the client points at its nonce source,
+called with ``details.lastNonce`` when the server refuses a nonce.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from framework.call import PrivateCall
+from framework.clock import Clock, wall
+from framework.errors import (
+    AmbiguousOutcome,
+    ExchangeError,
+    OrderlyError,
+    TransientError,
+)
+from framework.exchanges.synthetix.errors import EXCHANGE, translate
+from framework.exchanges.synthetix.signer import PRIMARY, sign_action
+from framework.nonce.source import Nonce
+from framework.secret import Secret
+from framework.transport import Answer, Request
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _body(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class SynthetixWire:
+    """Synthetix's pure parts for one signer and subaccount."""
+
+    exchange = EXCHANGE
+
+    def __init__(
+        self,
+        key: Secret,
+        sub_account_id: int,
+        base_url: str,
+        *,
+        key_id: str,
+        clock: Clock,
+        expires_after_s: float | None,
+        expires_unit: Literal["s", "ms"],
+        envelope: Literal["params", "action"],
+    ) -> None:
+        self._key = key
+        self._sub = sub_account_id
+        self._base_url = base_url
+        self._key_id = key_id
+        self._clock = clock
+        self._expires_after_s = expires_after_s
+        self._expires_unit = expires_unit
+        self._envelope = envelope
+        #: Server clock minus local clock, in ms (from each answer's ``timestamp``).
+        self.clock_offset_ms = 0.0
+        #: Called with the server's ``lastNonce`` after a nonce refusal.
+        self.resync: Callable[[int], None] | None = None
+
+    # --- the pipeline's parts (trade actions, through the lane) ----------------------------
+
+    def mutating(self, endpoint: str) -> bool:
+        return True  # only trade actions travel through the lane
+
+    def not_executed(self, error: OrderlyError) -> bool:
+        """A "try later" that :meth:`answer` did not already make ambiguous came with a 4xx:
+        the server refused it before running anything."""
+        return isinstance(error, TransientError)
+
+    def build(self, call: PrivateCall, nonce: Nonce) -> Request:
+        action, nonce = call.endpoint, int(nonce)
+        expires_after = self.expires_after()
+        signature = sign_action(
+            PRIMARY[action],
+            self._message(action, call.params, nonce, expires_after),
+            self._secret(),
+        )
+        inner = {"action": action, "subAccountId": str(self._sub), **call.params}
+        if action == "cancelOrders":
+            inner["orderIds"] = [str(i) for i in call.params["orderIds"]]
+        if self._envelope == "params":
+            inner["source"] = "direct"
+        body = {
+            self._envelope: inner,
+            "nonce": nonce,
+            "signature": signature,
+            "expiresAfter": expires_after,
+        }
+        return Request("POST", self._base_url + "/v1/trade", _JSON, _body(body))
+
+    def parse(self, call: PrivateCall, answer: Answer) -> Any:
+        return self.answer(call.endpoint, answer.status, answer.body, mutating=True)
+
+    # --- beside the lane --------------------------------------------------------------------
+
+    def read(self, action: str, params: Mapping[str, Any]) -> Request:
+        """A signed read: SubAccountAction, no nonce."""
+        expires_after = self.expires_after()
+        message = {"subAccountId": self._sub, "action": action, "expiresAfter": expires_after}
+        body = {
+            self._envelope: {"action": action, "subAccountId": str(self._sub), **params},
+            "signature": sign_action("SubAccountAction", message, self._secret()),
+            "expiresAfter": expires_after,
+        }
+        return Request("POST", self._base_url + "/v1/trade", _JSON, _body(body))
+
+    def info(self, action: str, params: Mapping[str, Any]) -> Request:
+        """A public ``/v1/info`` call, unsigned."""
+        return Request(
+            "POST", self._base_url + "/v1/info", _JSON, _body({"action": action, **params})
+        )
+
+    # --- shared -------------------------------------------------------------------------------
+
+    def _secret(self) -> str:
+        return self._key.reveal()
+
+    def expires_after(self) -> int:
+        if self._expires_after_s is None:
+            return 0
+        at = wall(self._clock) + self.clock_offset_ms / 1000 + self._expires_after_s
+        return int(at * 1000) if self._expires_unit == "ms" else int(at)
+
+    def _message(
+        self, action: str, params: Mapping[str, Any], nonce: int, expires_after: int
+    ) -> dict[str, Any]:
+        """The typed-data message: integers where JSON has strings."""
+        if action == "placeOrders":
+            return {
+                "subAccountId": self._sub,
+                "orders": [dict(o) for o in params["orders"]],
+                "grouping": params.get("grouping", "na"),
+                "nonce": nonce,
+                "expiresAfter": expires_after,
+            }
+        return {
+            "subAccountId": self._sub,
+            "orderIds": [int(i) for i in params["orderIds"]],
+            "nonce": nonce,
+            "expiresAfter": expires_after,
+        }
+
+    def answer(self, action: str, status: int, payload: bytes, *, mutating: bool) -> Any:
+        """The ``response`` of an answer, or its typed error; a state-changing action that
+        got a 5xx may have run (AmbiguousOutcome)."""
+        try:
+            envelope = json.loads(payload)
+        except ValueError:
+            envelope = None
+        where = {"exchange": EXCHANGE, "endpoint": action, "key_id": self._key_id}
+        if not isinstance(envelope, dict) or envelope.get("status") not in ("ok", "error"):
+            cls: type[OrderlyError] = ExchangeError
+            if status >= 500:
+                cls = AmbiguousOutcome if mutating else TransientError
+            raise cls(
+                f"Synthetix {action} answered HTTP {status} without its envelope",
+                code=f"HTTP {status}",
+                **where,
+            )
+        if isinstance(envelope.get("timestamp"), int):
+            offset = envelope["timestamp"] - self._clock.wall_ns() / 1e6
+            self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
+        if envelope["status"] == "ok":
+            return envelope.get("response")
+        error = envelope.get("error") or {}
+        exc = translate(status, error, endpoint=action, key_id=self._key_id)
+        last = (error.get("details") or {}).get("lastNonce")
+        if isinstance(last, int) and self.resync is not None:
+            self.resync(last)  # the lane's retry goes past it
+        if mutating and isinstance(exc, TransientError) and status >= 500:  # may have run
+            raise AmbiguousOutcome(exc.message, code=exc.code, **where) from None
+        raise exc
