@@ -51,7 +51,7 @@ from framework.events import Fill, OrderState, OrderUpdate
 from framework.journal import OrderJournal
 from framework.log import get_logger
 from framework.orders import Order, OrderBook, TrackedOrder, batches, check_orders
-from framework.tracking import Emit, Tracker
+from framework.tracking import OVERLAP_S, Emit, Tracker
 from framework.venue import Venue, VenueOrder
 
 log = get_logger("framework.execution")
@@ -211,12 +211,12 @@ class Execution:
                 txid = await self.venue.place(order.request, order.cl_ord_id)
             except Exception as exc:
                 if isinstance(exc, OrderlyError) and self.venue.is_duplicate(exc):
-                    await self._reconcile(order, sent_by=None)  # an earlier send did land
+                    await self._reconcile([order], sent_by=None)  # an earlier send did land
                     return
                 self._refused(order, exc)
                 if not _ambiguous(exc):
                     return
-                if await self._reconcile(order, sent_by=wall(self.clock)) != "absent":
+                if await self._reconcile([order], sent_by=wall(self.clock)) != ["absent"]:
                     return
             else:
                 self._accepted(order, txid)
@@ -249,7 +249,7 @@ class Execution:
             if not _ambiguous(exc):
                 return
             # reconcile each order; resend the absent ones singly
-            verdicts = await asyncio.gather(*(self._reconcile(o, sent_by) for o in chunk))
+            verdicts = await self._reconcile(chunk, sent_by)
             for order, verdict in zip(chunk, verdicts, strict=True):
                 if verdict == "absent":
                     await self._send_until_known(order)
@@ -262,32 +262,45 @@ class Execution:
 
     # --- reconciliation -------------------------------------------------------------------
 
-    async def _lookup(self, order: TrackedOrder) -> tuple[str, VenueOrder | None]:
-        """("found", order) / ("absent", None) / ("unsure", None) if lookups keep failing."""
+    async def _lookup(self, orders: list[TrackedOrder]) -> dict[str, VenueOrder] | None:
+        """The exchange's view of ``orders`` by client id (absent ones left out), in as few
+        calls as the venue can; None if the lookups keep failing."""
+        ids = [o.cl_ord_id for o in orders]
+        since = min(o.created for o in orders) - OVERLAP_S
         for attempt in range(_LOOKUPS):
             try:
-                found = await self.venue.find(order.cl_ord_id)
+                return await self.venue.find_many(ids, since=since)
             except OrderlyError as exc:
-                log.info("order_lookup_failed", cl_ord_id=order.cl_ord_id, error=str(exc))
+                log.info("order_lookup_failed", cl_ord_ids=ids[:3], count=len(ids), error=str(exc))
                 await self.clock.sleep(min(0.1 * 2**attempt, 5.0))
-                continue
-            return ("found", found) if found is not None else ("absent", None)
-        return "unsure", None
+        return None
 
-    async def _reconcile(self, order: TrackedOrder, sent_by: float | None) -> str:
-        """Find an order whose send was ambiguous. ``sent_by``: a time at or after the last
-        send (None: no waiting). Returns "found", "absent" (safe to resend) or "unsure"."""
-        verdict, found = await self._lookup(order)
-        if verdict == "absent" and sent_by is not None:
-            wait = self.tracker.past_deadline(order, sent_by)
-            if wait is None:
-                return "unsure"  # without a deadline absence now proves nothing
-            await self.clock.sleep(max(0.0, wait))
-            verdict, found = await self._lookup(order)
-        if found is not None:
-            self.tracker.adopt(order, found)
-        log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict=verdict)
-        return verdict
+    async def _reconcile(self, orders: list[TrackedOrder], sent_by: float | None) -> list[str]:
+        """Find orders whose send was ambiguous, all at once (a lost batch costs one lookup,
+        not one per order). ``sent_by``: a time at or after the last send (None: no
+        waiting). One verdict per order: "found", "absent" (safe to resend) or "unsure"."""
+        found = await self._lookup(orders)
+        if found is not None and sent_by is not None:
+            missing = [o for o in orders if o.cl_ord_id not in found]
+            wait = self.tracker.past_deadline(orders[0], sent_by) if missing else None
+            if missing and wait is None:
+                found = None  # without a deadline absence now proves nothing
+            elif missing:
+                await self.clock.sleep(max(0.0, wait or 0.0))
+                again = await self._lookup(missing)
+                found = None if again is None else {**found, **again}
+        verdicts = []
+        for order in orders:
+            if found is None:
+                verdict = "unsure"
+            elif order.cl_ord_id in found:
+                verdict = "found"
+                self.tracker.adopt(order, found[order.cl_ord_id])
+            else:
+                verdict = "absent"
+            log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict=verdict)
+            verdicts.append(verdict)
+        return verdicts
 
     # --- cancelling -----------------------------------------------------------------------
 

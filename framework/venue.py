@@ -69,6 +69,11 @@ class Venue(Protocol):
         """The order with this client order id, open or closed, or None if there is none."""
         ...
 
+    async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:
+        """The orders with these client order ids that the exchange has, open or closed
+        (placed at or after ``since``, Unix s), by client order id; absent ones left out."""
+        ...
+
     def is_duplicate(self, exc: OrderlyError) -> bool:
         """Whether ``exc`` says an order with this client order id already exists."""
         ...

@@ -189,3 +189,22 @@ async def test_cancel_of_an_order_the_exchange_closed_settles_it_at_once(
     assert cancels == 1  # one cancel in flight for one order, never a storm
     assert execution.book.get(update.cl_ord_id).state is OrderState.CANCELLED  # type: ignore[union-attr]
     assert [e.state for e in events if isinstance(e, OrderUpdate)][-1] is OrderState.CANCELLED
+
+
+async def test_a_lost_batch_answer_costs_one_lookup_not_one_per_order(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """A grid's lost AddOrderBatch of 8 used to cost 16 REST points of lookups, twice; on a
+    slow tier that starved the polls for a minute (bench/soak_grid.py, seed 2)."""
+    lost = (Fault("lost", 1.0, ("AddOrderBatch",)),)
+    async with exchange(tmp_path, creds, faults=lost) as (box, venue):
+        execution = Execution(venue, lambda event: None, clock=venue.client.clock)
+        cheap = LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("0.001"), price=Decimal(1))
+        await execution.place(cheap)  # an order closed before the batch
+        await execution.cancel((await execution.place(cheap)).cl_ord_id)
+        before = {e: sent(venue, e) for e in ("OpenOrders", "ClosedOrders")}
+        updates = await execution.place_batch([BUY] * 8)
+        lookups = {e: sent(venue, e) - n for e, n in before.items()}
+    assert [u.state for u in updates] == [OrderState.ACCEPTED] * 8  # all adopted
+    assert lookups == {"OpenOrders": 1, "ClosedOrders": 0}  # all found open at once
+    assert len(box.engine.orders) == 10 and execution.resent == 0

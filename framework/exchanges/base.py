@@ -10,7 +10,7 @@ given its meaning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -24,6 +24,7 @@ from framework.events import Fill
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.transport import AiohttpTransport, ExchangeWire, Request, exchange, pipeline
+from framework.venue import VenueOrder
 
 
 class LaneClient:
@@ -128,6 +129,18 @@ class ClientVenue(Generic[Client]):
 
     async def abort(self) -> None:
         await self.client.lane.close(grace=0)
+
+    async def find(self, cl_ord_id: str) -> VenueOrder | None:
+        raise NotImplementedError
+
+    async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:
+        """One :meth:`find` per id; a venue that can look many up at once overrides it."""
+        found = {}
+        for cl_ord_id in cl_ord_ids:
+            order = await self.find(cl_ord_id)
+            if order is not None:
+                found[cl_ord_id] = order
+        return found
 
 
 def history_from(config: Config) -> NonceHistory:

@@ -105,6 +105,29 @@ class KrakenVenue(ClientVenue[KrakenClient]):
             found = result.get("closed", {}) if isinstance(result, dict) else {}
         return next((_venue_order(t, raw) for t, raw in found.items()), None)
 
+    async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:
+        """All open orders (one call), then the orders closed since ``since`` (50 a page),
+        matched by client order id: a lost batch costs a few calls, not two per order."""
+        if len(cl_ord_ids) == 1:
+            one = await self.find(cl_ord_ids[0])
+            return {cl_ord_ids[0]: one} if one is not None else {}
+        wanted, found = set(cl_ord_ids), {}
+        for order in await self.open_orders():
+            if order.cl_ord_id in wanted:
+                found[order.cl_ord_id] = order
+        offset = 0
+        while wanted - set(found) and offset < 5_000:
+            result = await self.client.private("ClosedOrders", {"start": since, "ofs": offset})
+            closed = result.get("closed", {}) if isinstance(result, dict) else {}
+            for txid, raw in closed.items():
+                order = _venue_order(txid, raw)
+                if order.cl_ord_id in wanted:
+                    found[order.cl_ord_id] = order
+            offset += len(closed)
+            if not closed or offset >= int(result.get("count", 0)):
+                break
+        return found
+
     def is_duplicate(self, exc: OrderlyError) -> bool:
         return exc.code == DUPLICATE_CL_ORD_ID
 
