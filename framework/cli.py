@@ -1,6 +1,6 @@
 """The ``orderly`` command.
 
-    orderly run CONFIG                          run a strategy until SIGINT/SIGTERM
+    orderly run CONFIG                          run a strategy until SIGINT/SIGTERM/SIGHUP
     orderly sandbox [--port P] [--nonce-window N] [--delay-ms LO HI] [--config FILE]
     orderly nonces tail  [-n N] [--follow] [--file PATH]
     orderly nonces show  --key ID [--last N] [--file PATH]

@@ -11,7 +11,7 @@ Events reach the strategy through an :class:`~framework.inbox.Inbox`: fills and 
 updates are never dropped, ticks are conflated (the newest per pair), and the summary shows
 the tick lag (how old the last ticker was when ``on_tick`` got it).
 
-Stopping (SIGINT or SIGTERM): new orders are refused, polling and timers stop, the order
+Stopping (SIGINT, SIGTERM or SIGHUP): new orders are refused, polling and timers stop, the order
 manager finishes the sends and reconciliations it owns (at most ``drain_timeout_s``), open
 orders are cancelled if ``[runner].cancel_on_stop``, a last poll collects the fills and
 final states, every event produced until then reaches ``on_fill``/``on_order``, and only
@@ -133,7 +133,7 @@ class Runner:
         self._main = asyncio.current_task()
         if install_signals:
             loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: a closed terminal
                 loop.add_signal_handler(signum, self.on_signal, signum)
         try:
             return await self._run()
