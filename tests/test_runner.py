@@ -174,10 +174,11 @@ def history_of(tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
-def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])  # HUP: a closed terminal
+def test_sigterm_during_heavy_order_flow_drains_cleanly(tmp_path: Path, signum: int) -> None:
     process = busy_bot(tmp_path, nonces=60)
     try:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import signal
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from framework.inbox import Inbox
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox
 from tests.helpers import strategies
-from tests.test_runner import busy_bot, run_until, write_config
+from tests.test_runner import run_until, write_config
 
 
 def tick(pair: str, price: int) -> Ticker:
@@ -101,16 +100,3 @@ async def test_every_fill_before_the_stop_reaches_on_fill(
     assert isinstance(seen[-1], Stopping)  # every fill came before on_stop
     assert sorted(f.trade_id for f in fills) == sorted(tid for tid, _ in trades)
     assert sum(f.volume for f in fills) == base_after - base_before
-
-
-def test_sighup_stops_like_sigterm(tmp_path: Path) -> None:
-    """A closed terminal sends SIGHUP: the bot stops cleanly and cancels its orders."""
-    process = busy_bot(tmp_path, nonces=30)
-    try:
-        process.send_signal(signal.SIGHUP)
-        out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err[-2000:]
-    assert "SIGHUP: stopping" in out and "cancelled" in out
-    assert out.strip().splitlines()[-1].startswith("final")
