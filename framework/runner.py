@@ -5,7 +5,8 @@
 One ``asyncio.TaskGroup`` owns every task: the event dispatcher (hooks, one at a time, in
 event order), ticker polling, order polling, the strategy's timers and the live summary.
 A polling failure is logged and retried with exponential backoff (up to
-``[runner].max_backoff_s``); it never stops the bot.
+``[runner].max_backoff_s``); it never stops the bot, even when it is not a typed error (an
+answer no parser foresaw is logged as ``poll_crashed`` with its traceback).
 
 Events reach the strategy through an :class:`~framework.inbox.Inbox`: fills and order
 updates are never dropped, ticks are conflated (the newest per pair), and the summary shows
@@ -325,6 +326,9 @@ class Runner:
             except OrderlyError as exc:
                 delay = min(max(delay * 2, period), self.config.runner.max_backoff_s)
                 log.warning("poll_failed", what=what, error=str(exc), retry_in_s=delay)
+            except Exception as exc:  # a bug, or an answer no parser foresaw: never fatal here
+                delay = min(max(delay * 2, period), self.config.runner.max_backoff_s)
+                log.error("poll_crashed", what=what, retry_in_s=delay, exc_info=exc)
             await self.clock.sleep(delay)
 
     async def _poll_tickers(

@@ -88,11 +88,17 @@ class ExchangeWire(Protocol):
         ...
 
 
-class AiohttpTransport:
-    """HTTP over one aiohttp session."""
+#: The largest answer read (bytes); a larger one is cut off and treated as no answer.
+MAX_ANSWER = 8 * 1024 * 1024
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+
+class AiohttpTransport:
+    """HTTP over one aiohttp session; answers larger than ``max_answer`` bytes are not read
+    whole (memory stays bounded) and count as no usable answer."""
+
+    def __init__(self, session: aiohttp.ClientSession, max_answer: int = MAX_ANSWER) -> None:
         self.session = session
+        self.max_answer = max_answer
 
     async def send(self, request: Request) -> Answer:
         try:
@@ -103,7 +109,12 @@ class AiohttpTransport:
                 headers=request.headers,
                 params=request.query,
             ) as response:
-                return Answer(response.status, response.headers, await response.read())
+                body = bytearray()
+                async for chunk in response.content.iter_any():  # to the end, or the cap
+                    body += chunk
+                    if len(body) > self.max_answer:
+                        raise NoAnswer(f"answer over {self.max_answer} bytes, not read")
+                return Answer(response.status, response.headers, bytes(body))
         except aiohttp.ClientConnectorError as exc:
             raise NotConnected(redact(str(exc))) from None
         except (aiohttp.ClientError, TimeoutError) as exc:

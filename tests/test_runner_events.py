@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from framework import log
 from framework.config import load
 from framework.events import Fill, OrderState, OrderUpdate, Stopping, Ticker
 from framework.inbox import Inbox
@@ -100,3 +101,40 @@ async def test_every_fill_before_the_stop_reaches_on_fill(
     assert isinstance(seen[-1], Stopping)  # every fill came before on_stop
     assert sorted(f.trade_id for f in fills) == sorted(tid for tid, _ in trades)
     assert sum(f.volume for f in fills) == base_after - base_before
+
+
+async def test_a_poll_answer_no_parser_foresaw_does_not_kill_the_bot(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ticker answer of ``{"XXBTZUSD": {}}`` raised KeyError out of the ticker poll and the
+    bot died with exit 1, leaving its orders open."""
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    seen = strategies.SEEN
+    stream = io.StringIO()
+    log.configure("info", stream=stream, json=True)
+    async with Sandbox(dict([creds])) as sandbox:
+        ticker = sandbox.market.ticker
+        monkeypatch.setattr(sandbox.market, "ticker", lambda pair: {})  # an empty ticker
+        config = write_config(tmp_path, "tests.helpers.strategies:Recorder")
+        config.write_text(
+            config.read_text().replace(
+                'name = "sandbox"',
+                f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"',
+            )
+        )
+        seen.clear()
+        runner = Runner(load(config), out=io.StringIO())
+        task = asyncio.create_task(runner.main(install_signals=False))
+        async with asyncio.timeout(20):
+            while '"poll_crashed"' not in stream.getvalue():
+                await asyncio.wait([task], timeout=0.05)  # bounded by the timeout above
+                assert not task.done()
+            monkeypatch.setattr(sandbox.market, "ticker", ticker)  # the exchange recovers
+            while not any(isinstance(e, Ticker) for e in seen):
+                seen.changed.clear()
+                await seen.changed.wait()
+        runner.request_stop("test finished")
+        assert await task == EXIT_OK
+    crashed = [line for line in stream.getvalue().splitlines() if '"poll_crashed"' in line]
+    assert '"what": "tickers"' in crashed[0] and "KeyError" in crashed[0]

@@ -3,17 +3,27 @@ request, and a failed send means exactly one thing, decided in one place."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from framework.call import PrivateCall
 from framework.clock import ManualClock
 from framework.errors import AmbiguousOutcome, ExchangeError, RateLimited, TransientError
 from framework.exchanges.kraken.wire import KrakenWire
 from framework.secret import Secret
-from framework.transport import Answer, NoAnswer, NotConnected, Request, pipeline
+from framework.transport import (
+    AiohttpTransport,
+    Answer,
+    NoAnswer,
+    NotConnected,
+    Request,
+    pipeline,
+)
 from tests.test_kraken_signer import DOC_NONCE, DOC_SECRET
 
 DOC_BODY = b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
@@ -90,3 +100,46 @@ async def test_a_failed_send_means_one_thing(
         await pipeline(wire, memory, key_id="k")(call, DOC_NONCE)
     assert type(raised.value) is error
     assert raised.value.endpoint == call.endpoint  # type: ignore[attr-defined]
+
+
+async def test_an_answer_nested_past_the_parsers_depth_is_typed() -> None:
+    deep = b"[" * 3000 + b"]" * 3000
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # eth-account raises it process-wide; the parser must cope
+    try:
+        for call, error in ((PrivateCall("Balance"), ExchangeError), (ORDER, AmbiguousOutcome)):
+            wire, memory = kraken(Answer(200, {}, deep))
+            with pytest.raises(error):
+                await pipeline(wire, memory, key_id="k")(call, DOC_NONCE)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+async def test_an_oversized_answer_is_not_read_whole() -> None:
+    async def huge(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 100_000)
+
+    app = web.Application()
+    app.router.add_post("/0/private/{method}", huge)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    wire = KrakenWire(
+        Secret("doc-key"),
+        Secret(DOC_SECRET),
+        f"http://127.0.0.1:{port}",
+        exchange="kraken",
+        key_id="k",
+        clock=ManualClock(),
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            transport = AiohttpTransport(session, max_answer=10_000)
+            with pytest.raises(TransientError, match="over 10000 bytes"):
+                await pipeline(wire, transport, key_id="k")(PrivateCall("Balance"), 1)
+            with pytest.raises(AmbiguousOutcome, match="over 10000 bytes"):
+                await pipeline(wire, transport, key_id="k")(ORDER, 2)
+    finally:
+        await runner.cleanup()

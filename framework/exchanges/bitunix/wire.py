@@ -37,7 +37,7 @@ def parse(name: str, status: int, payload: bytes, *, key_id: str) -> Any:
     without the envelope is transient at HTTP 5xx and otherwise not understood."""
     try:
         envelope = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         envelope = None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):
         cls = TransientError if status >= 500 else ExchangeError

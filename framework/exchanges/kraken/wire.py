@@ -86,7 +86,7 @@ def parse(endpoint: str, status: int, payload: bytes, *, exchange: str, key_id: 
     a JSON envelope is transient at HTTP 5xx and otherwise not understood (ExchangeError)."""
     try:
         envelope = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         envelope = None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("error", []), list):
         cls = TransientError if status >= 500 else ExchangeError

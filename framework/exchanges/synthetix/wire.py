@@ -153,7 +153,7 @@ class SynthetixWire:
         got a 5xx may have run (AmbiguousOutcome)."""
         try:
             envelope = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             envelope = None
         where = {"exchange": EXCHANGE, "endpoint": action, "key_id": self._key_id}
         if not isinstance(envelope, dict) or envelope.get("status") not in ("ok", "error"):
