@@ -22,6 +22,7 @@ What a failure means:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -171,3 +172,43 @@ def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
             raise
 
     return send
+
+
+#: Deepest JSON nesting decoded. Python's decoder recurses in C; with the recursion limit
+#: raised (eth-account raises it to 100,000), a deep enough answer overflowed the C stack.
+MAX_DEPTH = 512
+_OPEN, _CLOSE, _QUOTE, _ESCAPE = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
+
+
+def _too_deep(payload: bytes, limit: int) -> bool:
+    if payload.count(b"[") + payload.count(b"{") <= limit:  # the common case: no scan
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _ESCAPE:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False
+
+
+def decode_json(payload: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """``payload`` decoded, or None if it is not JSON or nests deeper than ``max_depth``
+    (checked before decoding, so no answer can exhaust the stack)."""
+    if _too_deep(payload, max_depth):
+        return None
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError):
+        return None

@@ -3,6 +3,7 @@ request, and a failed send means exactly one thing, decided in one place."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from typing import Any
 
@@ -22,6 +23,7 @@ from framework.transport import (
     NoAnswer,
     NotConnected,
     Request,
+    decode_json,
     pipeline,
 )
 from tests.test_kraken_signer import DOC_NONCE, DOC_SECRET
@@ -143,3 +145,37 @@ async def test_an_oversized_answer_is_not_read_whole() -> None:
                 await pipeline(wire, transport, key_id="k")(ORDER, 2)
     finally:
         await runner.cleanup()
+
+
+DEEP_SYNTHETIX = """
+import sys
+import eth_account  # noqa: F401  (py_ecc raises the recursion limit process-wide)
+from framework.clock import ManualClock
+from framework.errors import OrderlyError
+from framework.exchanges.synthetix.wire import SynthetixWire
+from framework.secret import Secret
+
+print("recursion limit", sys.getrecursionlimit(), flush=True)
+wire = SynthetixWire(Secret("0x" + "11" * 32), 1, "http://x", key_id="k", clock=ManualClock(),
+                     expires_after_s=None, expires_unit="s", envelope="params")
+deep = b"[" * 200_000 + b"]" * 200_000
+try:
+    wire.answer("placeOrders", 200, deep, mutating=True)
+except OrderlyError as exc:
+    print("typed", type(exc).__name__, flush=True)
+"""
+
+
+def test_a_synthetix_answer_nested_200000_deep_is_a_typed_error_not_a_crash() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", DEEP_SYNTHETIX], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-1000:])  # -11 was SIGSEGV
+    assert "typed ExchangeError" in done.stdout
+
+
+def test_depth_is_counted_outside_strings_only() -> None:
+    nested_text = b'{"a": "' + b"[" * 5000 + b'"}'  # brackets inside a string: depth 1
+    assert decode_json(nested_text) == {"a": "[" * 5000}
+    assert decode_json(b"[" * 600 + b"]" * 600) is None
+    assert decode_json(b"[" * 100 + b"]" * 100) is not None

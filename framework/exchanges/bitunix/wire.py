@@ -19,7 +19,7 @@ from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.signer import sign
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request
+from framework.transport import Answer, Request, decode_json
 
 #: POST endpoints that change state: a lost answer is ambiguous, never blindly resent.
 MUTATING = frozenset(
@@ -35,10 +35,7 @@ def compact(data: Any) -> str:
 def parse(name: str, status: int, payload: bytes, *, key_id: str) -> Any:
     """Bitunix's ``data`` from an answer, or the typed error its ``code`` carries. An answer
     without the envelope is transient at HTTP 5xx and otherwise not understood."""
-    try:
-        envelope = json.loads(payload)
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-        envelope = None
+    envelope = decode_json(payload)  # None: not JSON, or nested too deep to decode
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):
         cls = TransientError if status >= 500 else ExchangeError
         raise cls(

@@ -25,7 +25,7 @@ from framework.exchanges.kraken.signer import sign
 from framework.log import get_logger
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request
+from framework.transport import Answer, Request, decode_json
 
 log = get_logger("framework.exchanges.kraken")
 
@@ -84,10 +84,7 @@ def deadline(at: float) -> str:
 def parse(endpoint: str, status: int, payload: bytes, *, exchange: str, key_id: str) -> Any:
     """Kraken's ``result`` from an answer, or the typed error it carries. An answer without
     a JSON envelope is transient at HTTP 5xx and otherwise not understood (ExchangeError)."""
-    try:
-        envelope = json.loads(payload)
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-        envelope = None
+    envelope = decode_json(payload)  # None: not JSON, or nested too deep to decode
     if not isinstance(envelope, dict) or not isinstance(envelope.get("error", []), list):
         cls = TransientError if status >= 500 else ExchangeError
         raise cls(

@@ -26,7 +26,7 @@ from framework.exchanges.synthetix.errors import EXCHANGE, translate
 from framework.exchanges.synthetix.signer import PRIMARY, sign_action
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request
+from framework.transport import Answer, Request, decode_json
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -151,10 +151,7 @@ class SynthetixWire:
     def answer(self, action: str, status: int, payload: bytes, *, mutating: bool) -> Any:
         """The ``response`` of an answer, or its typed error; a state-changing action that
         got a 5xx may have run (AmbiguousOutcome)."""
-        try:
-            envelope = json.loads(payload)
-        except (ValueError, RecursionError):  # not JSON, or nested too deep
-            envelope = None
+        envelope = decode_json(payload)  # None: not JSON, or nested too deep to decode
         where = {"exchange": EXCHANGE, "endpoint": action, "key_id": self._key_id}
         if not isinstance(envelope, dict) or envelope.get("status") not in ("ok", "error"):
             cls: type[OrderlyError] = ExchangeError
