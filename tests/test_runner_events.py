@@ -64,7 +64,7 @@ async def test_a_hook_slower_than_the_tick_interval_sees_fresh_prices(tmp_path: 
         config.read_text().replace("tick_interval_s = 0.05", f"tick_interval_s = {interval}")
     )
     seen = strategies.SEEN
-    assert await run_until(config, lambda: len(seen) >= 8) == EXIT_OK
+    assert await run_until(config, lambda: len(seen) >= 5) == EXIT_OK
     lags = [lag for _, lag in seen]  # type: ignore[misc]
     assert max(lags) < 2 * interval, lags  # each hook takes 3 intervals: no backlog builds
 
