@@ -31,8 +31,10 @@ import aiohttp
 
 from framework.call import PrivateCall, Wire
 from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, TransientError
-from framework.log import redact
+from framework.log import get_logger, redact
 from framework.nonce.source import Nonce
+
+log = get_logger("framework.transport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,24 @@ def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
             raise
 
     return send
+
+
+#: The largest clock offset (ms) an exchange's answer may teach; past it the answer is
+#: taken to be wrong, not the local clock, and the offset is kept as it was.
+MAX_CLOCK_OFFSET_MS = 3_600_000
+
+
+def sane_offset(offset_ms: float, *, exchange: str, current_ms: float) -> float:
+    """``offset_ms`` if it is believable, else ``current_ms`` (and a warning)."""
+    if abs(offset_ms) <= MAX_CLOCK_OFFSET_MS:
+        return offset_ms if abs(offset_ms) >= 1000 else 0.0  # under a second: noise
+    log.warning(
+        "clock_offset_rejected",
+        exchange=exchange,
+        offset_ms=round(offset_ms),
+        max_ms=MAX_CLOCK_OFFSET_MS,
+    )
+    return current_ms
 
 
 #: Deepest JSON nesting decoded. Python's decoder recurses in C; with the recursion limit

@@ -14,7 +14,13 @@ from aiohttp import web
 
 from framework.call import PrivateCall
 from framework.clock import ManualClock
-from framework.errors import AmbiguousOutcome, ExchangeError, RateLimited, TransientError
+from framework.errors import (
+    AmbiguousOutcome,
+    ExchangeError,
+    OrderlyError,
+    RateLimited,
+    TransientError,
+)
 from framework.exchanges.kraken.wire import KrakenWire
 from framework.secret import Secret
 from framework.transport import (
@@ -179,3 +185,56 @@ def test_depth_is_counted_outside_strings_only() -> None:
     assert decode_json(nested_text) == {"a": "[" * 5000}
     assert decode_json(b"[" * 600 + b"]" * 600) is None
     assert decode_json(b"[" * 100 + b"]" * 100) is not None
+
+
+def bitunix_wire(clock: ManualClock) -> Any:
+    from framework.exchanges.bitunix.wire import BitunixWire
+
+    # secret values are redacted from every later log line: never a letter or a common word
+    key, secret = Secret("bitunix-clock-test-key-7f3a"), Secret("bitunix-clock-test-secret-9c1d")
+    return BitunixWire(key, secret, "http://x", key_id="k", clock=clock)
+
+
+def test_only_a_successful_believable_answer_teaches_the_clock() -> None:
+    """Bitunix took its offset from any answer's Date (error pages included) and Synthetix
+    from any timestamp: one ``timestamp: 99999999999999999999`` put every later
+    ``expiresAfter`` near 1e17."""
+    from framework.exchanges.synthetix.wire import SynthetixWire
+
+    clock = ManualClock(wall_ns=1_800_000_000 * 10**9)
+    bitunix = bitunix_wire(clock)
+    balance = PrivateCall("GET /api/v1/futures/account", {})
+    ahead = {"Date": "Fri, 15 Jan 2027 08:00:30 GMT"}  # 30 s ahead of the clock
+    page = Answer(502, ahead, b"<html>bad gateway</html>")
+    bitunix.build(balance, "n1")
+    with pytest.raises(TransientError):
+        bitunix.parse(balance, page)
+    assert bitunix.clock_offset_ms == 0.0  # an error page teaches nothing
+    bitunix.build(balance, "n2")
+    bitunix.parse(balance, Answer(200, ahead, b'{"code": 0, "data": {}}'))
+    assert 29_000 <= bitunix.clock_offset_ms <= 31_000
+    bitunix.build(balance, "n3")
+    far = {"Date": "Sat, 01 Jan 2050 00:00:00 GMT"}
+    bitunix.parse(balance, Answer(200, far, b'{"code": 0, "data": {}}'))
+    assert 29_000 <= bitunix.clock_offset_ms <= 31_000  # not believed; kept
+
+    snx = SynthetixWire(
+        Secret("0x" + "11" * 32),
+        1,
+        "http://x",
+        key_id="k",
+        clock=clock,
+        expires_after_s=30,
+        expires_unit="s",
+        envelope="params",
+    )
+    absurd = b'{"status": "ok", "response": {}, "timestamp": 99999999999999999999}'
+    snx.answer("getSubAccount", 200, absurd, mutating=False)
+    assert snx.clock_offset_ms == 0.0 and snx.expires_after() == 1_800_000_030
+    error = b'{"status": "error", "error": {"message": "x"}, "timestamp": 1800000050000}'
+    with pytest.raises(OrderlyError):
+        snx.answer("getSubAccount", 400, error, mutating=False)
+    assert snx.clock_offset_ms == 0.0
+    good = b'{"status": "ok", "response": {}, "timestamp": 1800000050000}'
+    snx.answer("getSubAccount", 200, good, mutating=False)
+    assert snx.clock_offset_ms == 50_000

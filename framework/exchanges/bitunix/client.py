@@ -152,8 +152,9 @@ class BitunixClient(LaneClient):
             mutating=False,
             params={k: str(v) for k, v in (params or {}).items()},
         )
-        self.wire.observe(headers, sent_at)
-        return self._parse(name, status, payload)
+        result = self._parse(name, status, payload)
+        self.wire.observe(headers, sent_at)  # only a successful answer teaches the clock
+        return result
 
     # --- typed calls ----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.signer import sign
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request, decode_json
+from framework.transport import Answer, Request, decode_json, sane_offset
 
 #: POST endpoints that change state: a lost answer is ambiguous, never blindly resent.
 MUTATING = frozenset(
@@ -114,12 +114,14 @@ class BitunixWire:
         return Request(method, url, headers, body.encode() or None)
 
     def parse(self, call: PrivateCall, answer: Answer) -> Any:
-        self.observe(answer.headers, self._sent_at.pop(id(call), wall(self._clock)))
-        return parse(_split(call.endpoint)[2], answer.status, answer.body, key_id=self._key_id)
+        sent_at = self._sent_at.pop(id(call), wall(self._clock))
+        result = parse(_split(call.endpoint)[2], answer.status, answer.body, key_id=self._key_id)
+        self.observe(answer.headers, sent_at)  # only a successful answer teaches the clock
+        return result
 
     def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
-        """Learn the server's clock from an answer's ``Date`` (whole seconds, so offsets
-        under a second are not applied)."""
+        """Learn the server's clock from a successful answer's ``Date`` (whole seconds, so
+        offsets under a second are not applied; past an hour it is not believed)."""
         date = headers.get("Date")
         if not date:
             return
@@ -128,4 +130,6 @@ class BitunixWire:
         except (TypeError, ValueError):
             return
         offset = (server - (sent_at + wall(self._clock)) / 2) * 1000
-        self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
+        self.clock_offset_ms = sane_offset(
+            offset, exchange=EXCHANGE, current_ms=self.clock_offset_ms
+        )

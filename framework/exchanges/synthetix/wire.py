@@ -26,7 +26,7 @@ from framework.exchanges.synthetix.errors import EXCHANGE, translate
 from framework.exchanges.synthetix.signer import PRIMARY, sign_action
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request, decode_json
+from framework.transport import Answer, Request, decode_json, sane_offset
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -162,10 +162,14 @@ class SynthetixWire:
                 code=f"HTTP {status}",
                 **where,
             )
-        if isinstance(envelope.get("timestamp"), int):
-            offset = envelope["timestamp"] - self._clock.wall_ns() / 1e6
-            self.clock_offset_ms = offset if abs(offset) >= 1000 else 0.0
         if envelope["status"] == "ok":
+            stamp = envelope.get("timestamp")  # only a successful answer teaches the clock
+            if isinstance(stamp, int) and not isinstance(stamp, bool):
+                self.clock_offset_ms = sane_offset(
+                    stamp - self._clock.wall_ns() / 1e6,
+                    exchange=EXCHANGE,
+                    current_ms=self.clock_offset_ms,
+                )
             return envelope.get("response")
         error = envelope.get("error") or {}
         exc = translate(status, error, endpoint=action, key_id=self._key_id)
