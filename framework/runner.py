@@ -32,7 +32,6 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from decimal import Decimal
 from typing import Any, TextIO
 
 from pydantic import BaseModel
@@ -41,7 +40,7 @@ from framework import log as logging_setup
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.errors import AuthError, ConfigError, OrderlyError
-from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
+from framework.events import Fill, OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
@@ -49,44 +48,12 @@ from framework.loading import load_strategy
 from framework.log import get_logger
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
+from framework.tally import Tally
 from framework.venue import Venue
 
 log = get_logger("framework.runner")
 
 EXIT_OK, EXIT_STOPPED_BY_STRATEGY, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
-
-
-# --- the live summary -------------------------------------------------------------------
-
-
-class Tally:
-    """What the terminal summary shows, kept from events (no extra exchange calls)."""
-
-    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.started = clock.monotonic()
-        self.fills = 0
-        self.tick_lag = 0.0  # age (s) of the last ticker when it reached on_tick
-        self.cash = Decimal(0)  # quote currency gained (sells) minus spent (buys) and fees
-        self.position: dict[str, Decimal] = {}
-        self.rejected = 0
-
-    def add(self, event: object) -> None:
-        if isinstance(event, Fill):
-            self.fills += 1
-            signed = event.volume if event.side == "buy" else -event.volume
-            self.position[event.pair] = self.position.get(event.pair, Decimal(0)) + signed
-            self.cash += -signed * event.price - event.fee
-        elif isinstance(event, OrderUpdate) and event.state is OrderState.REJECTED:
-            self.rejected += 1
-
-    def pnl(self, marks: dict[str, Ticker]) -> Decimal | None:
-        """Cash plus positions at the mid; None until every traded pair has a mark."""
-        value = self.cash
-        for pair, volume in self.position.items():
-            if pair not in marks:
-                return None
-            value += volume * marks[pair].mid
-        return value
 
 
 # --- the runner ---------------------------------------------------------------------------
@@ -277,10 +244,7 @@ class Runner:
                 cancelled = False
                 log.error("cancel_on_stop_failed", error=str(exc))
                 self._say(f"could not cancel open orders: {exc}")
-        try:  # the fills and final states that happened until now reach the strategy
-            await execution.poll()
-        except OrderlyError as exc:
-            log.warning("final_poll_failed", error=str(exc))
+        await self._final_poll(execution)
         await execution.close()  # nothing of it outlives the bot
         guard.stopping()
         inbox.put(Stopping(wall(self.clock), self._reason))
@@ -293,6 +257,18 @@ class Runner:
                 log.warning("dead_man_disarm_failed", error=str(exc))
         elif runner.dead_man_timeout_s:
             self._say("the dead-man switch stays armed: the exchange cancels the orders left")
+
+    async def _final_poll(self, execution: Execution, tries: int = 5) -> None:
+        """The fills and final states that happened until now, for the strategy: one poll,
+        tried again (backing off) if the exchange fails it, so one refused call at the stop
+        does not leave filled orders looking open. The journal covers what still fails."""
+        for attempt in range(tries):
+            try:
+                await execution.poll()
+                return
+            except OrderlyError as exc:
+                log.warning("final_poll_failed", attempt=attempt, error=str(exc))
+                await self.clock.sleep(min(0.2 * 2**attempt, 2.0))
 
     async def _check_clock(self, venue: Venue) -> None:
         """Compare the local clock with the exchange's; warn past ``clock_skew_warn_s``.

@@ -1,0 +1,39 @@
+"""The live summary's numbers, kept from events (no extra exchange calls): fills, the
+position and cash they made (so a mark-to-mid PnL), refusals, and the tick lag."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from framework.clock import SYSTEM_CLOCK, Clock
+from framework.events import Fill, OrderState, OrderUpdate, Ticker
+
+
+class Tally:
+    """What the terminal summary shows, kept from events (no extra exchange calls)."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.started = clock.monotonic()
+        self.fills = 0
+        self.tick_lag = 0.0  # age (s) of the last ticker when it reached on_tick
+        self.cash = Decimal(0)  # quote currency gained (sells) minus spent (buys) and fees
+        self.position: dict[str, Decimal] = {}
+        self.rejected = 0
+
+    def add(self, event: object) -> None:
+        if isinstance(event, Fill):
+            self.fills += 1
+            signed = event.volume if event.side == "buy" else -event.volume
+            self.position[event.pair] = self.position.get(event.pair, Decimal(0)) + signed
+            self.cash += -signed * event.price - event.fee
+        elif isinstance(event, OrderUpdate) and event.state is OrderState.REJECTED:
+            self.rejected += 1
+
+    def pnl(self, marks: dict[str, Ticker]) -> Decimal | None:
+        """Cash plus positions at the mid; None until every traded pair has a mark."""
+        value = self.cash
+        for pair, volume in self.position.items():
+            if pair not in marks:
+                return None
+            value += volume * marks[pair].mid
+        return value
