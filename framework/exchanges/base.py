@@ -23,7 +23,7 @@ from framework.errors import UsageError
 from framework.events import Fill
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
-from framework.transport import AiohttpTransport, ExchangeWire, Request, exchange, pipeline
+from framework.transport import AiohttpTransport, Answer, ExchangeWire, Request, exchange, pipeline
 from framework.venue import VenueOrder
 
 
@@ -85,29 +85,18 @@ class LaneClient:
             raise self._not_open()
         return self._transport
 
-    async def _http(
-        self,
-        method: str,
-        url: str,
-        *,
-        endpoint: str,
-        mutating: bool,
-        data: bytes | str | None = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """One HTTP exchange through the core's transport (framework/transport.py, the one
-        place a failed send is given its meaning): ``(status, headers, body)``."""
-        body = data.encode() if isinstance(data, str) else data
-        answer = await exchange(
+    async def _read(self, request: Request, *, endpoint: str) -> Answer:
+        """One call beside the lane (public data, unsigned or nonce-free reads), through
+        the core's transport (framework/transport.py, the one place a failed send is given
+        its meaning); nothing it sends changes state."""
+        return await exchange(
             self.transport,
-            Request(method, url, headers or {}, body, params),
+            request,
             endpoint=endpoint,
-            mutating=mutating,
+            mutating=False,
             name=self.exchange,
             key_id=self.key_id,
         )
-        return answer.status, answer.headers, answer.body
 
 
 Client = TypeVar("Client", bound=LaneClient)

@@ -48,6 +48,7 @@ from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import RandomNonces
 from framework.secret import Secret, key_id
+from framework.transport import Request
 
 log = get_logger("framework.exchanges.bitunix")
 
@@ -145,15 +146,12 @@ class BitunixClient(LaneClient):
     async def public(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET /api/v1/futures/market/<name>``; no signature, no lane."""
         sent_at = wall(self._clock)
-        status, headers, payload = await self._http(
-            "GET",
-            self.base_url + MARKET + name,
-            endpoint=name,
-            mutating=False,
-            params={k: str(v) for k, v in (params or {}).items()},
+        query = {k: str(v) for k, v in (params or {}).items()}
+        answer = await self._read(
+            Request("GET", self.base_url + MARKET + name, query=query), endpoint=name
         )
-        result = self._parse(name, status, payload)
-        self.wire.observe(headers, sent_at)  # only a successful answer teaches the clock
+        result = self._parse(name, answer.status, answer.body)
+        self.wire.observe(answer.headers, sent_at)  # only a successful answer teaches the clock
         return result
 
     # --- typed calls ----------------------------------------------------------------------

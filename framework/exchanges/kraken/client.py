@@ -40,6 +40,7 @@ from framework.nonce.source import KRAKEN_MAX, IncreasingNonces
 from framework.nonce.store import NonceStore, SqliteStore
 from framework.paths import default_history_path, default_store_path
 from framework.secret import Secret, key_id
+from framework.transport import Request
 
 log = get_logger("framework.exchanges.kraken")
 
@@ -219,10 +220,8 @@ class KrakenClient(LaneClient):
         """``GET /0/public/<endpoint>``; no nonce, no lane."""
         url = f"{self.base_url}/0/public/{endpoint}"
         query = {k: form_value(v) for k, v in (params or {}).items()}
-        status, _, payload = await self._http(
-            "GET", url, endpoint=endpoint, mutating=False, params=query
-        )
-        return self._parse(endpoint, status, payload)
+        answer = await self._read(Request("GET", url, query=query), endpoint=endpoint)
+        return self._parse(endpoint, answer.status, answer.body)
 
     def _parse(self, endpoint: str, status: int, payload: bytes) -> Any:
         return parse(endpoint, status, payload, exchange=self.exchange, key_id=self.key_id)

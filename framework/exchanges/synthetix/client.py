@@ -174,15 +174,8 @@ class SynthetixClient(LaneClient):
         return await self._post(self.wire.info(action, params), action)
 
     async def _post(self, request: Request, action: str) -> Any:
-        status, _, payload = await self._http(
-            "POST",
-            request.url,
-            endpoint=action,
-            mutating=False,
-            data=request.body,
-            headers=request.headers,
-        )
-        return self.wire.answer(action, status, payload, mutating=False)
+        answer = await self._read(request, endpoint=action)
+        return self.wire.answer(action, answer.status, answer.body, mutating=False)
 
     def _per_order(self, action: str, response: Any) -> list[dict[str, Any] | OrderlyError]:
         """One entry per order, in order: its status, or the OrderRejected that refused it."""
