@@ -72,13 +72,6 @@ class LaneClient:
         return self._lane
 
     @property
-    def http(self) -> aiohttp.ClientSession:
-        """The client's HTTP session (public calls use it directly, without the lane)."""
-        if self._session is None:
-            raise self._not_open()
-        return self._session
-
-    @property
     def transport(self) -> AiohttpTransport:
         """The core's transport over this client's session."""
         if self._transport is None:
