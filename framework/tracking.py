@@ -51,7 +51,6 @@ class Tracker:
         self.emit = emit
         self.since = since
         self.clock = clock
-        self.fills = 0
 
     def update(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> None:
         if self.book.move(order, state, reason):
@@ -145,7 +144,6 @@ class Tracker:
             fill = dataclasses.replace(fill, cl_ord_id=order.cl_ord_id, pair=order.request.pair)
             if not self.book.apply_fill(order, fill):
                 continue
-            self.fills += 1
             self.since = max(self.since, fill.time)
             self.emit(fill)
             full = order.filled >= order.request.volume
