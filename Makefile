@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/orderly run config/paper.toml
 
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check framework tests bench strategies
