@@ -167,7 +167,7 @@ async def test_place_and_cancel_round_trip() -> None:
         order_id = order_id_of(first)
         assert order_id is not None
         (dup,) = await snx.place_orders([{**ORDER, "clientOrderId": "c-1"}])
-        assert isinstance(dup, OrderRejected) and dup.code == "Duplicate clientOrderId"
+        assert isinstance(dup, OrderRejected) and dup.code == "IDEMPOTENCY_CONFLICT"
         cancelled = await snx.cancel_orders([order_id])
         assert [order_id_of(c) for c in cancelled if isinstance(c, dict)] == [order_id]
         assert "canceled" in cancelled[0]

@@ -58,7 +58,7 @@ EXCHANGES = [
         lambda: SynthetixServer({SNX_SUB: SNX_ADDRESS}, seed=3),
         {"ORDERLY_SYNTHETIX_PRIVATE_KEY": SNX_KEY},
         settings=f"sub_account_id = {SNX_SUB}\nexpires_after_s = 30",
-        insufficient="Insufficient margin",
+        insufficient="INSUFFICIENT_MARGIN",  # the per-order errorCode
     ),
 ]
 

@@ -10,12 +10,17 @@ must enforce", Bitunix):
 - nonce reuse per key inside the window → 10002 (a mock policy, not a documented rule;
   ``reject_reused_nonce``);
 - envelope ``{"code", "msg", "data"}``, HTTP 200 for API errors;
-- place_order at most 10/s and batch_order 5/s per key (sliding window) → 10006;
-- place_order: ``symbol``, ``qty``, ``side``, ``orderType``, ``price`` for LIMIT; duplicate
+- place_order at most 10/s, batch_order and cancel_orders 5/s per key (sliding window)
+  → 10006 (the server's own table, from the docs: not the client's);
+- place_order: ``symbol``, ``qty``, ``side``, ``orderType``, ``price`` and ``effect`` for
+  LIMIT (the docs call it required), ``tradeSide`` OPEN/CLOSE when the account is in hedge
+  position mode (``position_mode="HEDGE"``; the account read says which); duplicate
   ``clientId`` → 30042 "Client ID duplicate"; batch_order ≤ ``max_batch`` (20) with
   ``successList`` / ``failureList``; cancel_orders and get_order_detail by ``orderId`` or
-  ``clientId`` (unknown → 20007); cancel_all_orders; get_pending_orders;
-  get_history_trades; account; public tickers, depth and trading_pairs.
+  ``clientId`` (unknown → 20007); cancel_all_orders; get_pending_orders pages of ``limit``
+  (10 unless asked, at most 100) from ``skip``; get_history_trades; account; public tickers,
+  depth and trading_pairs;
+- ``expire(order_id)`` ends an open order with status ``EXPIRED`` (final).
 
 Orders are matched by the sandbox's engine (tests/conformance/engine.py), so they rest, fill
 and pay fees as on the paper exchange; a ``clientId`` is unique among all of a key's orders
@@ -35,7 +40,6 @@ from typing import Any
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.exchanges.bitunix.limits import LIMITS
 from framework.exchanges.bitunix.signer import sign
 from framework.sandbox.auth import KrakenFailure
 from tests.conformance.engine import Engine, lose_answer
@@ -50,6 +54,11 @@ ENGINE_ERRORS = {
     "EOrder:Tick size check failed": (10008, "price does not comply with the rule"),
     "EGeneral:Invalid arguments:volume": (10008, "qty does not comply with the rule"),
 }
+
+
+#: Documented per-uid limits (requests, per seconds), per endpoint.
+LIMITS = {"place_order": (10, 1.0), "batch_order": (5, 1.0), "cancel_orders": (5, 1.0)}
+EFFECTS = ("GTC", "IOC", "FOK", "POST_ONLY")
 
 
 class Refused(Exception):
@@ -73,9 +82,12 @@ class BitunixServer(LoopbackServer):
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
         enforce_limits: bool = True,
+        position_mode: str = "ONE_WAY",
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.accounts = accounts
+        self.position_mode = position_mode
+        self.expired: set[str] = set()  # orderIds that ended EXPIRED
         self.limits = LIMITS if enforce_limits else {}
         self._recent: dict[tuple[str, str], list[float]] = {}
         self.window_s = window_s
@@ -219,6 +231,10 @@ class BitunixServer(LoopbackServer):
                 raise Refused(10002, f"Parameter Error: {name}")
         if order["side"] not in ("BUY", "SELL") or order["orderType"] not in ("LIMIT", "MARKET"):
             raise Refused(10002, "Parameter Error: side or orderType")
+        if order["orderType"] == "LIMIT" and order.get("effect") not in EFFECTS:
+            raise Refused(10002, "Parameter Error: effect")
+        if self.position_mode == "HEDGE" and order.get("tradeSide") not in ("OPEN", "CLOSE"):
+            raise Refused(10002, "Parameter Error: tradeSide is required in hedge mode")
         try:
             if Decimal(str(order["qty"])) <= 0:
                 raise Refused(10002, "Parameter Error: qty")
@@ -299,7 +315,9 @@ class BitunixServer(LoopbackServer):
 
     def _public_order(self, order: dict[str, Any]) -> dict[str, Any]:
         sim = self.engine.order(order["txid"])
-        if sim.status == "open":
+        if order["orderId"] in self.expired:
+            status = "EXPIRED"
+        elif sim.status == "open":
             status = "PART_FILLED" if sim.filled else "NEW"
         else:
             status = {"closed": "FILLED"}.get(sim.status, "CANCELED")
@@ -331,7 +349,14 @@ class BitunixServer(LoopbackServer):
         pending = [
             self._public_order(o) for o in self._mine(key, query.get("symbol"), pending=True)
         ]
-        return {"orderList": pending, "total": len(pending)}
+        skip, limit = int(query.get("skip", 0)), min(int(query.get("limit", 10)), 100)
+        return {"orderList": pending[skip : skip + limit], "total": len(pending)}
+
+    def expire(self, order_id: str) -> None:
+        """End an open order as Bitunix does when its time runs out: status EXPIRED."""
+        order = self.orders[order_id]
+        self.engine.cancel(order["key"], order["txid"])
+        self.expired.add(order_id)
 
     def _get_history_trades(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:
         """Newest first; ``startTime``/``endTime`` in ms, ``skip``, ``limit`` (max 100)."""
@@ -368,4 +393,5 @@ class BitunixServer(LoopbackServer):
             "frozen": "0",
             "margin": "0",
             "crossUnrealizedPNL": "0",
+            "positionMode": self.position_mode,
         }

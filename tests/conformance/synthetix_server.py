@@ -1,40 +1,59 @@
 """A Synthetix off-chain trade conformance server, per protocols.md ("What a conformance
-mock server must enforce", Synthetix):
+mock server must enforce", Synthetix, and "3.x Corrections" from the official SDK):
 
 - JSON ``POST /v1/trade``; the ``{params: {action, ...}, nonce, signature, expiresAfter}``
-  shape and the older ``{action: {action, ...}, ...}`` one;
+  shape and the older ``{action: {action, ...}, ...}`` one; ``subAccountId`` (the docs) or
+  ``subaccountId`` (the official SDK);
 - the EIP-712 typed data is rebuilt from the JSON (``subAccountId`` and ``orderIds`` are
   strings there, uint256 in the hash), the signer recovered and compared with the
   subaccount's owner: else 401 ``UNAUTHORIZED`` "Invalid signature";
 - nonce per signer and subaccount: a positive integer ≤ 2**63 - 1 above the last accepted
   one, else 400 ``VALIDATION_ERROR`` "Nonce already used" with ``details {lastNonce,
   attemptedNonce}``;
-- ``expiresAfter``: when non-zero and past, 400 ``VALIDATION_ERROR`` "Signature expired"; its
-  unit ("s" or "ms") is a setting, since the docs disagree;
-- ``orderIds`` together with ``clientOrderIds`` is refused; a duplicate ``clientOrderId`` of
-  the subaccount is refused (our choice of message: "Duplicate clientOrderId");
-- answers ``{"status": "ok", "response": ..., "request_id", "timestamp"}``;
+- ``expiresAfter``: when non-zero and past, 400 ``VALIDATION_ERROR`` "Signature expired"; in
+  Unix milliseconds (the REST pages and the SDK; ``expires_unit="s"`` for the WebSocket
+  pages' seconds);
+- actions ``placeOrders``, ``cancelOrders`` by ``orderIds`` or by ``clientOrderIds``
+  (signed as CancelOrdersByCloid; both at once is refused) and ``scheduleCancel`` (the
+  dead-man switch: when ``timeoutSeconds`` pass without a new one, every open order of the
+  subaccount is cancelled; 0 disarms);
+- a resend of a known ``clientOrderId`` gives the per-order ``errorCode``
+  ``IDEMPOTENCY_CONFLICT``;
 - reads (getOpenOrders, getOrderHistory, getTrades, getSubAccount) signed as
-  ``SubAccountAction`` without a nonce; public ``POST /v1/info`` getOrderbook.
+  ``SubAccountAction``: with a nonce (the SDK; the type then holds it) or without (the docs);
+  ``read_nonce`` = "optional" (both), "required" or "forbidden"; a read's nonce is checked
+  like a trade's;
+- paging: getOpenOrders and getOrderHistory answer 50 orders unless ``limit`` (≤ 1000) says
+  otherwise, from ``offset``, filtered by ``clientOrderId``; history holds the finished
+  orders of the last 7 days (a wider window is refused); getTrades refuses a ``startTime``
+  more than 30 days back;
+- the rate limit: a token bucket per subaccount (``bucket``: 1,000 tokens per 10 s), placeOrders
+  5 tokens per order, getOrderHistory 50, every other call 1; past it 429
+  ``RATE_LIMIT_EXCEEDED`` (nothing runs);
+- public ``POST /v1/info`` takes the same ``{"params": {...}}`` wrapper; getOrderbook's
+  ``limit`` must be one of 5, 10, 20, 50, 100, 500, 1000;
+- answers ``{"status": "ok", "response": ..., "request_id", "timestamp"}``.
 
 Orders are matched by the sandbox's engine (tests/conformance/engine.py). Per-order statuses
 are ``{"resting"|"filled"|"canceled": {"order": {"venueId", "clientId"}, "id"}}`` or
-``{"error": message, "order": {"clientId"}}``; the shapes of statuses and reads are not in
-protocols.md: they follow public SDKs and are our choice where those are silent.
+``{"error": message, "errorCode": code, "order": {"clientId"}}``; order statuses in reads
+are "placed", "partially filled", "filled", "cancelled" (the SDK's words). The shapes of
+reads are not in protocols.md: they follow the SDK and are our choice where it is silent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import uuid
-from typing import Any
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.exchanges.synthetix.signer import PRIMARY, READS, recover
+from framework.exchanges.synthetix.signer import READS, TRADES, primary_of, recover
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.matching import SimOrder
 from tests.conformance.engine import Engine, lose_answer
@@ -42,13 +61,18 @@ from tests.conformance.loopback import LoopbackServer
 
 MAX_NONCE = 2**63 - 1
 SYMBOLS = {"BTC-USDT": "XBTUSD", "ETH-USDT": "ETHUSD"}  # -> the sandbox engine's pairs
-#: The engine's reasons, in words (Synthetix documents no per-order error strings).
+BOOK_LIMITS = frozenset({5, 10, 20, 50, 100, 500, 1000})
+DAY_MS = 86_400_000
+#: The engine's reasons as per-order (errorCode, error): our choice of words and codes, since
+#: Synthetix documents the field but not these values.
 ENGINE_ERRORS = {
-    "EOrder:Insufficient funds": "Insufficient margin",
-    "EQuery:Unknown asset pair": "Unknown symbol",
-    "EOrder:Order minimum not met": "Order size below minimum",
-    "EOrder:Tick size check failed": "Invalid price tick",
+    "EOrder:Insufficient funds": ("INSUFFICIENT_MARGIN", "Insufficient margin"),
+    "EQuery:Unknown asset pair": ("INVALID_SYMBOL", "Unknown symbol"),
+    "EOrder:Order minimum not met": ("VALIDATION_ERROR", "Order size below minimum"),
+    "EOrder:Tick size check failed": ("VALIDATION_ERROR", "Invalid price tick"),
 }
+#: Tokens each call takes from the subaccount's bucket (per order for placeOrders).
+COSTS = {"placeOrders": 5, "getOrderHistory": 50}
 
 
 class Refused(Exception):
@@ -64,13 +88,18 @@ class SynthetixServer(LoopbackServer):
         self,
         owners: dict[int, str],
         *,
-        expires_unit: str = "s",
+        expires_unit: str = "ms",
+        read_nonce: Literal["optional", "required", "forbidden"] = "optional",
+        bucket: tuple[float, float] | None = (1000, 10.0),
         delay_ms: tuple[float, float] = (0.0, 0.0),
         seed: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.owners = {k: v.lower() for k, v in owners.items()}  # subaccount -> address
         self.expires_unit = expires_unit
+        self.read_nonce = read_nonce
+        self.bucket = bucket  # (tokens, per seconds); None: no rate limit
+        self._tokens: dict[int, tuple[float, float]] = {}  # subaccount -> (tokens, at)
         self.delay_ms = delay_ms
         self.clock = clock
         self._random = random.Random(seed)
@@ -82,11 +111,43 @@ class SynthetixServer(LoopbackServer):
         self.by_txid: dict[str, str] = {}
         #: Actions whose next answer is lost after they ran (one entry = one loss).
         self.lose: list[str] = []
+        #: Dead-man switches: subaccount -> wall-clock second its orders are cancelled at.
+        self.scheduled: dict[int, float] = {}
+        #: Orders the dead-man switch cancelled, per subaccount.
+        self.swept: dict[int, int] = {}
         self._ids = itertools.count(1948058938469519360)
+        self._sweeper: asyncio.Task[None] | None = None
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/trade", self._trade)
         app.router.add_post("/v1/info", self._info)
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await super().__aexit__(*exc_info)
+
+    async def _sweep_forever(self) -> None:
+        while True:  # the dead-man switch fires even when nobody calls
+            self.sweep()
+            await asyncio.sleep(0.05)
+
+    def sweep(self) -> None:
+        """Cancel the open orders of every subaccount whose dead-man switch has run out."""
+        now = self.clock.wall_ns() / 1e9
+        for sub_account, at in list(self.scheduled.items()):
+            if at <= now:
+                del self.scheduled[sub_account]
+                for order in self._mine(sub_account, open_only=True):
+                    if self.engine.cancel(str(sub_account), order["txid"]):
+                        self.swept[sub_account] = self.swept.get(sub_account, 0) + 1
 
     def _answer(self, response: Any) -> web.Response:
         return web.json_response(
@@ -98,7 +159,24 @@ class SynthetixServer(LoopbackServer):
             }
         )
 
+    def _error(self, refused: Refused) -> web.Response:
+        self.refused[refused.message] = self.refused.get(refused.message, 0) + 1
+        return web.json_response(
+            {
+                "status": "error",
+                "error": {
+                    "code": refused.code,
+                    "message": refused.message,
+                    "details": refused.details,
+                },
+                "request_id": uuid.uuid4().hex,
+                "timestamp": int(self.clock.wall_ns() / 1e6),
+            },
+            status=refused.status,
+        )
+
     async def _trade(self, request: web.Request) -> web.Response:
+        self.sweep()
         try:
             body = await request.json()
             answer = self._answer(await self._handle(body))
@@ -108,88 +186,200 @@ class SynthetixServer(LoopbackServer):
                 lose_answer(request)
             return answer
         except Refused as refused:
-            self.refused[refused.message] = self.refused.get(refused.message, 0) + 1
-            return web.json_response(
-                {
-                    "status": "error",
-                    "error": {
-                        "code": refused.code,
-                        "message": refused.message,
-                        "details": refused.details,
-                    },
-                    "request_id": uuid.uuid4().hex,
-                    "timestamp": int(self.clock.wall_ns() / 1e6),
-                },
-                status=refused.status,
-            )
-        except (ValueError, KeyError, TypeError):
-            return web.json_response(
-                {
-                    "status": "error",
-                    "error": {
-                        "code": "VALIDATION_ERROR",
-                        "message": "Malformed request",
-                        "details": {},
-                    },
-                },
-                status=400,
-            )
+            return self._error(refused)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self._error(Refused(400, "VALIDATION_ERROR", "Malformed request"))
 
     async def _info(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if body.get("action") != "getOrderbook" or body.get("symbol") not in SYMBOLS:
-            return web.json_response(
-                {"status": "error", "error": {"code": "VALIDATION_ERROR", "message": "Unknown"}},
-                status=400,
-            )
-        bid, ask, _ = self.engine.quote(body["symbol"])
+        try:
+            body = await request.json()
+            params = body.get("params") if isinstance(body, dict) else None
+            if not isinstance(params, dict):
+                raise Refused(400, "VALIDATION_ERROR", "Missing params")
+            if params.get("action") != "getOrderbook" or params.get("symbol") not in SYMBOLS:
+                raise Refused(400, "VALIDATION_ERROR", "Unknown action or symbol")
+            limit = params.get("limit", 50)
+            if limit not in BOOK_LIMITS:
+                raise Refused(400, "VALIDATION_ERROR", f"Invalid limit {limit}")
+        except Refused as refused:
+            return self._error(refused)
+        except ValueError:
+            return self._error(Refused(400, "VALIDATION_ERROR", "Malformed request"))
+        bid, ask, _ = self.engine.quote(params["symbol"])
         return self._answer(
-            {
-                "symbol": body["symbol"],
-                "bids": [{"price": str(bid), "quantity": "5"}],
-                "asks": [{"price": str(ask), "quantity": "5"}],
-            }
+            {"symbol": params["symbol"], "bids": [[str(bid), "5"]], "asks": [[str(ask), "5"]]}
         )
 
-    def _read(self, inner: dict[str, Any], body: dict[str, Any]) -> Any:
-        """A SubAccountAction read: signature over (subAccountId, action, expiresAfter)."""
-        action, sub_account = inner["action"], int(inner["subAccountId"])
-        expires_after = int(body.get("expiresAfter", 0))
-        message = {"subAccountId": sub_account, "action": action, "expiresAfter": expires_after}
+    # --- checks every signed request passes -------------------------------------------------
+
+    def _signer(self, primary: str, message: dict[str, Any], body: dict[str, Any]) -> str:
         try:
-            signer = recover("SubAccountAction", message, body["signature"]).lower()
+            return recover(primary, message, body["signature"]).lower()
         except Exception:  # any undecodable signature is just an invalid one
-            signer = ""
+            return ""
+
+    def _check_expiry(self, expires_after: int) -> None:
+        if expires_after:
+            now = self.clock.wall_ns() / (1e6 if self.expires_unit == "ms" else 1e9)
+            if expires_after < now:
+                raise Refused(400, "VALIDATION_ERROR", "Signature expired")
+
+    def _take(self, sub_account: int, cost: float) -> None:
+        """The subaccount's token bucket: refuse (nothing runs) when the call does not fit."""
+        if self.bucket is None:
+            return
+        size, period = self.bucket
+        now = self.clock.monotonic()
+        tokens, at = self._tokens.get(sub_account, (size, now))
+        tokens = min(size, tokens + (now - at) * size / period)
+        if tokens < cost:
+            self._tokens[sub_account] = (tokens, now)
+            raise Refused(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded")
+        self._tokens[sub_account] = (tokens - cost, now)
+
+    def _check_nonce(self, signer: str, sub_account: int, nonce: Any) -> None:
+        """Atomic within the event loop: accept and record, or refuse with details."""
+        last = self.last_nonce.get((signer, sub_account), 0)
+        if (
+            not isinstance(nonce, int)
+            or isinstance(nonce, bool)
+            or not 0 < nonce <= MAX_NONCE
+            or nonce <= last
+        ):
+            raise Refused(
+                400,
+                "VALIDATION_ERROR",
+                "Nonce already used",
+                {"lastNonce": last, "attemptedNonce": nonce},
+            )
+        self.last_nonce[(signer, sub_account)] = nonce
+        self.accepted.append(nonce)
+
+    async def _handle(self, body: dict[str, Any]) -> Any:
+        inner = body.get("params") or body.get("action")
+        action = inner.get("action") if isinstance(inner, dict) else None
+        if action not in READS | TRADES:
+            raise Refused(400, "VALIDATION_ERROR", "Unknown action")
+        assert isinstance(inner, dict)
+        sub_account = int(inner.get("subAccountId", inner.get("subaccountId")))
+        nonce = body.get("nonce")
+        expires_after = int(body.get("expiresAfter", 0))
+        if action in READS:
+            if self.read_nonce == "required" and not nonce:
+                raise Refused(400, "VALIDATION_ERROR", "nonce is required")
+            if self.read_nonce == "forbidden":
+                nonce = None  # signed without one; a nonce in the body is not in the type
+        elif action == "cancelOrders" and ("orderIds" in inner) == ("clientOrderIds" in inner):
+            raise Refused(400, "VALIDATION_ERROR", "give orderIds or clientOrderIds, not both")
+        message = self._message(action, inner, sub_account, nonce, expires_after)
+        signer = self._signer(primary_of(action, inner), message, body)
         if signer != self.owners.get(sub_account):
             raise Refused(401, "UNAUTHORIZED", "Invalid signature")
+        orders = inner.get("orders") if action == "placeOrders" else None
+        self._take(sub_account, COSTS.get(action, 1) * (len(orders) if orders else 1))
+        lo, hi = self.delay_ms
+        if hi > 0:
+            await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
+        if action in TRADES or nonce:
+            self._check_nonce(signer, sub_account, nonce)
         self._check_expiry(expires_after)
+        if action in READS:
+            return self._read(action, inner, sub_account)
+        if action == "placeOrders":
+            return {"statuses": [self._place(sub_account, o) for o in inner["orders"]]}
+        if action == "scheduleCancel":
+            return self._schedule(sub_account, int(inner["timeoutSeconds"]))
+        if "clientOrderIds" in inner:
+            refs = [self._by_client_id(sub_account, str(c)) for c in inner["clientOrderIds"]]
+        else:
+            refs = [str(i) for i in inner["orderIds"]]
+        return {"statuses": [self._cancel(sub_account, ref) for ref in refs]}
+
+    def _message(
+        self,
+        action: str,
+        inner: dict[str, Any],
+        sub_account: int,
+        nonce: Any,
+        expires_after: int,
+    ) -> dict[str, Any]:
+        """The typed-data message the client must have signed."""
+        message: dict[str, Any] = {"subAccountId": sub_account}
+        if action in READS:
+            message["action"] = action
+            if nonce:
+                message["nonce"] = nonce
+            return {**message, "expiresAfter": expires_after}
+        if action == "placeOrders":
+            message.update(orders=inner["orders"], grouping=inner.get("grouping", "na"))
+        elif action == "scheduleCancel":
+            message["timeoutSeconds"] = int(inner["timeoutSeconds"])
+        elif "clientOrderIds" in inner:
+            message["clientOrderIds"] = [str(c) for c in inner["clientOrderIds"]]
+        else:
+            message["orderIds"] = [int(i) for i in inner["orderIds"]]
+        return {**message, "nonce": nonce, "expiresAfter": expires_after}
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def _mine(self, sub_account: int, *, open_only: bool) -> list[dict[str, Any]]:
+        return [
+            o
+            for o in self.orders.values()
+            if o["subAccountId"] == sub_account
+            and (self.engine.order(o["txid"]).status == "open") is open_only
+        ]
+
+    def _read(self, action: str, inner: dict[str, Any], sub_account: int) -> Any:
         key = str(sub_account)
-        mine = [o for o in self.orders.values() if o["subAccountId"] == sub_account]
-        if action == "getOpenOrders":
-            return [self._order(o) for o in mine if self.engine.order(o["txid"]).status == "open"]
-        if action == "getOrderHistory":
-            return [self._order(o) for o in mine]
+        now_ms = int(self.clock.wall_ns() / 1e6)
+        if action == "getSubAccount":
+            return {
+                "subAccountId": key,
+                "collaterals": [
+                    {"symbol": "USDT", "quantity": str(self.engine.quote_balance(key))}
+                ],
+            }
+        offset, limit = int(inner.get("offset", 0)), int(inner.get("limit", 0))
         if action == "getTrades":
             start = int(inner.get("startTime", 0))
+            if "startTime" in inner and start < now_ms - 30 * DAY_MS:
+                raise Refused(400, "VALIDATION_ERROR", "startTime is more than 30 days ago")
             trades = [
                 self._trade_of(trade_id, t)
                 for trade_id, t in reversed(self.engine.engine.trades_of(key))
                 if t["time"] * 1000 >= start
             ]
-            offset, limit = int(inner.get("offset", 0)), int(inner.get("limit", 100))
+            limit = min(limit or 100, 1000)
             page = trades[offset : offset + limit]
             return {"trades": page, "hasMore": offset + limit < len(trades), "total": len(trades)}
-        return {  # getSubAccount
-            "subAccountId": key,
-            "collaterals": [{"symbol": "USDT", "quantity": str(self.engine.quote_balance(key))}],
-        }
+        limit = min(limit or 50, 1000)
+        if action == "getOpenOrders":
+            found = self._mine(sub_account, open_only=True)
+        else:  # getOrderHistory: finished orders of a window of at most 7 days
+            end = int(inner.get("endTime", now_ms))
+            start = int(inner.get("startTime", end - 7 * DAY_MS))
+            if end - start > 7 * DAY_MS:
+                raise Refused(400, "VALIDATION_ERROR", "the history window is at most 7 days")
+            found = [
+                o
+                for o in self._mine(sub_account, open_only=False)
+                if start <= self._finished_ms(o) <= end
+            ]
+        cloid = inner.get("clientOrderId")
+        if cloid:
+            found = [o for o in found if o["clientOrderId"] == cloid]
+        return [self._order(o) for o in found[offset : offset + limit]]
+
+    def _finished_ms(self, order: dict[str, Any]) -> int:
+        sim = self.engine.order(order["txid"])
+        return int((sim.closetm or sim.opentm) * 1000)
 
     def _order(self, order: dict[str, Any]) -> dict[str, Any]:
         sim = self.engine.order(order["txid"])
-        status = {"open": "partiallyFilled" if sim.filled else "open", "closed": "filled"}
+        status = {"open": "partially filled" if sim.filled else "placed", "closed": "filled"}
         return {
             "order": {"venueId": order["orderId"], "clientId": order["clientOrderId"]},
-            "orderId": order["orderId"],
             "symbol": order["symbol"],
             "side": order["side"],
             "type": order["orderType"],
@@ -214,76 +404,41 @@ class SynthetixServer(LoopbackServer):
             "maker": t["maker"],
         }
 
-    def _check_expiry(self, expires_after: int) -> None:
-        if expires_after:
-            now = self.clock.wall_ns() / (1e6 if self.expires_unit == "ms" else 1e9)
-            if expires_after < now:
-                raise Refused(400, "VALIDATION_ERROR", "Signature expired")
+    # --- trade actions ------------------------------------------------------------------------
 
-    async def _handle(self, body: dict[str, Any]) -> Any:
-        inner = body.get("params") or body.get("action")
-        if isinstance(inner, dict) and inner.get("action") in READS:
-            return self._read(inner, body)
-        if not isinstance(inner, dict) or inner.get("action") not in PRIMARY:
-            raise Refused(400, "VALIDATION_ERROR", "Unknown action")
-        action = inner["action"]
-        sub_account = int(inner["subAccountId"])
-        nonce, expires_after = body["nonce"], int(body.get("expiresAfter", 0))
-        if action == "cancelOrders" and "orderIds" in inner and "clientOrderIds" in inner:
-            raise Refused(400, "VALIDATION_ERROR", "orderIds and clientOrderIds are exclusive")
-        if action == "placeOrders":
-            message = {
-                "subAccountId": sub_account,
-                "orders": inner["orders"],
-                "grouping": inner.get("grouping", "na"),
-                "nonce": nonce,
-                "expiresAfter": expires_after,
-            }
-        else:
-            message = {
-                "subAccountId": sub_account,
-                "orderIds": [int(i) for i in inner["orderIds"]],
-                "nonce": nonce,
-                "expiresAfter": expires_after,
-            }
-        try:
-            signer = recover(PRIMARY[action], message, body["signature"]).lower()
-        except Exception:  # any undecodable signature is just an invalid one
-            signer = ""
-        if signer != self.owners.get(sub_account):
-            raise Refused(401, "UNAUTHORIZED", "Invalid signature")
-        lo, hi = self.delay_ms
-        if hi > 0:
-            await asyncio.sleep(self._random.uniform(lo, hi) / 1000)
-        self._check_nonce(signer, sub_account, nonce)
-        self._check_expiry(expires_after)
-        if action == "placeOrders":
-            return {"statuses": [self._place(sub_account, o) for o in inner["orders"]]}
-        return {"statuses": [self._cancel(sub_account, str(i)) for i in inner["orderIds"]]}
+    def _schedule(self, sub_account: int, timeout_s: int) -> dict[str, Any]:
+        if timeout_s <= 0:
+            self.scheduled.pop(sub_account, None)
+            return {"scheduled": False}
+        at = self.clock.wall_ns() / 1e9 + timeout_s
+        self.scheduled[sub_account] = at
+        return {"scheduled": True, "triggerTime": int(at * 1000)}
 
-    def _check_nonce(self, signer: str, sub_account: int, nonce: Any) -> None:
-        """Atomic within the event loop: accept and record, or refuse with details."""
-        last = self.last_nonce.get((signer, sub_account), 0)
-        if not isinstance(nonce, int) or not 0 < nonce <= MAX_NONCE or nonce <= last:
-            raise Refused(
-                400,
-                "VALIDATION_ERROR",
-                "Nonce already used",
-                {"lastNonce": last, "attemptedNonce": nonce},
-            )
-        self.last_nonce[(signer, sub_account)] = nonce
-        self.accepted.append(nonce)
+    def _by_client_id(self, sub_account: int, cloid: str) -> str:
+        return next(
+            (
+                o["orderId"]
+                for o in self.orders.values()
+                if o["subAccountId"] == sub_account and o["clientOrderId"] == cloid
+            ),
+            "",
+        )
 
     def _place(self, sub_account: int, order: dict[str, Any]) -> dict[str, Any]:
         cloid = order.get("clientOrderId") or ""
-        if cloid and any(
-            o["subAccountId"] == sub_account and o["clientOrderId"] == cloid
-            for o in self.orders.values()
-        ):
-            return {"error": "Duplicate clientOrderId", "order": {"clientId": cloid}}
+        if cloid and self._by_client_id(sub_account, cloid):
+            return {
+                "error": "An order with this clientOrderId already exists",
+                "errorCode": "IDEMPOTENCY_CONFLICT",
+                "order": {"clientId": cloid},
+            }
         kind = order.get("orderType")
         if kind not in ("limitGtc", "limitIoc", "limitAlo", "market"):
-            return {"error": f"Unsupported orderType {kind}", "order": {"clientId": cloid}}
+            return {
+                "error": f"Unsupported orderType {kind}",
+                "errorCode": "VALIDATION_ERROR",
+                "order": {"clientId": cloid},
+            }
         try:
             sim = self.engine.place(
                 str(sub_account),
@@ -294,10 +449,8 @@ class SynthetixServer(LoopbackServer):
                 post_only=kind == "limitAlo",
             )
         except KrakenFailure as failure:
-            return {
-                "error": ENGINE_ERRORS.get(failure.error, failure.error),
-                "order": {"clientId": cloid},
-            }
+            code, error = ENGINE_ERRORS.get(failure.error, ("ORDER_REJECTED", failure.error))
+            return {"error": error, "errorCode": code, "order": {"clientId": cloid}}
         if kind == "limitIoc":
             self.engine.cancel(str(sub_account), sim.txid)
         order_id = str(next(self._ids))
@@ -329,5 +482,9 @@ class SynthetixServer(LoopbackServer):
             or order["subAccountId"] != sub_account
             or not self.engine.cancel(str(sub_account), order["txid"])
         ):
-            return {"error": "Order not found", "order": {"venueId": order_id}}
+            return {
+                "error": "Order not found",
+                "errorCode": "ORDER_NOT_FOUND",
+                "order": {"venueId": order_id},
+            }
         return self._status(order_id, self.engine.order(order["txid"]))

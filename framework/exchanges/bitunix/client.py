@@ -54,6 +54,8 @@ log = get_logger("framework.exchanges.bitunix")
 
 DEFAULT_BASE_URL = "https://fapi.bitunix.com"
 TRADE = "/api/v1/futures/trade/"
+PAGE = 100  # the largest page Bitunix answers
+MAX_ORDERS = 10_000  # paging stops here
 MARKET = "/api/v1/futures/market/"
 
 
@@ -197,7 +199,7 @@ class BitunixClient(LaneClient):
             )
         out: list[dict[str, Any] | OrderlyError] = []
         for start in range(0, len(orders), self.max_batch):
-            chunk = [dict(o) for o in orders[start : start + self.max_batch]]
+            chunk = [with_effect(o) for o in orders[start : start + self.max_batch]]
             data = await self.private(
                 "POST", TRADE + "batch_order", {"symbol": symbol, "orderList": chunk}
             )
@@ -255,11 +257,19 @@ class BitunixClient(LaneClient):
         return result
 
     async def get_pending_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        data = await self.private(
-            "GET", TRADE + "get_pending_orders", {"symbol": symbol} if symbol else {}
-        )
-        orders: list[dict[str, Any]] = (data or {}).get("orderList", [])
-        return orders
+        """Every pending order, page by page: Bitunix answers 10 unless asked (at most
+        100), with the ``total``; reading stops at the total or at a short page."""
+        orders: list[dict[str, Any]] = []
+        while True:
+            params: dict[str, Any] = {"skip": len(orders), "limit": PAGE}
+            if symbol:
+                params["symbol"] = symbol
+            data = await self.private("GET", TRADE + "get_pending_orders", params) or {}
+            page = data.get("orderList") or []
+            orders += page
+            total = int(data.get("total") or 0)
+            if len(page) < PAGE or len(orders) >= total or len(orders) >= MAX_ORDERS:
+                return orders
 
     async def cancel_all_orders(self, symbol: str | None = None) -> Any:
         return await self.private(
@@ -323,4 +333,12 @@ def _order(
         "effect": effect,
         "reduceOnly": reduce_only,
     }
-    return {k: v for k, v in fields.items() if v is not None}
+    return with_effect({k: v for k, v in fields.items() if v is not None})
+
+
+def with_effect(order: Mapping[str, Any]) -> dict[str, Any]:
+    """The order with ``effect`` GTC when it is a LIMIT order without one: the docs call
+    ``effect`` required for LIMIT orders (the official demo sends GTC)."""
+    if order.get("orderType") == "LIMIT" and not order.get("effect"):
+        return {**order, "effect": "GTC"}
+    return dict(order)

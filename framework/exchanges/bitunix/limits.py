@@ -1,7 +1,8 @@
 """Bitunix's documented rate limits, as data, and the pacer that keeps a key under them.
 
-From the place_order and batch_order pages (protocols.md 2.6): place_order 10 requests per
-second per uid, batch_order 5 per second (an older mirror said 1; the current page wins).
+From the place_order, batch_order and cancel_orders pages (protocols.md 2.6 and "2.x
+Corrections"): place_order 10 requests per second per uid, batch_order 5 per second (an
+older mirror said 1; the current page wins), cancel_orders 5 per second.
 Other endpoints have no documented limit here and are not paced. Over the limit Bitunix
 answers 10005 / 10006.
 
@@ -20,6 +21,7 @@ from framework.call import PrivateCall
 LIMITS: dict[str, tuple[float, float]] = {
     "place_order": (10, 1.0),
     "batch_order": (5, 1.0),
+    "cancel_orders": (5, 1.0),
 }
 
 

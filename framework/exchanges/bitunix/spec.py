@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework.registry import ExchangeSpec, register
@@ -13,6 +15,11 @@ class BitunixSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     margin_coin: str = Field("USDT", min_length=1, description="Bitunix futures margin coin")
+    position_mode: Literal["one_way", "hedge"] = Field(
+        "one_way",
+        description="Bitunix: the account's position mode, checked at start; hedge sends"
+        " tradeSide OPEN on every order",
+    )
 
 
 SPEC = register(

@@ -10,6 +10,15 @@ is silent or differs from Kraken:
 - **No dead-man switch.** Bitunix documents no cancel-all-after; ``arm_dead_man`` does
   nothing (logged once), so a killed bot leaves its orders resting.
 - **Balances** are the futures account of ``[exchange] margin_coin``: ``{coin: available}``.
+- **Position mode is checked at start.** In hedge mode Bitunix needs ``tradeSide``
+  (OPEN/CLOSE) on every order, and a sell without it would open a short. The venue reads
+  the account's ``positionMode`` when it opens and refuses, in one line, an account whose
+  mode differs from ``[exchange] position_mode`` (default ``one_way``). With ``hedge`` every
+  order goes out with ``tradeSide = OPEN``: a buy opens or adds to a long, a sell to a
+  short (closing a position by ``positionId`` is not offered). An account answer without
+  ``positionMode`` is trusted to be as configured, with a warning.
+- **Every LIMIT order carries ``effect``** (``POST_ONLY`` when post-only, else the client's
+  default ``GTC``): the docs call it required.
 - **Order lookups by client id**: ``get_order_detail?clientId=``; 20007 means absent.
 """
 
@@ -19,13 +28,13 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
 from framework.exchanges.base import ClientVenue, NoDeadMan, history_from, venue_fill
-from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient
+from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient, with_effect
 from framework.exchanges.bitunix.errors import (
     CLIENT_ID_DUPLICATE,
     EXCHANGE,
@@ -33,9 +42,12 @@ from framework.exchanges.bitunix.errors import (
     translate,
 )
 from framework.exchanges.bitunix.spec import BitunixSettings
+from framework.log import get_logger
 from framework.orders import LimitOrder, Order
 from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
+
+log = get_logger("framework.exchanges.bitunix")
 
 #: Bitunix order status -> the Venue's status words.
 STATUS = {
@@ -44,11 +56,12 @@ STATUS = {
     "PART_FILLED": "open",
     "FILLED": "closed",
     "CANCELED": "canceled",
+    "EXPIRED": "canceled",  # final: its time ran out
 }
 PAGE = 100
 
 
-def order_fields(order: Order, client_id: str) -> dict[str, Any]:
+def order_fields(order: Order, client_id: str, *, hedge: bool = False) -> dict[str, Any]:
     """One order in Bitunix's place_order / batch_order fields (without ``symbol``)."""
     fields: dict[str, Any] = {
         "side": order.side.upper(),
@@ -58,9 +71,11 @@ def order_fields(order: Order, client_id: str) -> dict[str, Any]:
     if isinstance(order, LimitOrder):
         fields.update(orderType="LIMIT", price=str(order.price))
         if order.post_only:
-            fields["effect"] = "POST_ONLY"
+            fields["effect"] = "POST_ONLY"  # else GTC: the client's default
     else:
         fields["orderType"] = "MARKET"
+    if hedge:
+        fields["tradeSide"] = "OPEN"
     return fields
 
 
@@ -79,13 +94,44 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
 
     persistent = True
 
-    def __init__(self, client: BitunixClient, margin_coin: str = "USDT") -> None:
+    def __init__(
+        self,
+        client: BitunixClient,
+        margin_coin: str = "USDT",
+        position_mode: Literal["one_way", "hedge"] = "one_way",
+    ) -> None:
         self.name = EXCHANGE
         self.client = client
         self.key_id = client.key_id
         self.max_batch = client.max_batch
         self.margin_coin = margin_coin
+        self.position_mode = position_mode
         self._assets: dict[str, PairAssets] = {}
+
+    def _fields(self, order: Order, client_id: str) -> dict[str, Any]:
+        return with_effect(order_fields(order, client_id, hedge=self.position_mode == "hedge"))
+
+    async def check_position_mode(self) -> None:
+        """Refuse an account whose position mode is not the configured one (ConfigError)."""
+        data: Any = await self.client.account(self.margin_coin)
+        account = (data[0] if data else {}) if isinstance(data, list) else data
+        found = account.get("positionMode") if isinstance(account, dict) else None
+        if found is None:
+            log.warning(
+                "bitunix_position_mode_unknown",
+                assumed=self.position_mode,
+                detail="the account answer has no positionMode; trading as configured",
+            )
+            return
+        mode = "hedge" if str(found).upper() == "HEDGE" else "one_way"
+        if mode != self.position_mode:
+            raise ConfigError(
+                f"this Bitunix account is in {mode.replace('_', '-')} position mode but"
+                f" [exchange] position_mode is {self.position_mode!r}: switch the account's"
+                f" mode on Bitunix, or set position_mode = {mode!r}"
+                + (" (every order then opens: tradeSide OPEN)" if mode == "hedge" else ""),
+                exchange=EXCHANGE,
+            )
 
     @property
     def order_deadline_s(self) -> float | None:
@@ -95,7 +141,7 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
         result = await self.client.private(
             "POST",
             "/api/v1/futures/trade/place_order",
-            {"symbol": order.pair, **order_fields(order, cl_ord_id)},
+            {"symbol": order.pair, **self._fields(order, cl_ord_id)},
         )
         if not isinstance(result, dict) or not result.get("orderId"):
             raise ExchangeError(
@@ -105,7 +151,7 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
 
     async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         pair = orders[0][0].pair
-        results = await self.client.batch_order(pair, [order_fields(o, cid) for o, cid in orders])
+        results = await self.client.batch_order(pair, [self._fields(o, cid) for o, cid in orders])
         return [r if isinstance(r, OrderlyError) else str(r["orderId"]) for r in results]
 
     async def find(self, cl_ord_id: str) -> VenueOrder | None:
@@ -225,8 +271,16 @@ async def open_venue(config: Config) -> AsyncIterator[BitunixVenue]:
         timeout=config.exchange.timeout_s,
     )
     client.close_grace = config.runner.drain_timeout_s
+    settings = settings_of(config, BitunixSettings)
+    log.info(
+        "bitunix_settings",
+        position_mode=settings.position_mode,
+        detail="checked against the account at start; see the README's exchange table",
+    )
     try:
         async with client:
-            yield BitunixVenue(client, settings_of(config, BitunixSettings).margin_coin)
+            venue = BitunixVenue(client, settings.margin_coin, settings.position_mode)
+            await venue.check_position_mode()
+            yield venue
     finally:
         history.close()

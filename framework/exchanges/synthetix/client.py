@@ -10,14 +10,19 @@ the call leaves the queue. On "Nonce already used" / "Invalid nonce" the client 
 ``details.lastNonce`` when the server gives it (otherwise the next nonce is past the clock
 anyway) and the lane retries with a fresh nonce.
 
-``expiresAfter`` is part of the signed struct; the docs disagree on its unit, so it is
-configurable (``expires_unit`` "s" or "ms", default "s"); ``expires_after_s=None`` sends 0
-(no expiry). Requests use the current ``{"params": {...}, "nonce", "signature",
-"expiresAfter"}`` shape (``envelope="action"`` sends the older ``{"action": {...}}`` one).
+``expiresAfter`` is part of the signed struct, in Unix milliseconds on REST (the official
+SDK and the REST pages; ``expires_unit="s"`` follows the WebSocket pages' seconds);
+``expires_after_s=None`` sends 0 (no expiry). Requests use the current ``{"params": {...},
+"nonce", "signature", "expiresAfter"}`` shape (``envelope="action"`` sends the older
+``{"action": {...}}`` one).
 
 Reads (``getOpenOrders``, ``getOrderHistory``, ``getTrades``, ``getSubAccount``) are
-"SubAccountAction" requests signed *without* a nonce (protocols.md 3.3): nothing to order,
-so :meth:`SynthetixClient.read` signs and posts them directly, beside the lane. Public data
+"SubAccountAction" requests. The docs sign them without a nonce; the official SDK signs
+every one with a nonce from the same series as the trades. ``read_nonce=True`` (the SDK's
+way, the default) sends them through the strict lane like trades; ``read_nonce=False``
+signs them without a nonce and posts them beside the lane. A server that refuses the shape
+gets an error naming the setting. Every call is paced to the subaccount's token bucket
+(:mod:`framework.exchanges.synthetix.limits`; ``bucket=None`` turns it off). Public data
 comes from ``POST /v1/info`` (:meth:`SynthetixClient.info`). The server's clock is learned
 from the ``timestamp`` of every answer and applied to ``expiresAfter``. Building, signing and
 parsing are Synthetix's pure parts (:class:`~framework.exchanges.synthetix.wire.SynthetixWire`);
@@ -34,6 +39,7 @@ import aiohttp
 from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
+    AuthError,
     ConfigError,
     InvalidRequest,
     OrderlyError,
@@ -41,6 +47,7 @@ from framework.errors import (
 )
 from framework.exchanges.base import LaneClient
 from framework.exchanges.synthetix.errors import EXCHANGE
+from framework.exchanges.synthetix.limits import BUCKET, Pacer
 from framework.exchanges.synthetix.signer import READS, address_of
 from framework.exchanges.synthetix.wire import SynthetixWire
 from framework.nonce.history import NonceHistory
@@ -88,7 +95,9 @@ class SynthetixClient(LaneClient):
         history: NonceHistory | None = None,
         nonce_unit: str = "ms",
         expires_after_s: float | None = None,
-        expires_unit: Literal["s", "ms"] = "s",
+        expires_unit: Literal["s", "ms"] = "ms",
+        read_nonce: bool = True,
+        bucket: tuple[float, float] | None = BUCKET,
         envelope: Literal["params", "action"] = "params",
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
@@ -116,6 +125,8 @@ class SynthetixClient(LaneClient):
         self._nonce_unit = nonce_unit
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+        self.read_nonce = read_nonce
+        self.pacer = Pacer(bucket) if bucket is not None else None
         self._source: IncreasingNonces | None = None
         #: Synthetix's pure parts; trade actions go through the core's pipeline.
         self.wire = SynthetixWire(
@@ -156,6 +167,7 @@ class SynthetixClient(LaneClient):
             history=self._history,
             clock=self._clock,
             wire=self.wire,
+            pace=self.pacer.pace_call if self.pacer is not None else None,
             **self._lane_options,
         )
         return self
@@ -164,13 +176,32 @@ class SynthetixClient(LaneClient):
         await self._stop()
 
     async def read(self, action: str, **params: Any) -> Any:
-        """A signed read (SubAccountAction: no nonce, so not through the lane)."""
+        """A signed read (SubAccountAction): with a nonce through the lane, or without one
+        beside it (``read_nonce``)."""
         if action not in READS:
             raise InvalidRequest(f"not a Synthetix read: {action}", exchange=EXCHANGE)
-        return await self._post(self.wire.read(action, params), action)
+        try:
+            if self.read_nonce:
+                return await self.lane.submit(PrivateCall(action, params))
+            if self.pacer is not None:
+                await self.pacer.pace(action, params)
+            return await self._post(self.wire.read(action, params), action)
+        except (AuthError, InvalidRequest) as exc:
+            if isinstance(exc, InvalidRequest) and "nonce" not in exc.message.lower():
+                raise
+            shape, other = ("with", "without") if self.read_nonce else ("without", "with")
+            raise type(exc)(
+                f"{exc.message}. Reads are signed {shape} a nonce ([exchange] read_nonce ="
+                f" {str(self.read_nonce).lower()}); if the key is right, this server may want"
+                f" them {other} one: set read_nonce = {str(not self.read_nonce).lower()}",
+                exchange=EXCHANGE,
+                code=exc.code,
+                endpoint=action,
+                key_id=self.key_id,
+            ) from None
 
     async def info(self, action: str, **params: Any) -> Any:
-        """A public ``/v1/info`` call: ``{"action": ..., **params}``, unsigned."""
+        """A public ``/v1/info`` call: ``{"params": {"action": ..., **params}}``, unsigned."""
         return await self._post(self.wire.info(action, params), action)
 
     async def _post(self, request: Request, action: str) -> Any:
@@ -178,13 +209,15 @@ class SynthetixClient(LaneClient):
         return self.wire.answer(action, answer.status, answer.body, mutating=False)
 
     def _per_order(self, action: str, response: Any) -> list[dict[str, Any] | OrderlyError]:
-        """One entry per order, in order: its status, or the OrderRejected that refused it."""
+        """One entry per order, in order: its status, or the OrderRejected that refused it
+        (its code is the answer's ``errorCode``, e.g. IDEMPOTENCY_CONFLICT; the message text
+        when there is none)."""
         statuses = response.get("statuses", []) if isinstance(response, dict) else []
         return [
             OrderRejected(
                 f"Synthetix refused an order of {action}: {s['error']}",
                 exchange=EXCHANGE,
-                code=str(s["error"]),
+                code=str(s.get("errorCode") or s["error"]),
                 endpoint=action,
                 key_id=self.key_id,
             )
@@ -211,10 +244,25 @@ class SynthetixClient(LaneClient):
         return self._per_order("placeOrders", response)
 
     async def cancel_orders(
-        self, order_ids: Sequence[int | str]
+        self, order_ids: Sequence[int | str] = (), *, client_order_ids: Sequence[str] = ()
     ) -> list[dict[str, Any] | OrderlyError]:
-        """One result per order id, in order."""
-        response = await self.lane.submit(
-            PrivateCall("cancelOrders", {"orderIds": [int(i) for i in order_ids]})
+        """Cancel by venue order ids (CancelOrders) or by client order ids
+        (CancelOrdersByCloid), not both; one result per id, in order."""
+        if bool(order_ids) == bool(client_order_ids):
+            raise InvalidRequest(
+                "give order ids or client order ids", exchange=EXCHANGE, endpoint="cancelOrders"
+            )
+        params: dict[str, Any] = (
+            {"orderIds": [int(i) for i in order_ids]}
+            if order_ids
+            else {"clientOrderIds": [str(c) for c in client_order_ids]}
         )
+        response = await self.lane.submit(PrivateCall("cancelOrders", params))
         return self._per_order("cancelOrders", response)
+
+    async def schedule_cancel(self, timeout_s: int) -> Any:
+        """The dead-man switch: Synthetix cancels every open order of the subaccount unless
+        called again within ``timeout_s`` seconds; 0 disarms it."""
+        return await self.lane.submit(
+            PrivateCall("scheduleCancel", {"timeoutSeconds": int(timeout_s)})
+        )

@@ -8,6 +8,7 @@ uint256, so :func:`typed_data` takes integers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from eth_account import Account
@@ -51,22 +52,47 @@ TYPES: dict[str, list[dict[str, str]]] = {
     "CancelOrders": _fields(
         "subAccountId:uint256", "orderIds:uint256[]", "nonce:uint256", "expiresAfter:uint256"
     ),
-    # Authenticated reads (getOpenOrders, getTrades, ...): signed without a nonce
-    # (protocols.md 3.3). The field list is not in protocols.md; it is the one public SDKs
-    # sign (subAccountId, action, expiresAfter).
+    # Cancel by client order id: sent as action ``cancelOrders`` with ``clientOrderIds``.
+    "CancelOrdersByCloid": _fields(
+        "subAccountId:uint256", "clientOrderIds:string[]", "nonce:uint256", "expiresAfter:uint256"
+    ),
+    # The dead-man switch: cancel all the subaccount's orders unless re-armed in time.
+    "ScheduleCancel": _fields(
+        "subAccountId:uint256", "timeoutSeconds:uint256", "nonce:uint256", "expiresAfter:uint256"
+    ),
+    # Authenticated reads (getOpenOrders, getTrades, ...). The docs sign them without a
+    # nonce; the official SDK always signs one, and the type then holds it (before
+    # expiresAfter): see :func:`typed_data`.
     "SubAccountAction": _fields("subAccountId:uint256", "action:string", "expiresAfter:uint256"),
 }
-#: The typed-data primary type of each action.
-PRIMARY = {"placeOrders": "PlaceOrders", "cancelOrders": "CancelOrders"}
 #: The reads a client makes, signed as SubAccountAction.
 READS = frozenset({"getOpenOrders", "getOrderHistory", "getTrades", "getSubAccount"})
+#: The trade actions a client sends (each with a nonce).
+TRADES = frozenset({"placeOrders", "cancelOrders", "scheduleCancel"})
+
+
+def primary_of(action: str, params: Mapping[str, Any]) -> str:
+    """The typed-data primary type an action is signed as."""
+    if action in READS:
+        return "SubAccountAction"
+    if action == "cancelOrders" and "clientOrderIds" in params:
+        return "CancelOrdersByCloid"
+    return {"placeOrders": "PlaceOrders", "scheduleCancel": "ScheduleCancel"}.get(
+        action, "CancelOrders"
+    )
 
 
 def typed_data(primary: str, message: dict[str, Any]) -> dict[str, Any]:
-    """The full EIP-712 message for ``primary`` (PlaceOrders or CancelOrders)."""
+    """The full EIP-712 message for ``primary``. A SubAccountAction that carries a nonce
+    has it in its type, between ``action`` and ``expiresAfter`` (as the official SDK signs)."""
     used = {"EIP712Domain", primary} | ({"Order"} if primary == "PlaceOrders" else set())
+    types = {k: v for k, v in TYPES.items() if k in used}
+    if primary == "SubAccountAction" and "nonce" in message:
+        types[primary] = _fields(
+            "subAccountId:uint256", "action:string", "nonce:uint256", "expiresAfter:uint256"
+        )
     return {
-        "types": {k: v for k, v in TYPES.items() if k in used},
+        "types": types,
         "primaryType": primary,
         "domain": DOMAIN,
         "message": message,

@@ -21,8 +21,17 @@ class SynthetixSettings(BaseModel):
         30.0, gt=0, description="Synthetix: a signed action expires this long after signing"
     )
     expires_unit: Literal["s", "ms"] = Field(
-        "s", description="Synthetix expiresAfter unit (the docs disagree; see README)"
+        "ms", description="Synthetix expiresAfter unit: ms on REST (the official SDK; see README)"
     )
+    read_nonce: bool = Field(
+        True,
+        description="Synthetix: sign reads with a nonce, as the official SDK does (false: the"
+        " docs' reads without one)",
+    )
+    rate_tokens: float = Field(
+        1000.0, gt=0, description="Synthetix: the subaccount's token bucket (fee tier)"
+    )
+    rate_window_s: float = Field(10.0, gt=0, description="Synthetix: the bucket's refill period")
 
     @model_validator(mode="after")
     def _needs_a_subaccount(self) -> SynthetixSettings:

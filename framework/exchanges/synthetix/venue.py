@@ -8,11 +8,18 @@ reads this venue needs (getOpenOrders, getOrderHistory, getTrades, getSubAccount
 public getOrderbook) are not in it: their request and answer shapes follow public SDKs, and
 the parsing here is tolerant (several field spellings accepted). Choices:
 
-- **Cancels by venue id only.** The order book hands the venue the order's id from the
-  placeOrders answer (or the venue finds it by client id) and it sends the documented
-  ``CancelOrders``; the cancel-by-client-id type is unconfirmed and not used. Cancel-all is
-  getOpenOrders + one cancelOrders of every id.
-- **No dead-man switch.** protocols.md documents none; ``arm_dead_man`` does nothing.
+- **Cancels by venue id when the order book knows it** (``CancelOrders``), **else by client
+  order id** (``CancelOrdersByCloid``, sent as action ``cancelOrders`` with
+  ``clientOrderIds``: no lookup first). Cancel-all pages through getOpenOrders and cancels
+  every id, 50 per signed action.
+- **Dead-man switch = ``scheduleCancel``** (``timeoutSeconds``; 0 disarms): the runner arms
+  and refreshes it as on Kraken, so a killed bot's orders are cancelled by Synthetix.
+- **Paging.** getOpenOrders and getOrderHistory answer 50 orders unless asked for more:
+  both are read in pages of 100 (``limit``/``offset``) until a short page. An order is
+  looked up with the ``clientOrderId`` filter. History covers the last 7 days (the API's
+  window) and costs 50 tokens a page, so query_orders reads it only for the ids that are no
+  longer open. getTrades refuses a start more than 30 days back: fills are asked from at
+  most 29 days ago.
 - **Order deadline = ``expiresAfter``.** A placeOrders signed to expire ``expires_after_s``
   after signing cannot reach the book later, so reconciliation waits that long before it
   calls an unanswered order absent. Without expiry (``expires_after_s`` unset) an order
@@ -33,17 +40,25 @@ from typing import Any
 from framework.config import Config
 from framework.errors import ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, NoDeadMan, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, history_from, venue_fill
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
 from framework.exchanges.synthetix.spec import SynthetixSettings
+from framework.log import get_logger
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
+log = get_logger("framework.exchanges.synthetix")
+
 MAX_BATCH = 20
 PAGE = 100
+MAX_ORDERS = 10_000  # a read's paging stops here (the API's offset limit)
+CANCEL_CHUNK = 50
+BOOK_LIMIT = 5  # the smallest orderbook depth Synthetix accepts (5, 10, 20, 50, ...)
+TRADES_WINDOW_S = 29 * 86_400  # getTrades refuses a start more than 30 days back
+IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
 
 
 def order_fields(order: Order, client_id: str) -> dict[str, Any]:
@@ -71,9 +86,12 @@ def _ident(raw: Mapping[str, Any]) -> tuple[str, str | None]:
     return str(venue_id), client_id
 
 
-def _status(raw: Mapping[str, Any], default: str) -> str:
+def order_status(raw: Mapping[str, Any], default: str) -> str:
+    """The Venue's status word for a Synthetix order status ("placed", "partially filled",
+    "filled", "cancelled", ... in any case and spelling)."""
     status = str(raw.get("status", default)).lower()
-    if status in ("open", "new", "partiallyfilled", "partially_filled", "resting"):
+    words = status.replace("_", " ").replace("-", " ")
+    if words in ("open", "new", "placed", "resting", "partially filled", "partiallyfilled"):
         return "open"
     if status == "filled":
         return "closed"
@@ -85,13 +103,13 @@ def _venue_order(raw: Mapping[str, Any], default_status: str) -> VenueOrder:
     return VenueOrder(
         txid=venue_id,
         cl_ord_id=client_id,
-        status=_status(raw, default_status),
+        status=order_status(raw, default_status),
         filled=Decimal(str(raw.get("filledQuantity") or "0")),
         reason=raw.get("cancelReason"),
     )
 
 
-class SynthetixVenue(ClientVenue[SynthetixClient], NoDeadMan):
+class SynthetixVenue(ClientVenue[SynthetixClient]):
     """A Venue over one SynthetixClient (one signer and subaccount, one strict lane)."""
 
     max_batch = MAX_BATCH
@@ -132,36 +150,45 @@ class SynthetixVenue(ClientVenue[SynthetixClient], NoDeadMan):
             )
         return [self._result(r) for r in results]
 
-    async def _orders(self, action: str, default_status: str) -> list[VenueOrder]:
-        raw = await self.client.read(action)
-        items = raw.get("orders", []) if isinstance(raw, Mapping) else raw
-        return [_venue_order(o, default_status) for o in items or [] if isinstance(o, Mapping)]
+    async def _orders(self, action: str, **params: Any) -> list[VenueOrder]:
+        """Every order a read answers, page by page (``limit``/``offset``)."""
+        default = "open" if action == "getOpenOrders" else ""
+        orders: list[VenueOrder] = []
+        while True:
+            raw = await self.client.read(action, **params, limit=PAGE, offset=len(orders))
+            items = raw.get("orders", []) if isinstance(raw, Mapping) else raw
+            page = [_venue_order(o, default) for o in items or [] if isinstance(o, Mapping)]
+            orders += page
+            if len(page) < PAGE or len(orders) >= MAX_ORDERS:
+                return orders
 
     async def find(self, cl_ord_id: str) -> VenueOrder | None:
-        """getOpenOrders, then getOrderHistory, matched by client order id."""
-        for action, default in (("getOpenOrders", "open"), ("getOrderHistory", "")):
-            found = [o for o in await self._orders(action, default) if o.cl_ord_id == cl_ord_id]
+        """getOpenOrders, then getOrderHistory, filtered by client order id."""
+        for action in ("getOpenOrders", "getOrderHistory"):
+            found = [
+                o
+                for o in await self._orders(action, clientOrderId=cl_ord_id)
+                if o.cl_ord_id == cl_ord_id
+            ]
             if found:
                 return found[0]
         return None
 
     def is_duplicate(self, exc: OrderlyError) -> bool:
-        return "duplicate" in (exc.code or "").lower()
+        return exc.code == IDEMPOTENCY_CONFLICT
 
     async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
-        venue_id = txid
-        if venue_id is None:
-            found = await self.find(cl_ord_id)
-            venue_id = found.txid if found is not None else None
-        if venue_id is None:
-            raise ExchangeError(
-                f"no Synthetix order with client id {cl_ord_id}",
-                exchange=EXCHANGE,
-                endpoint="cancelOrders",
-            )
-        (result,) = await self.client.cancel_orders([venue_id])
+        if txid is not None:
+            (result,) = await self.client.cancel_orders([txid])
+        else:
+            (result,) = await self.client.cancel_orders(client_order_ids=[cl_ord_id])
         if isinstance(result, OrderlyError):
             raise result
+
+    async def arm_dead_man(self, timeout_s: int) -> None:
+        """``scheduleCancel``: Synthetix cancels every open order of the subaccount unless
+        re-armed within ``timeout_s`` seconds; 0 disarms it."""
+        await self.client.schedule_cancel(timeout_s)
 
     async def clock_offset(self) -> float:
         """From the ``timestamp`` of an answer (ms); the client applies offsets of a second
@@ -171,10 +198,11 @@ class SynthetixVenue(ClientVenue[SynthetixClient], NoDeadMan):
 
     async def cancel_all(self) -> int:
         ids = [o.txid for o in await self.open_orders()]
-        if not ids:
-            return 0
-        results = await self.client.cancel_orders(ids)
-        return sum(not isinstance(r, OrderlyError) for r in results)
+        cancelled = 0
+        for start in range(0, len(ids), CANCEL_CHUNK):
+            results = await self.client.cancel_orders(ids[start : start + CANCEL_CHUNK])
+            cancelled += sum(not isinstance(r, OrderlyError) for r in results)
+        return cancelled
 
     async def balances(self) -> dict[str, Decimal]:
         account = await self.client.read("getSubAccount")
@@ -182,18 +210,26 @@ class SynthetixVenue(ClientVenue[SynthetixClient], NoDeadMan):
         return {str(c["symbol"]): Decimal(str(c.get("quantity", "0"))) for c in collaterals}
 
     async def open_orders(self) -> list[VenueOrder]:
-        return await self._orders("getOpenOrders", "open")
+        return await self._orders("getOpenOrders")
 
     async def query_orders(self, txids: Sequence[str]) -> list[VenueOrder]:
         wanted = set(txids)
-        return [o for o in await self._orders("getOrderHistory", "") if o.txid in wanted]
+        found = [o for o in await self.open_orders() if o.txid in wanted]
+        if wanted - {o.txid for o in found}:  # finished ones: from the history (50 tokens)
+            found += [
+                o
+                for o in await self._orders("getOrderHistory")
+                if o.txid in wanted - {f.txid for f in found}
+            ]
+        return found
 
     async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
         fills: list[tuple[str, Fill]] = []
         offset = 0
+        start = max(since, time.time() - TRADES_WINDOW_S)  # Synthetix refuses older starts
         while True:  # newest first, a page of 100, until hasMore is false
             page = await self.client.read(
-                "getTrades", startTime=int(since * 1000), offset=offset, limit=PAGE
+                "getTrades", startTime=int(start * 1000), offset=offset, limit=PAGE
             )
             trades = page.get("trades", []) if isinstance(page, Mapping) else page or []
             for t in trades:
@@ -216,7 +252,7 @@ class SynthetixVenue(ClientVenue[SynthetixClient], NoDeadMan):
                 return fills
 
     async def ticker(self, pair: str) -> Ticker:
-        book = await self.client.info("getOrderbook", symbol=pair, limit=1)
+        book = await self.client.info("getOrderbook", symbol=pair, limit=BOOK_LIMIT)
 
         def top(side: str) -> Decimal:
             level = book[side][0]
@@ -252,12 +288,22 @@ async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
         nonce_unit=config.nonce.unit,
         expires_after_s=settings.expires_after_s,
         expires_unit=settings.expires_unit,
+        read_nonce=settings.read_nonce,
+        bucket=(settings.rate_tokens, settings.rate_window_s),
         timeout=exchange.timeout_s,
         nonce_retries=config.nonce.retries,
         breaker_threshold=config.nonce.breaker_threshold,
         breaker_cooldown=config.nonce.breaker_cooldown_s,
     )
     client.close_grace = config.runner.drain_timeout_s
+    log.info(  # the details no live account confirmed here: what this run assumes
+        "synthetix_settings",
+        expires_unit=settings.expires_unit,
+        read_nonce=settings.read_nonce,
+        rate_tokens=settings.rate_tokens,
+        rate_window_s=settings.rate_window_s,
+        detail="see the README's exchange table; each is a setting in [exchange]",
+    )
     try:
         async with client:
             yield SynthetixVenue(client, settings.expires_after_s)

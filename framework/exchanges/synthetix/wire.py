@@ -1,7 +1,9 @@
 """Synthetix's wire format: signed trade actions (with a nonce, through the lane), signed
-reads (SubAccountAction, no nonce), public ``/v1/info`` bodies, and an answer's envelope
-turned into its ``response`` or a typed error. :class:`SynthetixWire` is Synthetix's
-:class:`~framework.transport.ExchangeWire`: the core's pipeline calls it; it does no I/O.
+reads (SubAccountAction: with a nonce through the lane, as the official SDK signs them, or
+without one beside it, as the docs say), public ``/v1/info`` bodies (in the same ``params``
+wrapper), and an answer's envelope turned into its ``response`` or a typed error.
+:class:`SynthetixWire` is Synthetix's :class:`~framework.transport.ExchangeWire`: the core's
+pipeline calls it; it does no I/O.
 
 It keeps two pieces of state: the server's clock offset (from each answer's ``timestamp``,
 applied to ``expiresAfter``), and a ``resync`` hook the client points at its nonce source,
@@ -23,7 +25,7 @@ from framework.errors import (
     TransientError,
 )
 from framework.exchanges.synthetix.errors import EXCHANGE, translate
-from framework.exchanges.synthetix.signer import PRIMARY, sign_action
+from framework.exchanges.synthetix.signer import READS, TRADES, primary_of, sign_action
 from framework.nonce.source import Nonce
 from framework.secret import Secret
 from framework.transport import Answer, Request, decode_json, sane_offset
@@ -68,7 +70,7 @@ class SynthetixWire:
     # --- the pipeline's parts (trade actions, through the lane) ----------------------------
 
     def mutating(self, endpoint: str) -> bool:
-        return True  # only trade actions travel through the lane
+        return endpoint in TRADES  # a read signed with a nonce travels the lane too
 
     def not_executed(self, error: OrderlyError) -> bool:
         """A "try later" that :meth:`answer` did not already make ambiguous came with a 4xx:
@@ -76,47 +78,23 @@ class SynthetixWire:
         return isinstance(error, TransientError)
 
     def build(self, call: PrivateCall, nonce: Nonce) -> Request:
-        action, nonce = call.endpoint, int(nonce)
-        expires_after = self.expires_after()
-        signature = sign_action(
-            PRIMARY[action],
-            self._message(action, call.params, nonce, expires_after),
-            self._secret(),
-        )
-        inner = {"action": action, "subAccountId": str(self._sub), **call.params}
-        if action == "cancelOrders":
-            inner["orderIds"] = [str(i) for i in call.params["orderIds"]]
-        if self._envelope == "params":
-            inner["source"] = "direct"
-        body = {
-            self._envelope: inner,
-            "nonce": nonce,
-            "signature": signature,
-            "expiresAfter": expires_after,
-        }
-        return Request("POST", self._base_url + "/v1/trade", _JSON, _body(body))
+        return self._signed(call.endpoint, call.params, int(nonce))
 
     def parse(self, call: PrivateCall, answer: Answer) -> Any:
-        return self.answer(call.endpoint, answer.status, answer.body, mutating=True)
+        return self.answer(
+            call.endpoint, answer.status, answer.body, mutating=self.mutating(call.endpoint)
+        )
 
     # --- beside the lane --------------------------------------------------------------------
 
     def read(self, action: str, params: Mapping[str, Any]) -> Request:
-        """A signed read: SubAccountAction, no nonce."""
-        expires_after = self.expires_after()
-        message = {"subAccountId": self._sub, "action": action, "expiresAfter": expires_after}
-        body = {
-            self._envelope: {"action": action, "subAccountId": str(self._sub), **params},
-            "signature": sign_action("SubAccountAction", message, self._secret()),
-            "expiresAfter": expires_after,
-        }
-        return Request("POST", self._base_url + "/v1/trade", _JSON, _body(body))
+        """A signed read without a nonce (the docs' SubAccountAction)."""
+        return self._signed(action, params, None)
 
     def info(self, action: str, params: Mapping[str, Any]) -> Request:
-        """A public ``/v1/info`` call, unsigned."""
-        return Request(
-            "POST", self._base_url + "/v1/info", _JSON, _body({"action": action, **params})
-        )
+        """A public ``/v1/info`` call, unsigned, in the ``params`` wrapper."""
+        body = {"params": {"action": action, **params}}
+        return Request("POST", self._base_url + "/v1/info", _JSON, _body(body))
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -129,24 +107,46 @@ class SynthetixWire:
         at = wall(self._clock) + self.clock_offset_ms / 1000 + self._expires_after_s
         return int(at * 1000) if self._expires_unit == "ms" else int(at)
 
+    def _signed(self, action: str, params: Mapping[str, Any], nonce: int | None) -> Request:
+        """The request of one action, signed (with ``nonce`` unless it is None)."""
+        expires_after = self.expires_after()
+        signature = sign_action(
+            primary_of(action, params),
+            self._message(action, params, nonce, expires_after),
+            self._secret(),
+        )
+        inner = {"action": action, "subAccountId": str(self._sub), **params}
+        if "orderIds" in params:
+            inner["orderIds"] = [str(i) for i in params["orderIds"]]
+        if self._envelope == "params" and action not in READS:
+            inner["source"] = "direct"
+        body: dict[str, Any] = {self._envelope: inner}
+        if nonce is not None:
+            body["nonce"] = nonce
+        body.update(signature=signature, expiresAfter=expires_after)
+        return Request("POST", self._base_url + "/v1/trade", _JSON, _body(body))
+
     def _message(
-        self, action: str, params: Mapping[str, Any], nonce: int, expires_after: int
+        self, action: str, params: Mapping[str, Any], nonce: int | None, expires_after: int
     ) -> dict[str, Any]:
-        """The typed-data message: integers where JSON has strings."""
-        if action == "placeOrders":
-            return {
-                "subAccountId": self._sub,
-                "orders": [dict(o) for o in params["orders"]],
-                "grouping": params.get("grouping", "na"),
-                "nonce": nonce,
-                "expiresAfter": expires_after,
-            }
-        return {
-            "subAccountId": self._sub,
-            "orderIds": [int(i) for i in params["orderIds"]],
-            "nonce": nonce,
-            "expiresAfter": expires_after,
-        }
+        """The typed-data message: integers where JSON has strings; a read's nonce, when it
+        has one, goes before ``expiresAfter`` (signer.typed_data adds it to the type)."""
+        message: dict[str, Any] = {"subAccountId": self._sub}
+        if action in READS:
+            message["action"] = action
+        elif action == "placeOrders":
+            message["orders"] = [dict(o) for o in params["orders"]]
+            message["grouping"] = params.get("grouping", "na")
+        elif action == "scheduleCancel":
+            message["timeoutSeconds"] = int(params["timeoutSeconds"])
+        elif "clientOrderIds" in params:
+            message["clientOrderIds"] = [str(c) for c in params["clientOrderIds"]]
+        else:
+            message["orderIds"] = [int(i) for i in params["orderIds"]]
+        if nonce is not None:
+            message["nonce"] = nonce
+        message["expiresAfter"] = expires_after
+        return message
 
     def answer(self, action: str, status: int, payload: bytes, *, mutating: bool) -> Any:
         """The ``response`` of an answer, or its typed error; a state-changing action that
