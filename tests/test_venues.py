@@ -197,7 +197,8 @@ async def test_venue_finds_cancels_and_reports(
         assert await venue.open_orders() == []
         assert (await venue.balances())["USDT"] > 0
         assert isinstance(await venue.clock_offset(), float)
-        await venue.arm_dead_man(60)  # no dead-man switch on these exchanges: a no-op
+        await venue.arm_dead_man(60)  # Bitunix: a no-op; Synthetix: scheduleCancel
+        await venue.arm_dead_man(0)
 
 
 @pytest.mark.parametrize(
