@@ -93,6 +93,8 @@ class ExchangeWire(Protocol):
 
 #: The largest answer read (bytes); a larger one is cut off and treated as no answer.
 MAX_ANSWER = 8 * 1024 * 1024
+#: Every request says who sends it (Synthetix's docs ask for a descriptive User-Agent).
+USER_AGENT = "orderly/0.1 (+https://github.com/orderly)"
 
 
 class AiohttpTransport:

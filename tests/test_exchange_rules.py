@@ -168,6 +168,7 @@ async def test_2_synthetix_expires_after_is_in_milliseconds_by_default() -> None
         await venue.place(resting("BTC-USDT", 1)[0], "ms-1")
         assert await venue.open_orders() != []
     assert server.refused == {}
+    assert {agent.split("/")[0] for agent in server.user_agents} == {"orderly"}
 
 
 async def test_5_an_idempotent_resend_is_known_by_its_error_code() -> None:

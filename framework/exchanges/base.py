@@ -23,7 +23,15 @@ from framework.errors import UsageError
 from framework.events import Fill
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
-from framework.transport import AiohttpTransport, Answer, ExchangeWire, Request, exchange, pipeline
+from framework.transport import (
+    USER_AGENT,
+    AiohttpTransport,
+    Answer,
+    ExchangeWire,
+    Request,
+    exchange,
+    pipeline,
+)
 from framework.venue import VenueOrder
 
 
@@ -46,7 +54,9 @@ class LaneClient:
     ) -> None:
         """Open the HTTP session and start the key's lane (``lane`` = Lane's options); the
         lane sends through the core's pipeline with ``wire``, the exchange's pure parts."""
-        self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})}
+        )
         self._transport = AiohttpTransport(self._session)
         send = pipeline(wire, self._transport, key_id=self.key_id)
         self._lane = Lane(key_id=self.key_id, wire=send, exchange=self.exchange, **lane)

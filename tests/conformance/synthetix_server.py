@@ -115,6 +115,7 @@ class SynthetixServer(LoopbackServer):
         self.scheduled: dict[int, float] = {}
         #: Orders the dead-man switch cancelled, per subaccount.
         self.swept: dict[int, int] = {}
+        self.user_agents: set[str] = set()  # the docs ask for a descriptive one
         self._ids = itertools.count(1948058938469519360)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -176,6 +177,7 @@ class SynthetixServer(LoopbackServer):
         )
 
     async def _trade(self, request: web.Request) -> web.Response:
+        self.user_agents.add(request.headers.get("User-Agent", ""))
         self.sweep()
         try:
             body = await request.json()

@@ -45,7 +45,6 @@ from framework.transport import Request
 log = get_logger("framework.exchanges.kraken")
 
 DEFAULT_BASE_URL = "https://api.kraken.com"
-USER_AGENT = "orderly/0.1 (+https://github.com/orderly)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +188,6 @@ class KrakenClient(LaneClient):
         )
         self._start(
             timeout=self._timeout,
-            headers={"User-Agent": USER_AGENT},
             source=source,
             history=self._history,
             clock=self.clock,
