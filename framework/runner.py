@@ -114,11 +114,11 @@ class Runner:
         config = self.config
         strategy_cls, params = load_strategy(config)
         async with open_venue(config) as venue:
+            await self._check_key(venue)
             try:
-                await venue.balances()  # is the key accepted?
-            except AuthError as exc:
-                raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
-            await self._check_clock(venue)
+                await self._check_clock(venue)
+            except OrderlyError as exc:  # the periodic check tries again
+                log.warning("clock_check_failed", error=str(exc))
             journal = (  # an exchange that outlives the bot: its orders are written down
                 OrderJournal(config.state.journal, exchange=venue.name, key_id=venue.key_id)
                 if venue.persistent
@@ -269,6 +269,21 @@ class Runner:
             except OrderlyError as exc:
                 log.warning("final_poll_failed", attempt=attempt, error=str(exc))
                 await self.clock.sleep(min(0.2 * 2**attempt, 2.0))
+
+    async def _check_key(self, venue: Venue, tries: int = 5) -> None:
+        """Is the key accepted? A refusal stops the bot (ConfigError); an exchange that
+        fails otherwise is asked again, backing off, before the bot gives up."""
+        for attempt in range(tries):
+            try:
+                await venue.balances()
+                return
+            except AuthError as exc:
+                raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
+            except OrderlyError as exc:
+                if attempt == tries - 1:
+                    raise
+                log.warning("key_check_failed", attempt=attempt, error=str(exc))
+                await self.clock.sleep(min(0.5 * 2**attempt, 5.0))
 
     async def _check_clock(self, venue: Venue) -> None:
         """Compare the local clock with the exchange's; warn past ``clock_skew_warn_s``.

@@ -107,7 +107,8 @@ async def test_a_poll_answer_no_parser_foresaw_does_not_kill_the_bot(
     tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Ticker answer of ``{"XXBTZUSD": {}}`` raised KeyError out of the ticker poll and the
-    bot died with exit 1, leaving its orders open."""
+    bot died with exit 1, leaving its orders open. Now the client reports it as a typed
+    ExchangeError (an answer it cannot read), and the poll backs off and goes on."""
     monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
     monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
     seen = strategies.SEEN
@@ -127,7 +128,7 @@ async def test_a_poll_answer_no_parser_foresaw_does_not_kill_the_bot(
         runner = Runner(load(config), out=io.StringIO())
         task = asyncio.create_task(runner.main(install_signals=False))
         async with asyncio.timeout(20):
-            while '"poll_crashed"' not in stream.getvalue():
+            while '"poll_failed"' not in stream.getvalue():
                 await asyncio.wait([task], timeout=0.05)  # bounded by the timeout above
                 assert not task.done()
             monkeypatch.setattr(sandbox.market, "ticker", ticker)  # the exchange recovers
@@ -136,5 +137,5 @@ async def test_a_poll_answer_no_parser_foresaw_does_not_kill_the_bot(
                 await seen.changed.wait()
         runner.request_stop("test finished")
         assert await task == EXIT_OK
-    crashed = [line for line in stream.getvalue().splitlines() if '"poll_crashed"' in line]
+    crashed = [line for line in stream.getvalue().splitlines() if '"poll_failed"' in line]
     assert '"what": "tickers"' in crashed[0] and "KeyError" in crashed[0]

@@ -6,11 +6,21 @@ pure parts (an :class:`~framework.transport.ExchangeWire`): the core's pipeline 
 signs, sends and parses, so the lane never calls back into the client. Every HTTP exchange
 goes through the core's transport (framework/transport.py), the one place a failed send is
 given its meaning.
+
+**Answers Orderly cannot read.** Parsing an exchange's answer is Python code reading data
+someone else wrote: a missing key, a list where a dict was, ``"NaN"`` where an amount was.
+Every public coroutine of a client and every Venue call is guarded (``__init_subclass__``):
+what such parsing raises (``SHAPE_ERRORS``) leaves it as an :class:`ExchangeError` naming
+the exchange, the call and what was wrong, or as :class:`AmbiguousOutcome` when the call
+changes state (it may have run). Amounts are read with :func:`amount`: finite, in range,
+never a boolean.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -19,7 +29,7 @@ import aiohttp
 from framework.call import LaneStats
 from framework.config import Config
 from framework.dispatch import Lane
-from framework.errors import UsageError
+from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, UsageError
 from framework.events import Fill
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
@@ -34,15 +44,109 @@ from framework.transport import (
 )
 from framework.venue import VenueOrder
 
+#: What Python raises while reading an answer of an unexpected shape.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError, ArithmeticError)
+#: The largest amount believed (prices, volumes, balances, fees).
+MAX_AMOUNT = Decimal(10) ** 18
+#: Venue calls, and whether each changes state at the exchange.
+VENUE_CALLS: dict[str, bool] = {
+    "place": True,
+    "place_batch": True,
+    "cancel": True,
+    "cancel_all": True,
+    "arm_dead_man": True,
+    "find": False,
+    "find_many": False,
+    "balances": False,
+    "open_orders": False,
+    "query_orders": False,
+    "fills_since": False,
+    "ticker": False,
+    "clock_offset": False,
+    "pair_assets": False,
+}
+
+
+def amount(value: Any, what: str = "amount", *, positive: bool = False) -> Decimal:
+    """An amount from an answer: a number or numeric string, finite, under 1e18 (and above
+    0 when ``positive``); else ValueError, which a guarded call reports as unreadable."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"{what} is not a number: {value!r:.40}")
+    number = Decimal(str(value).strip())
+    if not number.is_finite() or abs(number) >= MAX_AMOUNT or (positive and number <= 0):
+        raise ValueError(f"{what} is out of range: {value!r:.40}")
+    return number
+
+
+def unreadable(
+    exc: BaseException, *, exchange: str, endpoint: str, key_id: str | None, mutating: bool
+) -> OrderlyError:
+    """The typed error for an answer whose shape Orderly could not read."""
+    detail = f"{type(exc).__name__}: {exc}"[:200]
+    if mutating:
+        return AmbiguousOutcome(
+            f"{exchange} answered {endpoint} in a shape Orderly cannot read ({detail});"
+            " the call may have run",
+            exchange=exchange,
+            code="unreadable answer",
+            endpoint=endpoint,
+            key_id=key_id,
+        )
+    return ExchangeError(
+        f"{exchange} answered {endpoint} in a shape Orderly cannot read ({detail})",
+        exchange=exchange,
+        code="unreadable answer",
+        endpoint=endpoint,
+        key_id=key_id,
+    )
+
+
+Method = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def _guarded(method: Method, name: str, mutating: bool) -> Method:
+    @functools.wraps(method)
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except SHAPE_ERRORS as exc:
+            exchange = str(getattr(self, "name", None) or getattr(self, "exchange", ""))
+            raise unreadable(
+                exc,
+                exchange=exchange,
+                endpoint=name,
+                key_id=getattr(self, "key_id", None),
+                mutating=mutating,
+            ) from None
+
+    return call
+
+
+def guard(cls: type, names: Collection[str], mutating: Collection[str]) -> None:
+    """Guard ``cls``'s own coroutine methods among ``names`` (see the module's text)."""
+    for name in names:
+        method = cls.__dict__.get(name)
+        if inspect.iscoroutinefunction(method):
+            setattr(cls, name, _guarded(method, name, name in mutating))
+
 
 class LaneClient:
     exchange: ClassVar[str] = ""
+    #: The client's public calls that change state at the exchange (the rest only read).
+    state_changing: ClassVar[frozenset[str]] = frozenset()
+    #: Calls that hand back the answer as the exchange sent it (nothing parsed): unguarded.
+    raw_calls: ClassVar[frozenset[str]] = frozenset({"private", "public", "read", "info"})
     key_id: str
     _session: aiohttp.ClientSession | None = None
     _lane: Lane | None = None
     _transport: AiohttpTransport | None = None
     #: Longest wait, when closing, for calls still queued or in flight (None: no limit).
     close_grace: float | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        parsing = [n for n in cls.__dict__ if not n.startswith("_") and n not in cls.raw_calls]
+        guard(cls, parsing, cls.state_changing)
 
     def _start(
         self,
@@ -111,6 +215,10 @@ class ClientVenue(Generic[Client]):
 
     client: Client
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard(cls, VENUE_CALLS, {name for name, changes in VENUE_CALLS.items() if changes})
+
     @property
     def lane(self) -> Lane:
         return self.client.lane
@@ -167,11 +275,11 @@ def venue_fill(
         txid=txid,
         pair=str(pair),
         side=str(side).lower(),
-        price=Decimal(str(price)),
-        volume=Decimal(str(volume)),
-        fee=abs(Decimal(str(fee or "0"))),
+        price=amount(price, "price", positive=True),
+        volume=amount(volume, "volume", positive=True),
+        fee=abs(amount(fee or "0", "fee")),
         maker=maker,
-        time=at,
+        time=float(at),
     )
 
 

@@ -63,6 +63,7 @@ class BitunixClient(LaneClient):
     """Bitunix futures REST client. Use as an async context manager."""
 
     exchange = EXCHANGE
+    state_changing = frozenset({"place_order", "batch_order", "cancel_orders", "cancel_all_orders"})
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, NoDeadMan, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, NoDeadMan, amount, history_from, venue_fill
 from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient, with_effect
 from framework.exchanges.bitunix.errors import (
     CLIENT_ID_DUPLICATE,
@@ -85,7 +85,7 @@ def _venue_order(raw: dict[str, Any]) -> VenueOrder:
         txid=str(raw.get("orderId", "")),
         cl_ord_id=raw.get("clientId"),
         status=STATUS.get(status, "canceled" if "CANCEL" in status else status.lower()),
-        filled=Decimal(str(raw.get("tradeQty") or "0")),
+        filled=amount(raw.get("tradeQty") or "0", "tradeQty"),
     )
 
 
@@ -191,7 +191,7 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
         data: Any = await self.client.account(self.margin_coin)
         accounts = data if isinstance(data, list) else [data]
         return {
-            str(a.get("marginCoin", self.margin_coin)): Decimal(str(a.get("available", "0")))
+            str(a.get("marginCoin", self.margin_coin)): amount(a.get("available", "0"), "available")
             for a in accounts
             if isinstance(a, dict)
         }
@@ -240,8 +240,11 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
         tickers = await self.client.tickers([pair])
         ticker = next((t for t in tickers if t.get("symbol") == pair), None)
         try:
-            bid, ask = Decimal(str(book["bids"][0][0])), Decimal(str(book["asks"][0][0]))
-            last = Decimal(str(ticker["lastPrice"])) if ticker else (bid + ask) / 2
+            bid = amount(book["bids"][0][0], "bid", positive=True)
+            ask = amount(book["asks"][0][0], "ask", positive=True)
+            last = (bid + ask) / 2
+            if ticker:
+                last = amount(ticker["lastPrice"], "lastPrice", positive=True)
         except (KeyError, IndexError, TypeError, ArithmeticError):
             raise ExchangeError(
                 f"Bitunix has no book for {pair}", exchange=EXCHANGE, endpoint="depth"

@@ -30,7 +30,7 @@ from framework.errors import (
     OrderlyError,
 )
 from framework.events import Ticker
-from framework.exchanges.base import LaneClient
+from framework.exchanges.base import LaneClient, amount
 from framework.exchanges.kraken.errors import EXCHANGE
 from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.wire import KrakenWire, form_value, parse
@@ -83,6 +83,7 @@ class KrakenClient(LaneClient):
     """
 
     exchange = EXCHANGE
+    state_changing = frozenset({"add_order", "cancel_order"})
 
     def __init__(
         self,
@@ -229,7 +230,7 @@ class KrakenClient(LaneClient):
     async def balance(self) -> dict[str, Decimal]:
         """Asset → balance (``ZUSD``, ``XXBT``, ...)."""
         result = await self.private("Balance")
-        return {asset: _decimal(amount, "Balance") for asset, amount in result.items()}
+        return {str(asset): amount(value, asset) for asset, value in result.items()}
 
     async def add_order(
         self,
@@ -319,9 +320,9 @@ class KrakenClient(LaneClient):
         data = next(iter(result.values()))
         return Ticker(
             pair=pair,
-            ask=_decimal(data["a"][0], "Ticker"),
-            bid=_decimal(data["b"][0], "Ticker"),
-            last=_decimal(data["c"][0], "Ticker"),
+            ask=amount(data["a"][0], "ask", positive=True),
+            bid=amount(data["b"][0], "bid", positive=True),
+            last=amount(data["c"][0], "last", positive=True),
             time=wall(self.clock),
         )
 

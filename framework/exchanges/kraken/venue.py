@@ -11,7 +11,7 @@ from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, amount, history_from, venue_fill
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
@@ -44,7 +44,7 @@ def _venue_order(txid: str, raw: dict[str, Any]) -> VenueOrder:
         txid=txid,
         cl_ord_id=raw.get("cl_ord_id"),
         status=str(raw.get("status", "")),
-        filled=Decimal(str(raw.get("vol_exec", "0"))),
+        filled=amount(raw.get("vol_exec", "0"), "vol_exec"),
         reason=raw.get("reason"),
     )
 

@@ -84,6 +84,7 @@ class SynthetixClient(LaneClient):
     """Synthetix trade client for one signer and subaccount. Use as an async context manager."""
 
     exchange = EXCHANGE
+    state_changing = frozenset({"place_orders", "cancel_orders", "schedule_cancel"})
 
     def __init__(
         self,

@@ -40,7 +40,7 @@ from typing import Any
 from framework.config import Config
 from framework.errors import ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, amount, history_from, venue_fill
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
 from framework.exchanges.synthetix.spec import SynthetixSettings
@@ -104,7 +104,7 @@ def _venue_order(raw: Mapping[str, Any], default_status: str) -> VenueOrder:
         txid=venue_id,
         cl_ord_id=client_id,
         status=order_status(raw, default_status),
-        filled=Decimal(str(raw.get("filledQuantity") or "0")),
+        filled=amount(raw.get("filledQuantity") or "0", "filledQuantity"),
         reason=raw.get("cancelReason"),
     )
 
@@ -207,7 +207,7 @@ class SynthetixVenue(ClientVenue[SynthetixClient]):
     async def balances(self) -> dict[str, Decimal]:
         account = await self.client.read("getSubAccount")
         collaterals = account.get("collaterals", []) if isinstance(account, Mapping) else []
-        return {str(c["symbol"]): Decimal(str(c.get("quantity", "0"))) for c in collaterals}
+        return {str(c["symbol"]): amount(c.get("quantity", "0"), "quantity") for c in collaterals}
 
     async def open_orders(self) -> list[VenueOrder]:
         return await self._orders("getOpenOrders")
@@ -256,7 +256,9 @@ class SynthetixVenue(ClientVenue[SynthetixClient]):
 
         def top(side: str) -> Decimal:
             level = book[side][0]
-            return Decimal(str(level["price"] if isinstance(level, Mapping) else level[0]))
+            return amount(
+                level["price"] if isinstance(level, Mapping) else level[0], side, positive=True
+            )
 
         try:
             bid, ask = top("bids"), top("asks")
