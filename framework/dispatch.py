@@ -25,6 +25,12 @@ about 15 minutes) is never reached; while paused every call fails at once with
 :class:`LanePaused` and nothing is sent. Each pause is written to the nonce history.
 A caller cancelled while its call is still queued is dropped without sending; a call already
 sent runs to its end and is recorded.
+
+A state file that cannot be written (the nonce store's reservation, the nonce history: a
+full disk, a read-only directory) stops the lane from sending: the call it affects and every
+queued and later call fail with :class:`StateError`, nothing more goes out on the key, and
+the reason is logged once (``lane_stopped_sending``). A call already sent still gets its
+answer.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from framework.errors import (
     NonceError,
     OrderlyError,
     RateLimited,
+    StateError,
     TransientError,
 )
 from framework.log import get_logger
@@ -103,6 +110,8 @@ class Lane:
         self._seq = 0
         self._refusals_in_a_row = 0
         self._paused_until = 0.0
+        #: Why the lane stopped sending for good (a state file it cannot write), or None.
+        self.broken: StateError | None = None
         self.stats = LaneStats()
 
     @property
@@ -151,9 +160,31 @@ class Lane:
                 self._worker.cancel()
                 await asyncio.gather(self._worker, return_exceptions=True)
         self._fail_queued(LaneClosed("lane closed before the call was sent", **self._where()))
-        await self._source.close()
-        self._history.flush()
+        try:
+            await self._source.close()
+        except StateError as exc:  # the reserved ceiling on file still covers every nonce
+            log.warning("nonce_floor_not_written", key_id=self.key_id, error=str(exc))
+        self._flush()
         log.info("lane_closed", key_id=self.key_id, exchange=self.exchange, sent=self._seq)
+
+    def _flush(self) -> None:
+        try:
+            self._history.flush()
+        except StateError as exc:
+            self._stop_sending(exc)
+
+    def _stop_sending(self, exc: StateError) -> None:
+        """A state file cannot be written: no more calls go out on this key."""
+        if self.broken is None:
+            self.broken = StateError(exc.message, **self._where())
+            log.error(
+                "lane_stopped_sending",
+                key_id=self.key_id,
+                exchange=self.exchange,
+                error=exc.message,
+                detail="a state file cannot be written; no call goes out on this key again",
+            )
+        self._fail_queued(self.broken)
 
     # --- intake ---------------------------------------------------------------------------
 
@@ -162,6 +193,8 @@ class Lane:
             raise LaneClosed("lane is closed", **self._where())
         if self._worker is None:
             raise LaneClosed("lane was never started: use `async with lane`", **self._where())
+        if self.broken is not None:
+            raise self.broken
         if self._paused_until > self._clock.monotonic():
             raise self._paused()
 
@@ -204,6 +237,8 @@ class Lane:
                         if self.max_in_flight > 1:
                             self._slots.release()
                         _settle(job.future, exc=exc)
+                        if isinstance(exc, StateError):
+                            self._stop_sending(exc)
                         continue
                     if self.max_in_flight == 1:  # strict: the next call waits for this answer
                         await self._execute(job, nonce, seq)
@@ -221,6 +256,9 @@ class Lane:
         """Whether a queued call may still go; if not, its caller is answered (nothing of
         it was sent): gave up, lane paused, or waited past its time window."""
         if job.future.done():  # the caller gave up while queued
+            return False
+        if self.broken is not None:
+            _settle(job.future, exc=self.broken)
             return False
         now = self._clock.monotonic()
         if self._paused_until > now:
@@ -240,7 +278,7 @@ class Lane:
 
     async def _next_jobs(self) -> tuple[_Job, ...] | None:
         if self._queue.empty():  # about to wait: put the history on disk first
-            self._history.flush()
+            self._flush()
         return await self._queue.get()
 
     async def _execute_in_slot(self, job: _Job, nonce: Nonce, seq: int) -> None:
@@ -249,7 +287,7 @@ class Lane:
         finally:
             self._slots.release()
             if self._queue.empty():
-                self._history.flush()
+                self._flush()
 
     async def _assign(self, job: _Job) -> tuple[Nonce, int]:
         nonce = self._source.next_ready()
@@ -277,15 +315,18 @@ class Lane:
             stats.refused += 1
         else:
             stats.failed += 1
-        self._history.outcome(
-            key_id=self.key_id,
-            nonce=nonce,
-            seq=seq,
-            endpoint=job.call.endpoint,
-            outcome=outcome,
-            rtt_s=self._clock.monotonic() - started,
-            code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
-        )
+        try:  # the call ran: its caller gets the answer even if the record cannot be written
+            self._history.outcome(
+                key_id=self.key_id,
+                nonce=nonce,
+                seq=seq,
+                endpoint=job.call.endpoint,
+                outcome=outcome,
+                rtt_s=self._clock.monotonic() - started,
+                code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
+            )
+        except StateError as failed:
+            self._stop_sending(failed)
 
     async def _execute(self, job: _Job, nonce: Nonce, seq: int) -> None:
         """Send one call with its nonce through the wire, record the outcome, answer the
@@ -308,6 +349,8 @@ class Lane:
                     nonce, seq = await self._assign(job)
                 except OrderlyError as exhausted:
                     _settle(job.future, exc=exhausted)
+                    if isinstance(exhausted, StateError):
+                        self._stop_sending(exhausted)
                     return
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
@@ -356,12 +399,15 @@ class Lane:
             cooldown_s=self._cooldown,
             code=cause.code,
         )
-        self._history.paused(
-            key_id=self.key_id,
-            code=cause.code,
-            refusals=self._refusals_in_a_row,
-            cooldown_s=self._cooldown,
-        )
+        try:
+            self._history.paused(
+                key_id=self.key_id,
+                code=cause.code,
+                refusals=self._refusals_in_a_row,
+                cooldown_s=self._cooldown,
+            )
+        except StateError as failed:
+            self._stop_sending(failed)
         self._refusals_in_a_row = 0
         self._fail_queued(self._paused())
 

@@ -18,7 +18,8 @@
     ├── AmbiguousOutcome       the call may or may not have run: reconcile before anything else
     ├── ExchangeError          the exchange said something we do not understand
     ├── LaneClosed             the lane no longer accepts calls
-    └── StateError             a state file (order journal) cannot be read or written
+    └── StateError             a state file (nonce store, nonce history, order journal) cannot
+                               be read or written: what it guards was not sent
 
 Every error carries the fields that say where it came from (``exchange``, ``code``,
 ``key_id``, ``endpoint``) and never a secret: ``key_id`` is a short hash of the API key.
@@ -134,4 +135,5 @@ class LaneClosed(OrderlyError):
 
 
 class StateError(OrderlyError):
-    """A state file (the order journal) cannot be read or written: nothing was sent."""
+    """A state file (the nonce store, the nonce history, the order journal) cannot be read
+    or written: the call it guards was not sent."""

@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from framework import log as logging_setup
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
-from framework.errors import AuthError, ConfigError, OrderlyError
+from framework.errors import AuthError, ConfigError, OrderlyError, StateError
 from framework.events import Fill, OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
@@ -54,6 +54,10 @@ from framework.venue import Venue
 log = get_logger("framework.runner")
 
 EXIT_OK, EXIT_STOPPED_BY_STRATEGY, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
+#: A state file (nonce store, nonce history, order journal) could not be written.
+EXIT_STATE = 3
+#: Stopped, but the open orders could not be cancelled (the dead-man switch stays armed).
+EXIT_ORDERS_LEFT = 4
 
 
 # --- the runner ---------------------------------------------------------------------------
@@ -211,6 +215,15 @@ class Runner:
             await self._stop.wait()
             await self._shutdown(execution, guard, inbox, dispatcher, loops)
         self._summary_line(venue, strategy, guard, execution, final=True)
+        left = len(execution.book.open())
+        if self._exit == EXIT_STATE:
+            print(f"orderly: stopped: {self._reason}; {left} orders left open", file=sys.stderr)
+        elif self._exit == EXIT_ORDERS_LEFT:
+            armed = "; the dead-man switch stays armed" if config.runner.dead_man_timeout_s else ""
+            print(
+                f"orderly: stopped ({self._reason}) but could not cancel {left} open orders{armed}",
+                file=sys.stderr,
+            )
         return self._exit
 
     async def _shutdown(
@@ -244,6 +257,8 @@ class Runner:
                 cancelled = False
                 log.error("cancel_on_stop_failed", error=str(exc))
                 self._say(f"could not cancel open orders: {exc}")
+                if self._exit == EXIT_OK:
+                    self._exit = EXIT_ORDERS_LEFT
         await self._final_poll(execution)
         await execution.close()  # nothing of it outlives the bot
         guard.stopping()
@@ -314,6 +329,12 @@ class Runner:
             try:
                 await action()
                 delay = period
+            except StateError as exc:  # nothing more can be sent safely: stop
+                log.error("state_unwritable", what=what, error=str(exc))
+                self.request_stop(
+                    f"a state file cannot be written: {exc.message}", exit_code=EXIT_STATE
+                )
+                return
             except OrderlyError as exc:
                 delay = min(max(delay * 2, period), self.config.runner.max_backoff_s)
                 log.warning("poll_failed", what=what, error=str(exc), retry_in_s=delay)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import orjson
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.errors import StateError
 from framework.log import enabled, get_logger
 
 _BUFFER = 64 * 1024
@@ -204,23 +205,31 @@ class NonceHistory:
         return records[-last:] if last > 0 else []
 
     def flush(self) -> None:
-        """Write the buffered lines (whole lines, one write), then rotate if due."""
+        """Write the buffered lines (whole lines, one write), then rotate if due. A write
+        the OS refuses (a full disk) raises StateError; the lines not written stay buffered
+        for the next flush."""
         if self._fd is None or not self._pending:
             return
         data = memoryview(b"".join(self._pending))
-        self._pending.clear()
-        self._pending_bytes = 0
-        while data:  # a regular file takes it all at once; loop only on a short write
-            data = data[os.write(self._fd, data) :]
-        self._size = os.fstat(self._fd).st_size
-        if self._size >= self._max_bytes:
-            self._rotate()
+        try:
+            while data:  # a regular file takes it all at once; loop only on a short write
+                data = data[os.write(self._fd, data) :]
+            self._size = os.fstat(self._fd).st_size
+            if self._size >= self._max_bytes:
+                self._rotate()
+        except OSError as exc:
+            raise StateError(f"nonce history {self.path}: cannot write: {exc}") from None
+        finally:
+            self._pending = [bytes(data)] if data else []
+            self._pending_bytes = len(data)
 
     def close(self) -> None:
-        self.flush()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        try:
+            self.flush()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __repr__(self) -> str:
         return f"NonceHistory(path={str(self.path) if self.path else None!r})"

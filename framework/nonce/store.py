@@ -11,6 +11,10 @@ signed INTEGER.
 
 Each key is held by one process at a time: :meth:`NonceStore.acquire` takes an OS file lock
 (released by the kernel if the process dies) and raises :class:`StoreLocked` otherwise.
+
+A store that cannot be read or written (a full disk, a read-only directory, a corrupted
+file) raises :class:`StateError` naming the file: a nonce that could not be reserved is
+never issued.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from framework.errors import NonceUnitError, StoreLocked
+from framework.errors import NonceUnitError, StateError, StoreLocked
 from framework.log import get_logger
 
 log = get_logger("framework.nonce.store")
@@ -140,14 +145,25 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(_SCHEMA)
         self._mutex = threading.Lock()
         self._locks: dict[str, int] = {}
+        with self._failing("open"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _failing(self, doing: str, key_id: str | None = None) -> Iterator[None]:
+        """Turn what SQLite or the OS raises into a StateError naming the file."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(
+                f"nonce store {self.path}: cannot {doing}: {exc}", key_id=key_id
+            ) from None
 
     def _lock_path(self, key_id: str) -> Path:
         return self.path.with_name(f"{self.path.name}.{key_id}.lock")
@@ -190,7 +206,7 @@ class SqliteStore:
         )
 
     def acquire(self, key_id: str, unit: str, *, force_unit: bool = False) -> int:
-        with self._mutex:
+        with self._mutex, self._failing("read the key's floor", key_id):
             self._lock(key_id)
             try:
                 state = self._row(key_id)
@@ -203,20 +219,23 @@ class SqliteStore:
             return floor
 
     def reserve(self, key_id: str, ceiling: int) -> None:
-        with self._mutex:
+        with self._mutex, self._failing("reserve nonces", key_id):
             state = self._row(key_id)
             if state is None or ceiling > state.floor:
                 self._write(key_id, state.unit if state else "counter", ceiling)
 
     def release(self, key_id: str, last_issued: int) -> None:
         with self._mutex:
-            state = self._row(key_id)
-            if state is not None:
-                self._write(key_id, state.unit, last_issued)
-            self._unlock(key_id)
+            try:
+                with self._failing("write the last nonce", key_id):
+                    state = self._row(key_id)
+                    if state is not None:
+                        self._write(key_id, state.unit, last_issued)
+            finally:  # the reserved ceiling on file already covers every nonce issued
+                self._unlock(key_id)
 
     def floors(self) -> list[KeyState]:
-        with self._mutex:
+        with self._mutex, self._failing("read the floors"):
             rows = self._db.execute(
                 "SELECT key_id, unit, floor, updated_at FROM nonce_floor ORDER BY key_id"
             ).fetchall()

@@ -1,0 +1,149 @@
+"""A state file that cannot be written (a full disk, injected at the write: this machine has
+no small tmpfs to fill): calls fail typed, nothing hangs, no nonce goes out that the store
+could not reserve, and the bot stops with one line and its own exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framework.config import load
+from framework.errors import StateError
+from framework.exchanges.kraken.client import KrakenClient
+from framework.nonce import SqliteStore
+from framework.nonce.history import NonceHistory
+from framework.runner import EXIT_ORDERS_LEFT, EXIT_STATE, Runner
+from framework.sandbox import Fault, FaultRules, Sandbox
+from tests.helpers import strategies
+from tests.test_runner import write_config
+
+
+def disk_full(*args: Any, **kwargs: Any) -> None:
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_store_that_cannot_reserve_stops_the_lane_and_no_unreserved_nonce_goes_out(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "nonces.sqlite")
+    async with (
+        Sandbox(dict([creds])) as sandbox,
+        KrakenClient(
+            *creds, sandbox.base_url, store=store, nonce_unit="counter", nonce_block=3, tier=None
+        ) as kraken,
+    ):
+        await kraken.balance()
+        monkeypatch.setattr(SqliteStore, "_write", disk_full)
+        outcomes = []
+        async with asyncio.timeout(5):  # nothing hangs
+            for _ in range(8):
+                try:
+                    await kraken.balance()
+                    outcomes.append("ok")
+                except StateError as exc:
+                    outcomes.append("state")
+                    assert "nonces.sqlite" in str(exc) and "disk is full" in str(exc)
+        assert outcomes[0] == "ok" and outcomes[-1] == "state"  # the reserved block is used up
+        assert outcomes == sorted(outcomes)  # once stopped, nothing more goes out
+        assert kraken.lane.broken is not None
+        monkeypatch.undo()
+        accepted = sandbox.accepted_nonces(creds[0])
+    (state,) = SqliteStore(tmp_path / "nonces.sqlite").floors()
+    assert max(accepted) <= state.floor  # every nonce sent had been reserved on disk
+
+
+async def test_a_history_that_cannot_be_written_stops_the_lane_after_the_call_that_ran(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = NonceHistory(tmp_path / "history.jsonl")
+
+    def enospc(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with (
+        Sandbox(dict([creds])) as sandbox,
+        KrakenClient(*creds, sandbox.base_url, history=history, tier=None) as kraken,
+    ):
+        monkeypatch.setattr("framework.nonce.history.os.write", enospc)
+        async with asyncio.timeout(5):
+            assert await kraken.balance()  # it ran: its answer is not lost
+            with pytest.raises(StateError, match="No space left on device"):
+                await kraken.balance()
+        monkeypatch.undo()
+    assert "history.jsonl" in str(kraken.lane.broken)
+
+
+async def test_the_bot_stops_with_one_line_when_its_store_fills_up(
+    tmp_path: Path,
+    creds: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    config = write_config(tmp_path, "tests.helpers.strategies:Recorder")
+    async with Sandbox(dict([creds])) as sandbox:
+        config.write_text(
+            config.read_text().replace(
+                'name = "sandbox"',
+                f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"',
+            )
+            + "[nonce]\nunit = 'counter'\nreserve_block = 4\n"
+        )
+        strategies.SEEN.clear()
+        runner = Runner(load(config), out=io.StringIO())
+        task = asyncio.create_task(runner.main(install_signals=False))
+        async with asyncio.timeout(20):
+            while not sandbox.engine.open:  # trading
+                strategies.SEEN.changed.clear()
+                await strategies.SEEN.changed.wait()
+            monkeypatch.setattr(SqliteStore, "_write", disk_full)
+            assert await task == EXIT_STATE
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("orderly: stopped: a state file cannot be written: nonce store")
+    assert "disk is full" in line and "orders left open" in line
+
+
+async def test_cancel_on_stop_failing_leaves_the_dead_man_armed_and_exits_non_zero(
+    tmp_path: Path,
+    creds: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    config = write_config(
+        tmp_path,
+        "tests.helpers.strategies:Recorder",
+        params="cancel_on_fill = false",
+        runner="dead_man_timeout_s = 60\ndead_man_refresh_s = 0.2",
+    )
+    refuse_cancels = FaultRules(
+        faults=(Fault("unavailable", 1.0, endpoints=("CancelAll", "CancelOrder")),)
+    )
+    async with Sandbox(dict([creds]), faults=refuse_cancels) as sandbox:
+        config.write_text(
+            config.read_text().replace(
+                'name = "sandbox"',
+                f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"',
+            )
+        )
+        strategies.SEEN.clear()
+        runner = Runner(load(config), out=io.StringIO())
+        task = asyncio.create_task(runner.main(install_signals=False))
+        async with asyncio.timeout(20):
+            while not sandbox.engine.open:
+                strategies.SEEN.changed.clear()
+                await strategies.SEEN.changed.wait()
+            runner.request_stop("test finished")
+            assert await task == EXIT_ORDERS_LEFT
+        assert sandbox.engine.open  # still resting, under the armed switch
+        assert sandbox.engine._dead_man  # armed, never disarmed
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "could not cancel" in line and "dead-man switch stays armed" in line
