@@ -6,6 +6,8 @@
     orderly nonces show  --key ID [--last N] [--file PATH]
     orderly nonces check [--file PATH]          exit 1 on any regression or duplicate
     orderly nonces floors [--store PATH]        each key's floor and unit in the store
+    orderly nonces resume --config CONFIG       put a store that lost writes back above
+                                                every nonce its history shows sent
     orderly check CONFIG                        validate a config file (strategy class and
                                                 params, secrets for a real key), exit 2 if bad
 
@@ -65,10 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         ("show", "one key's records"),
         ("check", "verify strict increase per key"),
         ("floors", "each key's floor in the store"),
+        ("resume", "raise each key's floor above what its history shows sent"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("--config", type=Path, help="take [state] paths from this file")
-        if name == "floors":
+        if name in ("floors", "resume"):
             action.add_argument("--store", type=Path, help="SQLite store (default: state dir)")
         else:
             action.add_argument("--file", type=Path, help="history file (default: state dir)")
@@ -192,6 +195,44 @@ def _floors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume(args: argparse.Namespace) -> int:
+    """Every key of the history whose store floor is below its last sent nonce gets the
+    floor max(last sent + margin, now in its unit) + one block: above every nonce the
+    history shows, and above the records a ``kill -9`` may have cost it (at most one
+    64 KiB buffer, a few hundred records)."""
+    from framework.nonce.history import read_records
+    from framework.nonce.source import DEFAULT_BLOCK, NS_PER_UNIT
+    from framework.nonce.store import SqliteStore
+
+    config = _config(args.config)
+    path: Path = args.store or config.state.store
+    last: dict[str, int] = {}
+    for record in read_records(config.state.history):
+        if not isinstance(record, dict) or record.get("event") != "nonce_assigned":
+            continue
+        nonce = record.get("nonce")
+        if isinstance(nonce, int):
+            key = str(record.get("key_id"))
+            last[key] = max(last.get(key, 0), nonce)
+    store = SqliteStore(path)
+    try:
+        floors = {state.key_id: state for state in store.floors()}
+        unit = config.nonce.unit
+        block = config.nonce.reserve_block or DEFAULT_BLOCK[unit]
+        now = time.time_ns() // NS_PER_UNIT[unit] if unit in NS_PER_UNIT else 0
+        for key, sent in sorted(last.items()):
+            known = floors.get(key)
+            if known is not None and known.floor >= sent:
+                print(f"{key}  floor {known.floor} is above the history ({sent}): unchanged")
+                continue
+            floor = max(sent + max(1_000, block), now) + block
+            store.resume(key, known.unit if known else unit, floor)
+            print(f"{key}  floor {known.floor if known else 'none'} -> {floor} (history: {sent})")
+    finally:
+        store.close()
+    return 0
+
+
 async def _serve_sandbox(args: argparse.Namespace) -> int:
     from framework.sandbox import generate_credentials
     from framework.sandbox.paper import sandbox_from
@@ -254,7 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_config(load(args.config))
             print(f"{args.config}: ok")
             return 0
-        handlers = {"tail": _tail, "show": _show, "check": _check, "floors": _floors}
+        handlers = {
+            "tail": _tail,
+            "show": _show,
+            "check": _check,
+            "floors": _floors,
+            "resume": _resume,
+        }
         return handlers[args.action](args)
     except OrderlyError as exc:
         print(f"orderly: {exc}", file=sys.stderr)

@@ -75,7 +75,7 @@ class NonceConfig(_Section):
         False, description="allow moving a used key to a larger unit (irreversible)"
     )
     reserve_block: int | None = Field(
-        None, ge=1, description="nonces reserved per store commit; default 10 s of the unit"
+        None, ge=1, description="how far ahead the floor is reserved; default 1 s of the unit"
     )
     max_in_flight: int = Field(
         1, ge=1, description="1 = strict lane; N > 1 only with an exchange-side nonce window"

@@ -3,6 +3,7 @@
     OrderlyError
     ├── ConfigError            fatal at start: fix the config or the call, then restart
     │   ├── StoreLocked        another process holds this key in this nonce store
+    │   ├── StoreBehind        the nonce store is behind the key's history: it lost writes
     │   └── NonceUnitError     the key's stored nonce unit does not match the requested one
     ├── AuthError              stop the key until a human looks (bad key, signature, permission)
     │   └── LockedOut          the exchange locked the key for a while
@@ -67,6 +68,11 @@ class ConfigError(OrderlyError):
 
 class StoreLocked(ConfigError):
     """Another process already holds this API key in this nonce store."""
+
+
+class StoreBehind(ConfigError):
+    """The nonce store's floor is below a nonce the key's history shows sent: the store
+    lost writes. Resume with ``orderly nonces resume CONFIG``."""
 
 
 class NonceUnitError(ConfigError):

@@ -94,14 +94,19 @@ async def test_without_a_persistent_store_the_restart_is_refused(
     tmp_path: Path, creds: tuple[str, str]
 ) -> None:
     """Negative control: the same kill and restart with a memory store is caught by the
-    exchange, so the test above can fail."""
+    exchange, so the test above can fail. Each run has its own history file: with a shared
+    one the restart is refused before it sends (the store is behind the history:
+    tests/test_store_checks.py)."""
     key, secret = creds
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
     async with Sandbox({key: secret}) as sandbox:
         await run_worker(
-            sandbox.base_url, tmp_path, "counter", 7, creds, kill_after=10, store="memory"
+            sandbox.base_url, first, "counter", 7, creds, kill_after=10, store="memory"
         )
         await run_worker(
-            sandbox.base_url, tmp_path, "counter", 7, creds, kill_after=3, store="memory"
+            sandbox.base_url, second, "counter", 7, creds, kill_after=3, store="memory"
         )
         assert next(iter(sandbox.stats().values()))["invalid_nonce"] > 0
 

@@ -36,7 +36,7 @@ async def test_a_whole_session_leaks_nothing(tmp_path: Path, creds: tuple[str, s
                     await bad
                 texts += [str(caught.value), repr(caught.value)]
             texts += [repr(k), repr(k.lane), str(k.__dict__)]
-        async with client(key, "A" * 88, sandbox.base_url, history=history) as wrong:
+        async with client(key, "A" * 88, sandbox.base_url, history=history, store=store) as wrong:
             with pytest.raises(AuthError) as auth:
                 await wrong.balance()
             texts += [str(auth.value), repr(auth.value), repr(wrong)]

@@ -223,6 +223,14 @@ class NonceHistory:
             self._pending = [bytes(data)] if data else []
             self._pending_bytes = len(data)
 
+    def last_nonce(self, key_id: str) -> int | None:
+        """The last integer nonce this history's file shows for ``key_id`` (None: none, or
+        no file)."""
+        if self.path is None:
+            return None
+        self.flush()
+        return last_nonce(self.path, key_id)
+
     def close(self) -> None:
         try:
             self.flush()
@@ -246,6 +254,39 @@ def history_files(path: Path) -> list[Path]:
         reverse=True,
     )
     return [*backups, *([path] if path.exists() else [])]
+
+
+def _lines_backwards(file: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of ``file``, last first, read in chunks from the end."""
+    with open(file, "rb") as handle:
+        position = handle.seek(0, os.SEEK_END)
+        rest = b""
+        while position > 0:
+            size = min(chunk, position)
+            position -= size
+            handle.seek(position)
+            lines = (handle.read(size) + rest).split(b"\n")
+            rest = lines.pop(0)  # may be cut: joined with the chunk before it
+            yield from reversed(lines)
+        yield rest
+
+
+def last_nonce(path: Path, key_id: str) -> int | None:
+    """The last integer nonce the history at ``path`` gave ``key_id`` (newest file first,
+    read from its end), or None if it holds none. Nonces of a key only increase, so the last
+    one is the largest; a ``kill -9`` may have cost the history its unwritten tail."""
+    needle = f'"key_id":"{key_id}"'.encode()
+    for file in reversed(history_files(path)):
+        for line in _lines_backwards(file):
+            if needle not in line or b'"nonce_assigned"' not in line:
+                continue
+            try:
+                nonce = json.loads(line).get("nonce")
+            except ValueError:
+                continue
+            if isinstance(nonce, int) and not isinstance(nonce, bool):
+                return nonce
+    return None
 
 
 @dataclass(frozen=True, slots=True)

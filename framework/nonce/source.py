@@ -3,7 +3,20 @@
 - :class:`IncreasingNonces` - strictly increasing integers: a timestamp in ms, µs or ns
   taken as ``max(now, last + 1)`` (a clock stepped backwards cannot make it go down), or a
   plain counter. The floor comes from a :mod:`store <framework.nonce.store>` and is
-  reserved ahead in blocks, so a restart after ``kill -9`` starts above every nonce issued.
+  reserved ahead, so a restart after ``kill -9`` starts above every nonce issued.
+
+How far ahead: a timestamp key reserves up to ``block`` ahead of the *clock* (1 s by
+default), and past the nonce that needed the reservation by as many nonces as were issued
+since the previous one (at least ``block // 100``): a burst that outruns the clock still
+pays one commit per block of nonces. Anchoring on the clock bounds the drift of restarts:
+a key restarted after a crash starts about one block ahead of the clock, however many times
+in a row it crashed (anchored on the last nonce, each crash would add a whole block). A
+counter key reserves ``block`` (1,000) past its last nonce.
+
+At open, the source compares the store's floor with the last nonce the key's history shows
+sent: a store behind its history lost writes (deleted, replaced, its ``-wal`` file lost) and
+would start below nonces the exchange already saw. That is refused (:class:`StoreBehind`)
+with the way to resume: ``orderly nonces resume CONFIG``.
 - :class:`RandomNonces` - a fresh random 32-char lowercase hex string per call (Bitunix).
 
 Bounds are checked, never wrapped: Kraken takes an unsigned 64-bit integer
@@ -17,7 +30,8 @@ import secrets
 from typing import Protocol
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.errors import ConfigError, NonceExhausted
+from framework.errors import ConfigError, NonceExhausted, StoreBehind
+from framework.nonce.history import NonceHistory
 from framework.nonce.store import NonceStore
 
 Nonce = int | str
@@ -26,9 +40,9 @@ KRAKEN_MAX = 2**64 - 1
 SYNTHETIX_MAX = 2**63 - 1
 
 #: Nanoseconds per unit; ``counter`` ignores the clock.
-_NS_PER_UNIT = {"ms": 1_000_000, "us": 1_000, "ns": 1}
-#: Default reservation block: ten seconds' worth of a timestamp unit, 1,000 for a counter.
-_DEFAULT_BLOCK = {"counter": 1_000, "ms": 10_000, "us": 10_000_000, "ns": 10_000_000_000}
+NS_PER_UNIT = {"ms": 1_000_000, "us": 1_000, "ns": 1}
+#: Default reservation block: one second's worth of a timestamp unit, 1,000 for a counter.
+DEFAULT_BLOCK = {"counter": 1_000, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 class NonceSource(Protocol):
@@ -64,20 +78,32 @@ class IncreasingNonces:
         max_value: int = KRAKEN_MAX,
         block: int | None = None,
         force_unit: bool = False,
+        history: NonceHistory | None = None,
     ) -> None:
-        if unit != "counter" and unit not in _NS_PER_UNIT:
+        if unit != "counter" and unit not in NS_PER_UNIT:
             raise ConfigError(f"nonce unit must be one of counter, ms, us, ns; got {unit!r}")
         self._store = store
         self.key_id = key_id
         self.unit = unit
         self._clock = clock
         self._max = max_value
-        self._block = block or _DEFAULT_BLOCK[unit]
+        self._block = block or DEFAULT_BLOCK[unit]
         if self._block < 1:
             raise ConfigError(f"nonce reservation block must be positive; got {self._block}")
-        self._div = _NS_PER_UNIT.get(unit, 0)
+        self._div = NS_PER_UNIT.get(unit, 0)
         self._last = store.acquire(key_id, unit, force_unit=force_unit)
         self._ceiling = self._last
+        self._reserved_from = self._last  # where the last reservation started
+        sent = history.last_nonce(key_id) if history is not None else None
+        if sent is not None and sent > self._last:
+            store.release(key_id, self._last)  # nothing issued: the floor stays as it was
+            raise StoreBehind(
+                f"nonce store {store} has floor {self._last} for key {key_id}, but its nonce "
+                f"history {history} shows nonce {sent} already sent: the store lost writes "
+                "(deleted, replaced, or its -wal file lost). To resume above the history: "
+                "orderly nonces resume CONFIG",
+                key_id=key_id,
+            )
         self._reserving = asyncio.Lock()
         self._closed = False
 
@@ -112,11 +138,14 @@ class IncreasingNonces:
                 self._last = value
                 return value
             async with self._reserving:
-                wanted = max(self._now(), self._last + 1)
+                now = self._now()
+                wanted = max(now, self._last + 1)
                 if wanted > self._ceiling and wanted <= self._max:
-                    ceiling = min(wanted + self._block, self._max)
+                    past = max(1, self._block // 100, self._last - self._reserved_from)
+                    ahead = max(now + self._block, wanted + past) if self._div else None
+                    ceiling = min(ahead or wanted + self._block, self._max)
                     await asyncio.to_thread(self._store.reserve, self.key_id, ceiling)
-                    self._ceiling = ceiling
+                    self._ceiling, self._reserved_from = ceiling, wanted
 
     def raise_floor(self, value: int) -> None:
         self._last = max(self._last, value)

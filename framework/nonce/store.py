@@ -234,6 +234,18 @@ class SqliteStore:
             finally:  # the reserved ceiling on file already covers every nonce issued
                 self._unlock(key_id)
 
+    def resume(self, key_id: str, unit: str, floor: int) -> None:
+        """Raise ``key_id``'s floor to ``floor`` (never lower it), holding the key while it
+        writes: ``orderly nonces resume`` after the store lost writes."""
+        with self._mutex, self._failing("resume the key's floor", key_id):
+            self._lock(key_id)
+            try:
+                state = self._row(key_id)
+                if state is None or floor > state.floor:
+                    self._write(key_id, state.unit if state else unit, floor)
+            finally:
+                self._unlock(key_id)
+
     def floors(self) -> list[KeyState]:
         with self._mutex, self._failing("read the floors"):
             rows = self._db.execute(

@@ -71,7 +71,7 @@ class KrakenClient(LaneClient):
     ``store`` keeps the key's nonce floor (default: the SQLite store in the state directory);
     ``history`` records every nonce (default: the JSON-lines file in the state directory).
     ``nonce_unit`` is ``ms`` (Kraken's suggestion), ``us``, ``ns`` or ``counter``.
-    ``nonce_block`` is how far ahead the floor is reserved (default: 10 s of the unit).
+    ``nonce_block`` is how far ahead the floor is reserved (default: 1 s of the unit).
     ``max_in_flight=1`` is a strict lane; set it above 1 only if the key has a nonce window.
     ``close_grace`` bounds how long closing waits for calls still queued or in flight.
     ``tier`` (``starter``, ``intermediate``, ``pro``; None = no pacing) sets the rate limits
@@ -186,6 +186,7 @@ class KrakenClient(LaneClient):
             max_value=KRAKEN_MAX,
             block=self._nonce_block,
             force_unit=self._force_unit,
+            history=self._history,
         )
         self._start(
             timeout=self._timeout,

@@ -160,6 +160,7 @@ class SynthetixClient(LaneClient):
             unit=self._nonce_unit,
             clock=self._clock,
             max_value=SYNTHETIX_MAX,
+            history=self._history,
         )
         self.wire.resync = self._source.raise_floor
         self._start(
