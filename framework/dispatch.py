@@ -22,7 +22,9 @@ a fresh nonce up to ``nonce_retries`` times. ``breaker_threshold`` auth refusals
 (invalid nonce, key or signature), or one lockout answer, pause the lane for
 ``breaker_cooldown`` seconds, so the exchange's own lockout (Kraken: after repeated failures,
 about 15 minutes) is never reached; while paused every call fails at once with
-:class:`LanePaused` and nothing is sent. Each pause is written to the nonce history.
+:class:`LanePaused` and nothing is sent. Each pause is written to the nonce history. The
+count and the pause are kept in the key's store (``NonceSource.breaker``), so they survive
+restarts. Nonce refusals on a strict lane mean someone else uses the key: the pause says so.
 A caller cancelled while its call is still queued is dropped without sending; a call already
 sent runs to its end and is recorded.
 
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.call import LaneStats, Pace, PrivateCall, Wire, outcome_of
-from framework.clock import SYSTEM_CLOCK, Clock
+from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
     AmbiguousOutcome,
     AuthError,
@@ -70,6 +72,12 @@ class _Job:
 
 
 _STOP = None
+#: Said when a strict lane's nonces are refused: its own nonces only go up.
+ELSEWHERE = (
+    "another process or program may be using this key (this lane sends strictly increasing"
+    " nonces): check for a second bot or host on it, a second nonce store ([state].store),"
+    " scripts or tools using the key; the exchange's nonce window must be 0"
+)
 
 
 class Lane:
@@ -112,6 +120,8 @@ class Lane:
         self._paused_until = 0.0
         #: Why the lane stopped sending for good (a state file it cannot write), or None.
         self.broken: StateError | None = None
+        #: What the last pause means, in words.
+        self.pause_reason = "the exchange refused the key's calls"
         self.stats = LaneStats()
 
     @property
@@ -135,6 +145,7 @@ class Lane:
 
     def start(self) -> None:
         if self._worker is None:
+            self._load_breaker()
             self._worker = asyncio.create_task(self._run(), name=f"lane-{self.key_id}")
             log.info(
                 "lane_started",
@@ -247,7 +258,7 @@ class Lane:
 
     def _paused(self) -> LanePaused:
         return LanePaused(
-            "lane paused after repeated refusals",
+            f"lane paused after repeated refusals: {self.pause_reason}",
             resume_in=self._paused_until - self._clock.monotonic(),
             **self._where(),
         )
@@ -337,7 +348,7 @@ class Lane:
                 result = await self._wire(job.call, nonce)
             except NonceError as exc:
                 self._record(job, nonce, seq, started, exc)
-                self._refusals_in_a_row += 1
+                self._refused()
                 if self._refusals_in_a_row >= self._threshold:
                     self._trip(exc)
                     _settle(job.future, exc=exc)
@@ -354,7 +365,7 @@ class Lane:
                     return
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
-                self._refusals_in_a_row += 1
+                self._refused()
                 if self._refusals_in_a_row >= self._threshold or isinstance(exc, LockedOut):
                     self._trip(exc)
                 _settle(job.future, exc=exc)
@@ -362,7 +373,7 @@ class Lane:
             except OrderlyError as exc:
                 self._record(job, nonce, seq, started, exc)
                 if not isinstance(exc, TransientError):
-                    self._refusals_in_a_row = 0
+                    self._accepted()
                 _settle(job.future, exc=exc)
                 return
             except asyncio.CancelledError:
@@ -383,14 +394,49 @@ class Lane:
                 return
             else:
                 self._record(job, nonce, seq, started, None)
-                self._refusals_in_a_row = 0
+                self._accepted()
                 _settle(job.future, result=result)
                 return
 
+    # --- the breaker (kept in the key's store: it survives restarts) ---------------------
+
+    def _load_breaker(self) -> None:
+        refusals, until = self._source.breaker()
+        self._refusals_in_a_row = refusals
+        left = until - wall(self._clock)
+        if left > 0:
+            self._paused_until = self._clock.monotonic() + left
+            log.warning(
+                "lane_paused_at_start",
+                key_id=self.key_id,
+                exchange=self.exchange,
+                resume_in_s=round(left, 1),
+                detail="an earlier process paused this key after repeated refusals",
+            )
+
+    def _save_breaker(self, paused_until: float = 0.0) -> None:
+        try:
+            self._source.save_breaker(self._refusals_in_a_row, paused_until)
+        except StateError as exc:  # the breaker still holds in this process
+            log.warning("breaker_not_saved", key_id=self.key_id, error=exc.message)
+
+    def _refused(self) -> None:
+        self._refusals_in_a_row += 1
+        self._save_breaker()
+
+    def _accepted(self) -> None:
+        if self._refusals_in_a_row:
+            self._refusals_in_a_row = 0
+            self._save_breaker()
+
     def _trip(self, cause: NonceError | AuthError) -> None:
-        """Stop sending for the cool-down: the exchange locks keys after repeated failures."""
+        """Stop sending for the cool-down: the exchange locks keys after repeated failures.
+        Nonce refusals on a strict lane, which sends its nonces in increasing order, mean
+        someone else uses the key: that is said, with what to check."""
         self._paused_until = self._clock.monotonic() + self._cooldown
         self.stats.paused += 1
+        if isinstance(cause, NonceError) and self.ordering == "strict":
+            self.pause_reason = ELSEWHERE
         log.error(
             "lane_paused",
             key_id=self.key_id,
@@ -398,6 +444,7 @@ class Lane:
             refusals_in_a_row=self._refusals_in_a_row,
             cooldown_s=self._cooldown,
             code=cause.code,
+            reason=self.pause_reason,
         )
         try:
             self._history.paused(
@@ -409,6 +456,7 @@ class Lane:
         except StateError as failed:
             self._stop_sending(failed)
         self._refusals_in_a_row = 0
+        self._save_breaker(wall(self._clock) + self._cooldown)
         self._fail_queued(self._paused())
 
     def _fail_queued(self, exc: OrderlyError) -> None:

@@ -60,6 +60,14 @@ class NonceSource(Protocol):
         """Make every later nonce greater than ``value`` (resync after a refusal)."""
         ...
 
+    def breaker(self) -> tuple[int, float]:
+        """The key's breaker as last saved: (refusals in a row, wall second the pause ends)."""
+        ...
+
+    def save_breaker(self, refusals: int, paused_until: float) -> None:
+        """Keep the key's breaker where the next process finds it."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -150,6 +158,12 @@ class IncreasingNonces:
     def raise_floor(self, value: int) -> None:
         self._last = max(self._last, value)
 
+    def breaker(self) -> tuple[int, float]:
+        return self._store.breaker(self.key_id)
+
+    def save_breaker(self, refusals: int, paused_until: float) -> None:
+        self._store.save_breaker(self.key_id, refusals, paused_until)
+
     async def close(self) -> None:
         """Write the exact last nonce as the key's floor and release the key."""
         if not self._closed:
@@ -167,6 +181,7 @@ class RandomNonces:
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
+        self._breaker = (0, 0.0)
 
     def next_ready(self) -> str:
         return secrets.token_hex(16)
@@ -176,6 +191,13 @@ class RandomNonces:
 
     def raise_floor(self, value: int) -> None:
         """Random nonces have no floor."""
+
+    def breaker(self) -> tuple[int, float]:
+        return self._breaker
+
+    def save_breaker(self, refusals: int, paused_until: float) -> None:
+        """Kept in memory: a random-nonce key has no store."""
+        self._breaker = (refusals, paused_until)
 
     async def close(self) -> None:
         """Nothing to persist."""

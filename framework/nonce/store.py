@@ -68,6 +68,16 @@ class NonceStore(Protocol):
         """Every key the store knows."""
         ...
 
+    def breaker(self, key_id: str) -> tuple[int, float]:
+        """The key's lane breaker as last saved: (auth refusals in a row, wall-clock second
+        its pause ends; 0 when not paused). (0, 0.0) for a key never refused."""
+        ...
+
+    def save_breaker(self, key_id: str, refusals: int, paused_until: float) -> None:
+        """Keep the breaker across restarts, so a bot restarted in a loop cannot walk a key
+        into the exchange's lockout one refusal at a time."""
+        ...
+
 
 def check_unit(key_id: str, stored: str, wanted: str, *, force: bool) -> str:
     """The unit to record for a key after asking for ``wanted``; raises if that is unsafe."""
@@ -98,6 +108,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._state: dict[str, KeyState] = {}
         self._held: set[str] = set()
+        self._breakers: dict[str, tuple[int, float]] = {}
 
     def acquire(self, key_id: str, unit: str, *, force_unit: bool = False) -> int:
         if key_id in self._held:
@@ -122,6 +133,12 @@ class MemoryStore:
     def floors(self) -> list[KeyState]:
         return sorted(self._state.values(), key=lambda s: s.key_id)
 
+    def breaker(self, key_id: str) -> tuple[int, float]:
+        return self._breakers.get(key_id, (0, 0.0))
+
+    def save_breaker(self, key_id: str, refusals: int, paused_until: float) -> None:
+        self._breakers[key_id] = (refusals, paused_until)
+
     def __repr__(self) -> str:
         return f"MemoryStore(keys={len(self._state)})"
 
@@ -132,7 +149,12 @@ CREATE TABLE IF NOT EXISTS nonce_floor (
     unit       TEXT NOT NULL,
     floor      TEXT NOT NULL,
     updated_at TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS breaker (
+    key_id       TEXT PRIMARY KEY,
+    refusals     INTEGER NOT NULL,
+    paused_until REAL NOT NULL
+);
 """
 
 
@@ -153,7 +175,7 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
 
     @contextlib.contextmanager
     def _failing(self, doing: str, key_id: str | None = None) -> Iterator[None]:
@@ -245,6 +267,22 @@ class SqliteStore:
                     self._write(key_id, state.unit if state else unit, floor)
             finally:
                 self._unlock(key_id)
+
+    def breaker(self, key_id: str) -> tuple[int, float]:
+        with self._mutex, self._failing("read the key's breaker", key_id):
+            row = self._db.execute(
+                "SELECT refusals, paused_until FROM breaker WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
+    def save_breaker(self, key_id: str, refusals: int, paused_until: float) -> None:
+        with self._mutex, self._failing("save the key's breaker", key_id):
+            self._db.execute(
+                "INSERT INTO breaker (key_id, refusals, paused_until) VALUES (?, ?, ?) "
+                "ON CONFLICT(key_id) DO UPDATE SET refusals = excluded.refusals, "
+                "paused_until = excluded.paused_until",
+                (key_id, refusals, paused_until),
+            )
 
     def floors(self) -> list[KeyState]:
         with self._mutex, self._failing("read the floors"):
