@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from framework.errors import OrderlyError, RateLimited
+from framework.exchanges.kraken import limits
 from framework.exchanges.kraken.limits import TIERS, cancel_cost, engine_costs, rest_cost
-from framework.sandbox import Sandbox
+from framework.nonce import SqliteStore
+from framework.sandbox import Sandbox, kraken_rules
 from tests.helpers.kraken import client
 
 
@@ -67,3 +70,24 @@ async def test_the_same_burst_without_pacing_is_refused(creds: tuple[str, str]) 
 def test_unknown_tier_is_a_config_error(creds: tuple[str, str]) -> None:
     with pytest.raises(OrderlyError, match="unknown Kraken tier"):
         client(*creds, "http://127.0.0.1:1", tier="platinum")
+
+
+async def test_a_restart_right_after_a_burst_is_not_refused(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exchange's REST counter still holds the first process's burst when the second
+    starts: the second's pacer starts where the counter may be (from how long the key was
+    idle, per the nonce store), not empty. A slow tier (20 points, 10 a second) on both
+    sides makes the carry-over last two seconds."""
+    slow = {"rest_max": 20, "rest_decay": 10.0, "engine_max": 60, "engine_decay": 600.0}
+    monkeypatch.setitem(TIERS, "test", limits.Tier(**slow))
+    monkeypatch.setitem(kraken_rules.TIERS, "test", kraken_rules.Tier(**slow))
+    key, secret = creds
+    async with Sandbox({key: secret}, tier="test") as sandbox:
+        for _ in range(2):  # the first process, then its restart at once
+            store = SqliteStore(tmp_path / "nonces.sqlite")
+            async with client(key, secret, sandbox.base_url, store=store, tier="test") as kraken:
+                await asyncio.gather(*(kraken.balance() for _ in range(18)))
+            store.close()
+        (stats,) = sandbox.stats().values()
+    assert stats["rate_limited"] == 0 and stats["accepted"] == 36

@@ -26,6 +26,7 @@ Bounds are checked, never wrapped: Kraken takes an unsigned 64-bit integer
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 from typing import Protocol
 
@@ -71,6 +72,10 @@ class NonceSource(Protocol):
     async def close(self) -> None: ...
 
 
+def _epoch(stamp: str) -> float:
+    return dt.datetime.fromisoformat(stamp).timestamp()
+
+
 class IncreasingNonces:
     """Strictly increasing integer nonces for one key, persisted through a store."""
 
@@ -99,6 +104,14 @@ class IncreasingNonces:
         if self._block < 1:
             raise ConfigError(f"nonce reservation block must be positive; got {self._block}")
         self._div = NS_PER_UNIT.get(unit, 0)
+        before = next((k for k in store.floors() if k.key_id == key_id), None)
+        #: Seconds since the store last wrote this key (None: a key it never saw), less the
+        #: reserved second in which it may still have sent: how long the key was idle, at least.
+        self.idle_s = (
+            max(0.0, self._clock.wall_ns() / 1e9 - _epoch(before.updated_at) - 1.0)
+            if before is not None
+            else None
+        )
         self._last = store.acquire(key_id, unit, force_unit=force_unit)
         self._ceiling = self._last
         self._reserved_from = self._last  # where the last reservation started

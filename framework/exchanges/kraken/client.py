@@ -188,6 +188,8 @@ class KrakenClient(LaneClient):
             force_unit=self._force_unit,
             history=self._history,
         )
+        if self.pacer is not None:  # the exchange's counters remember the last process
+            self.pacer.idle_s = source.idle_s
         self._start(
             timeout=self._timeout,
             source=source,

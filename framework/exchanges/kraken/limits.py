@@ -16,6 +16,11 @@ decays fast so that tests of the pacing run in seconds.
 
 :class:`Pacer` waits (aiolimiter: loop timers, never polling) until a call fits both
 counters, keeping ``margin`` points of headroom for the network's jitter.
+
+**After a restart** the exchange's counters still hold what the last process spent. A pacer
+told how long the key was idle (``idle_s``, from the nonce store: when the key's floor was
+last written) starts each counter at what it may still hold: full, less the decay over the
+idle time. A key never seen before (``idle_s=None``) starts empty.
 """
 
 from __future__ import annotations
@@ -102,9 +107,15 @@ def engine_costs(
 class Pacer:
     """Keeps one key under its tier's counters, in the order calls are paced."""
 
-    def __init__(self, tier: Tier, margin: float = 1.0, *, name: str = "") -> None:
+    def __init__(
+        self, tier: Tier, margin: float = 1.0, *, name: str = "", idle_s: float | None = None
+    ) -> None:
         self.tier = tier
         self.name = name
+        #: How long the key was idle before this process (None: long enough to be empty).
+        self.idle_s = idle_s
+        self._born = time.monotonic()
+        self._carried_rest = False
         self._waited = False
         self._rest = AsyncLimiter(
             tier.rest_max - margin, (tier.rest_max - margin) / tier.rest_decay
@@ -113,10 +124,18 @@ class Pacer:
         self._margin = margin
         self._orders: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def _engine_for(self, pair: str) -> AsyncLimiter:
+    def _carried(self, limiter: AsyncLimiter, decay: float) -> float:
+        """What a counter may still hold from the process before this one."""
+        if self.idle_s is None:
+            return 0.0
+        idle = self.idle_s + time.monotonic() - self._born
+        return max(0.0, limiter.max_rate - decay * idle)
+
+    async def _engine_for(self, pair: str) -> AsyncLimiter:
         if pair not in self._engine:
             size = self.tier.engine_max - self._margin
-            self._engine[pair] = AsyncLimiter(size, size / self.tier.engine_decay)
+            limiter = self._engine[pair] = AsyncLimiter(size, size / self.tier.engine_decay)
+            await limiter.acquire(self._carried(limiter, self.tier.engine_decay))
         return self._engine[pair]
 
     def placed(self, pair: str, *refs: str) -> None:
@@ -156,12 +175,15 @@ class Pacer:
         """Wait until the call fits both counters, then count it. The first wait is
         logged once at info (tier, endpoint, seconds): a bot slowed by its tier says so."""
         started = time.monotonic()
+        if not self._carried_rest:
+            self._carried_rest = True
+            await self._rest.acquire(self._carried(self._rest, self.tier.rest_decay))
         cost = rest_cost(endpoint)
         if cost:
             await self._rest.acquire(cost)
         for pair, points in engine_costs(endpoint, params, self._age).items():
             if points:
-                await self._engine_for(pair).acquire(points)
+                await (await self._engine_for(pair)).acquire(points)
         waited = time.monotonic() - started
         if waited > 0.001 and not self._waited:
             self._waited = True
