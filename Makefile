@@ -6,31 +6,37 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck bench sandbox clean
 
+# A set-up cut short (Ctrl-C, a lost connection) leaves .venv/.installing behind, or a
+# venv without pip: the next run starts over from an empty .venv instead of failing.
 $(STAMP): pyproject.toml
+	@if [ -e $(VENV)/.installing ] || { [ -d $(VENV) ] && ! $(BIN)/python -m pip --version >/dev/null 2>&1; }; then \
+		echo "an earlier set-up of $(VENV) was cut short: starting it over"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	touch $(VENV)/.installing
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installing
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/orderly run config/paper.toml
+	$(BIN)/python -m framework.cli run config/paper.toml
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 lint: $(STAMP)
-	$(BIN)/ruff check framework tests bench strategies
-	$(BIN)/ruff format --check framework tests bench strategies
+	$(BIN)/python -m ruff check framework tests bench strategies
+	$(BIN)/python -m ruff format --check framework tests bench strategies
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/python -m mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/lane_cost.py
 	$(BIN)/python bench/dispatch.py
 
 sandbox: $(STAMP)
-	$(BIN)/orderly sandbox --port 8990
+	$(BIN)/python -m framework.cli sandbox --port 8990
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

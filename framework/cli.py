@@ -33,7 +33,12 @@ if TYPE_CHECKING:  # the rest is imported where used, so `orderly --help` answer
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orderly", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="orderly",
+        description="Orderly: run trading strategies through one ordered nonce lane per key,"
+        " run the sandbox exchange, read the nonce history.",
+    )
+    parser.add_argument("--version", action="version", version=f"orderly {_version()}")
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -85,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("check", help="validate a config file")
     config.add_argument("config", type=Path)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orderly")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _config(path: Path | None) -> Config:
@@ -292,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from framework.loading import check as check_config
 
-            check_config(load(args.config))
+            for note in check_config(load(args.config)):
+                print(f"orderly: {note}", file=sys.stderr)
             print(f"{args.config}: ok")
             return 0
         handlers = {

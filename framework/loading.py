@@ -3,6 +3,7 @@ would, before connecting. Every problem is a :class:`ConfigError` naming the key
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import sys
@@ -75,6 +76,18 @@ def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
         raise ConfigError(
             f"strategy.class: {config.strategy.class_} is not a framework.Strategy subclass"
         )
+    model = cls.Params
+    if model.model_config.get("extra") is None:  # not said: a typo'd key is an error
+        names = {*model.model_fields} | {f.alias for f in model.model_fields.values() if f.alias}
+        unknown = sorted(set(config.strategy.params) - names)
+        if unknown:
+            raise ConfigError(
+                "; ".join(
+                    f"strategy.params.{key}: not a parameter of {cls.__name__}"
+                    f" (it takes: {', '.join(sorted(model.model_fields)) or 'none'})"
+                    for key in unknown
+                )
+            )
     try:
         params = cls.Params.model_validate(config.strategy.params)
     except ValidationError as exc:
@@ -90,8 +103,37 @@ def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
     return cls, params
 
 
-def check(config: Config) -> None:
-    """Everything ``orderly run`` would verify before connecting."""
-    load_strategy(config)
-    for name in check_exchange(config).secrets:
-        config.secret(name)
+def build_strategy(cls: type[Strategy]) -> Strategy:
+    """An instance of the strategy class; its ``__init__`` failing is a ConfigError."""
+    try:
+        return cls()
+    except Exception as exc:
+        raise ConfigError(
+            f"strategy.class: {cls.__name__}() raised {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def check(config: Config) -> list[str]:
+    """Everything ``orderly run`` would verify before trading: the strategy builds, its
+    params, the exchange's keys, each secret is there and well formed, each pair is one the
+    exchange lists. Returns notes on what could not be checked (the exchange unreachable)."""
+    cls, _ = load_strategy(config)
+    build_strategy(cls)
+    spec = check_exchange(config)
+    for name in spec.secrets:
+        secret = config.secret(name)
+        check_format = spec.secret_checks.get(name)
+        problem = check_format(secret.reveal()) if check_format else None
+        if problem:
+            raise ConfigError(f"secret {name}: {problem}")
+    if spec.pairs is None or config.strategy is None:
+        return []
+    listed = asyncio.run(spec.pairs(config))
+    if listed is None:
+        return [f"pairs not checked: {spec.name} could not be reached for its pair list"]
+    unknown = [p for p in config.strategy.pairs if p not in listed]
+    if unknown:
+        raise ConfigError(
+            f"strategy.pairs: {', '.join(map(repr, unknown))} not listed by {spec.name}"
+        )
+    return []

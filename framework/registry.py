@@ -16,11 +16,11 @@ The core never imports an exchange package by name; this file imports the one as
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -56,6 +56,12 @@ class ExchangeSpec:
     settings: type[BaseModel] = NoSettings
     #: Secrets it reads (environment, .env or ``[exchange].secrets_file``).
     secrets: tuple[str, ...] = ()
+    #: Per secret name, a check of its format: the problem in words, or None when it is
+    #: fine (``orderly check``; the value is never shown).
+    secret_checks: Mapping[str, Callable[[str], str | None]] = field(default_factory=dict)
+    #: The pairs the exchange lists (``orderly check``), or None when it cannot tell (not
+    #: reachable): ``await pairs(config)``; no function: pairs are not checked.
+    pairs: Callable[[Config], Coroutine[Any, Any, set[str] | None]] | None = None
 
 
 _SPECS: dict[str, ExchangeSpec] = {}

@@ -44,7 +44,7 @@ from framework.events import Fill, OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
-from framework.loading import load_strategy
+from framework.loading import build_strategy, load_strategy
 from framework.log import get_logger
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
@@ -87,6 +87,8 @@ class Runner:
         if not self._stop.is_set():
             self._reason, self._exit = reason, exit_code
             log.info("bot_stopping", reason=reason)
+            if exit_code == EXIT_STOPPED_BY_STRATEGY:  # say why, where the user looks
+                print(f"orderly: stopping: {reason}", file=sys.stderr, flush=True)
             self._stop.set()
 
     def on_signal(self, signum: int) -> None:
@@ -159,7 +161,7 @@ class Runner:
 
         execution = Execution(venue, emit, clock=self.clock, journal=journal)
         inherited, undelivered = execution.restore()
-        strategy = strategy_cls()
+        strategy = build_strategy(strategy_cls)
         strategy.ctx = Context(
             execution, name=strategy.name, pairs=config.strategy.pairs, clock=self.clock
         )

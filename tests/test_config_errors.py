@@ -111,7 +111,7 @@ def test_secrets_from_dotenv_and_secrets_file(
     monkeypatch.delenv("ORDERLY_KRAKEN_API_SECRET", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("ORDERLY_KRAKEN_API_KEY=from-dotenv\n")
-    (tmp_path / "kraken.env").write_text("ORDERLY_KRAKEN_API_SECRET=from-file\n")
+    (tmp_path / "kraken.env").write_text("ORDERLY_KRAKEN_API_SECRET=ZnJvbS1maWxl\n")  # base64
     path = tmp_path / "bot.toml"
     path.write_text(
         GOOD.replace(

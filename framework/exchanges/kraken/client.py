@@ -33,6 +33,7 @@ from framework.events import Ticker
 from framework.exchanges.base import LaneClient, amount
 from framework.exchanges.kraken.errors import EXCHANGE
 from framework.exchanges.kraken.limits import TIERS, Pacer
+from framework.exchanges.kraken.spec import check_secret
 from framework.exchanges.kraken.wire import KrakenWire, form_value, parse
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
@@ -111,6 +112,9 @@ class KrakenClient(LaneClient):
         self._api_secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
         if not self._api_key.reveal() or not self._api_secret.reveal():
             raise ConfigError("Kraken API key and secret must both be set", exchange=self.exchange)
+        problem = check_secret(self._api_secret.reveal())
+        if problem:
+            raise ConfigError(f"the Kraken API secret {problem}", exchange=self.exchange)
         self.key_id = key_id(self._api_key)
         self.base_url = base_url.rstrip("/")
         self._store = store

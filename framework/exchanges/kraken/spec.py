@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import base64
+import binascii
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework.registry import ExchangeSpec, register
+
+if TYPE_CHECKING:
+    from framework.config import Config
 
 
 class KrakenSettings(BaseModel):
@@ -23,6 +28,33 @@ class KrakenSettings(BaseModel):
 
 
 SECRETS = ("ORDERLY_KRAKEN_API_KEY", "ORDERLY_KRAKEN_API_SECRET")
+PUBLIC = "https://api.kraken.com"
+
+
+def check_secret(value: str) -> str | None:
+    """A Kraken private key is base64 (of 64 bytes)."""
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return "is not base64, as Kraken's private keys are (copy it again from Kraken)"
+    return None
+
+
+async def listed_pairs(config: Config) -> set[str] | None:
+    """Kraken's pairs by every name it takes (``XBTUSD``, ``XXBTZUSD``), from its public
+    AssetPairs; None when Kraken cannot be reached."""
+    import aiohttp  # here: registering an exchange stays cheap
+
+    url = (config.exchange.base_url or PUBLIC).rstrip("/") + "/0/public/AssetPairs"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(url) as answer,
+        ):
+            result = (await answer.json(content_type=None)).get("result") or {}
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+        return None
+    return {str(n) for name, info in result.items() for n in (name, info.get("altname"))}
 
 
 SPEC = register(
@@ -31,5 +63,7 @@ SPEC = register(
         venue="framework.exchanges.kraken.venue:open_venue",
         settings=KrakenSettings,
         secrets=SECRETS,
+        secret_checks={"ORDERLY_KRAKEN_API_SECRET": check_secret},
+        pairs=listed_pairs,
     )
 )

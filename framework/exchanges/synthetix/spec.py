@@ -40,11 +40,20 @@ class SynthetixSettings(BaseModel):
         return self
 
 
+def check_secret(value: str) -> str | None:
+    """A signing key is 32 bytes of hex (0x optional)."""
+    digits = value.removeprefix("0x")
+    if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        return "is not a private key: 64 hex digits, with or without 0x"
+    return None
+
+
 SPEC = register(
     ExchangeSpec(
         name="synthetix",
         venue="framework.exchanges.synthetix.venue:open_venue",
         settings=SynthetixSettings,
         secrets=("ORDERLY_SYNTHETIX_PRIVATE_KEY",),
+        secret_checks={"ORDERLY_SYNTHETIX_PRIVATE_KEY": check_secret},
     )
 )

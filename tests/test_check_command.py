@@ -1,0 +1,118 @@
+"""`orderly check` catches what `orderly run` would hit, each in one line naming the key,
+exit 2; the README's strategy example passes the project's own lint."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main as orderly
+from tests.test_runner import ROOT
+
+CONFIG = """
+[exchange]
+name = "{exchange}"
+[strategy]
+class = "{strategy}"
+pairs = ["{pair}"]
+[strategy.params]
+{params}
+"""
+
+
+def check(
+    tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    exchange: str = "sandbox",
+    strategy: str = "strategies/grid.py:Grid",
+    pair: str = "XBTUSD",
+    params: str = "levels = 2",
+) -> tuple[int, str]:
+    path = tmp / "bot.toml"
+    path.write_text(
+        CONFIG.format(exchange=exchange, strategy=strategy, pair=pair, params=params).replace(
+            "strategies/", f"{ROOT}/strategies/"
+        )
+    )
+    code = orderly(["check", str(path)])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_a_strategy_whose_init_raises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken.py").write_text(
+        "from framework import Strategy\n\n\nclass Broken(Strategy):\n"
+        "    def __init__(self) -> None:\n        raise RuntimeError('no config for me')\n"
+    )
+    code, err = check(tmp_path, capsys, strategy=f"{tmp_path / 'broken.py'}:Broken", params="")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "strategy.class: Broken() raised RuntimeError: no config for me" in err
+
+
+def test_an_unknown_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = check(tmp_path, capsys, pair="BTCUSDX")
+    assert code == 2 and err == "orderly: strategy.pairs: 'BTCUSDX' not listed by sandbox"
+
+
+def test_a_kraken_secret_that_is_not_base64(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", "a-key-that-is-long-enough-to-look-real")
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", "not base64 at all!")
+    code, err = check(tmp_path, capsys, exchange="kraken")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "secret ORDERLY_KRAKEN_API_SECRET: is not base64" in err
+    assert "not base64 at all" not in err  # the value is never shown
+
+
+def test_a_typo_in_a_param_is_refused_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Params model that says nothing of extra keys refuses them (the README example's)."""
+    (tmp_path / "dip.py").write_text(readme_example())
+    code, err = check(
+        tmp_path, capsys, strategy=f"{tmp_path / 'dip.py'}:DipBuyer", params="drop_bsp = 30"
+    )
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "strategy.params.drop_bsp: not a parameter of DipBuyer" in err
+    assert "drop_bps" in err  # what it does take
+
+
+def test_the_unreachable_exchange_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERLY_BITUNIX_API_KEY", "a-key-that-is-long-enough-to-look-real")
+    monkeypatch.setenv("ORDERLY_BITUNIX_API_SECRET", "a-secret-that-is-long-enough-to-look")
+    path = tmp_path / "bot.toml"
+    path.write_text(
+        CONFIG.format(
+            exchange="bitunix",
+            strategy=f"{ROOT}/strategies/grid.py:Grid",
+            pair="BTCUSDT",
+            params="levels = 2",
+        ).replace('name = "bitunix"', 'name = "bitunix"\nbase_url = "http://127.0.0.1:9"')
+    )
+    assert orderly(["check", str(path)]) == 0
+    assert "pairs not checked: bitunix could not be reached" in capsys.readouterr().err
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "(Strategy)" in b]
+    return block
+
+
+def test_the_readme_strategy_example_passes_the_projects_lint() -> None:
+    for command in (["check"], ["format", "--check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", "strategies/dip.py", "-"],
+            input=readme_example(),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
