@@ -25,6 +25,7 @@ from pathlib import Path
 from framework.errors import StateError
 from framework.events import Fill, OrderState
 from framework.orders import LimitOrder, MarketOrder, Order, TrackedOrder
+from framework.paths import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -84,7 +85,7 @@ class OrderJournal:
         self.exchange = exchange
         self.key_id = key_id
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -128,7 +128,12 @@ def check(config: Config) -> list[str]:
             raise ConfigError(f"secret {name}: {problem}")
     if spec.pairs is None or config.strategy is None:
         return []
-    listed = asyncio.run(spec.pairs(config))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # none: the command line's case
+        listed = asyncio.run(spec.pairs(config))
+    else:  # called from async code, which this blocking check must not stall
+        return ["pairs not checked: check() was called inside a running event loop"]
     if listed is None:
         return [f"pairs not checked: {spec.name} could not be reached for its pair list"]
     unknown = [p for p in config.strategy.pairs if p not in listed]

@@ -14,6 +14,7 @@ or repeated updates from polling never move an order backwards.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -47,6 +48,8 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
 
 
 def _amount(value: Decimal | str | int, name: str) -> Decimal:
+    if isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be a number, not a boolean ({value!r})")
     if isinstance(value, float):
         raise InvalidRequest(
             f"{name} must be a Decimal, str or int, not float ({value!r}): "
@@ -157,15 +160,37 @@ class TrackedOrder:
         )
 
 
-class OrderBook:
-    """Every order of one strategy, by client order id and by exchange txid. With a
-    ``journal``, every order is written down before it is sent and at every change."""
+#: How long a finished order stays in memory (for late fills and lookups by txid); after
+#: that only the journal has it, so a bot running for weeks does not grow with its history.
+RETAIN_FINISHED_S = 3600.0
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK, journal: OrderJournal | None = None) -> None:
+
+class OrderBook:
+    """Every open order of one strategy, and those finished in the last hour, by client
+    order id and by exchange txid. With a ``journal``, every order is written down before it
+    is sent and at every change (and stays there once it leaves memory)."""
+
+    def __init__(
+        self,
+        clock: Clock = SYSTEM_CLOCK,
+        journal: OrderJournal | None = None,
+        retain_finished_s: float = RETAIN_FINISHED_S,
+    ) -> None:
         self._orders: dict[str, TrackedOrder] = {}
         self._by_txid: dict[str, TrackedOrder] = {}
+        self._finished: deque[TrackedOrder] = deque()
         self._clock = clock
         self.journal = journal
+        self.retain_finished_s = retain_finished_s
+
+    def _forget_finished(self) -> None:
+        """Drop from memory the orders finished longer ago than ``retain_finished_s``."""
+        cutoff = wall(self._clock) - self.retain_finished_s
+        while self._finished and self._finished[0].updated < cutoff:
+            order = self._finished.popleft()
+            self._orders.pop(order.cl_ord_id, None)
+            if order.txid is not None:
+                self._by_txid.pop(order.txid, None)
 
     def _save(self, *orders: TrackedOrder) -> None:
         if self.journal is not None:
@@ -247,6 +272,9 @@ class OrderBook:
         if reason is not None:
             order.reason = reason
         self._save(order)
+        if not state.is_open:
+            self._finished.append(order)
+            self._forget_finished()
         return True
 
     def apply_fill(self, order: TrackedOrder, fill: Fill) -> bool:

@@ -3,6 +3,9 @@ journal.
 
 The directory is ``$ORDERLY_STATE_DIR`` if set, else ``$XDG_STATE_HOME/orderly``, else
 ``~/.local/state/orderly`` (the XDG state directory).
+
+State and logs are private: directories Orderly creates are 0700, files 0600 (the nonce
+store, its SQLite side files, the history, the journal, the log), whatever the umask.
 """
 
 from __future__ import annotations
@@ -31,3 +34,22 @@ def default_journal_path() -> Path:
 def default_history_path() -> Path:
     """The JSON-lines nonce history used when none is given."""
     return state_dir() / "history" / "nonces.jsonl"
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents with mode 0700 (existing ones are left
+    alone: they are the user's)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode goes through the umask
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (and its directory) readable by its owner only, if it is missing.
+    SQLite gives its -wal and -shm files the mode of the database file."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

@@ -46,6 +46,7 @@ from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import build_strategy, load_strategy
 from framework.log import get_logger
+from framework.paths import private_file
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.tally import Tally
@@ -401,7 +402,7 @@ def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
 
 def run(config: Config) -> int:
     """Configure logging to ``[runner].log_file``, run the bot, return the exit code."""
-    config.runner.log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_file(config.runner.log_file)
     with open(config.runner.log_file, "a", encoding="utf-8") as log_stream:
         logging_setup.configure(
             config.runner.log_level, stream=log_stream, json=True, capture_stdlib=True

@@ -78,6 +78,12 @@ def amount(value: Any, what: str = "amount", *, positive: bool = False) -> Decim
     return number
 
 
+def plain(value: Decimal | str | int) -> str:
+    """An amount as the wire takes it: plain decimal digits, never an exponent
+    (``Decimal("3E+4")`` is ``30000``, ``Decimal("1E-8")`` is ``0.00000001``)."""
+    return format(Decimal(value), "f")
+
+
 def unreadable(
     exc: BaseException, *, exchange: str, endpoint: str, key_id: str | None, mutating: bool
 ) -> OrderlyError:

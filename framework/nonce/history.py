@@ -38,6 +38,7 @@ import orjson
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import StateError
 from framework.log import enabled, get_logger
+from framework.paths import private_dir
 
 _BUFFER = 64 * 1024
 Outcome = Literal["accepted", "rejected", "failed", "timed_out"]
@@ -71,12 +72,12 @@ class NonceHistory:
         self._stamp_second = -1
         self._stamp_prefix = ""
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
             self._open()
 
     def _open(self) -> None:
         assert self.path is not None
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._size = os.fstat(self._fd).st_size
 
     def _rotate(self) -> None:

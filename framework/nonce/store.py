@@ -32,6 +32,7 @@ from typing import Protocol
 
 from framework.errors import NonceUnitError, StateError, StoreLocked
 from framework.log import get_logger
+from framework.paths import private_file
 
 log = get_logger("framework.nonce.store")
 
@@ -170,7 +171,7 @@ class SqliteStore:
         self._mutex = threading.Lock()
         self._locks: dict[str, int] = {}
         with self._failing("open"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

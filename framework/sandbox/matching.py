@@ -61,12 +61,15 @@ class OrderRules:
     balances: tuple[tuple[str, str], ...] = (("ZUSD", "100000"), ("XXBT", "2"), ("XETH", "20"))
 
 
+_TOO_LARGE = Decimal(10) ** 15
+
+
 def _decimal(value: Any, name: str) -> Decimal:
     try:
         number = Decimal(str(value))
     except InvalidOperation:
         raise KrakenFailure(f"EGeneral:Invalid arguments:{name}") from None
-    if not number.is_finite():
+    if not number.is_finite() or abs(number) >= _TOO_LARGE:  # no book holds such amounts
         raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
     return number
 

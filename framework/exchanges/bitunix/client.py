@@ -40,7 +40,7 @@ from framework.errors import (
     InvalidRequest,
     OrderlyError,
 )
-from framework.exchanges.base import LaneClient
+from framework.exchanges.base import LaneClient, plain
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.limits import Pacer
 from framework.exchanges.bitunix.wire import BitunixWire, parse
@@ -326,9 +326,9 @@ def _order(
     fields = {
         "symbol": symbol,
         "side": side,
-        "qty": str(qty),
+        "qty": plain(qty),
         "orderType": order_type,
-        "price": None if price is None else str(price),
+        "price": None if price is None else plain(price),
         "clientId": client_id,
         "tradeSide": trade_side,
         "effect": effect,

@@ -33,7 +33,14 @@ from typing import Any, Literal
 from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, NoDeadMan, amount, history_from, venue_fill
+from framework.exchanges.base import (
+    ClientVenue,
+    NoDeadMan,
+    amount,
+    history_from,
+    plain,
+    venue_fill,
+)
 from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient, with_effect
 from framework.exchanges.bitunix.errors import (
     CLIENT_ID_DUPLICATE,
@@ -65,11 +72,11 @@ def order_fields(order: Order, client_id: str, *, hedge: bool = False) -> dict[s
     """One order in Bitunix's place_order / batch_order fields (without ``symbol``)."""
     fields: dict[str, Any] = {
         "side": order.side.upper(),
-        "qty": str(order.volume),
+        "qty": plain(order.volume),
         "clientId": client_id,
     }
     if isinstance(order, LimitOrder):
-        fields.update(orderType="LIMIT", price=str(order.price))
+        fields.update(orderType="LIMIT", price=plain(order.price))
         if order.post_only:
             fields["effect"] = "POST_ONLY"  # else GTC: the client's default
     else:

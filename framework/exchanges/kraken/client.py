@@ -30,7 +30,7 @@ from framework.errors import (
     OrderlyError,
 )
 from framework.events import Ticker
-from framework.exchanges.base import LaneClient, amount
+from framework.exchanges.base import LaneClient, amount, plain
 from framework.exchanges.kraken.errors import EXCHANGE
 from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.spec import check_secret
@@ -267,11 +267,13 @@ class KrakenClient(LaneClient):
             "ordertype": ordertype,
             "pair": pair,
             "type": side,
-            "volume": str(volume),
+            "volume": plain(volume),
             **extra,
         }
         optional = {"price": price, "cl_ord_id": cl_ord_id, "userref": userref}
         params.update({k: str(v) for k, v in optional.items() if v is not None})
+        if price is not None:
+            params["price"] = plain(price)
         if validate:
             params["validate"] = True
         result = await self.private("AddOrder", params)

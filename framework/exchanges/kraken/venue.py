@@ -11,7 +11,7 @@ from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, amount, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, amount, history_from, plain, venue_fill
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
@@ -27,11 +27,11 @@ def order_params(order: Order, cl_ord_id: str) -> dict[str, Any]:
     """One order in Kraken's AddOrder / AddOrderBatch fields."""
     params: dict[str, Any] = {
         "type": order.side,
-        "volume": str(order.volume),
+        "volume": plain(order.volume),
         "cl_ord_id": cl_ord_id,
     }
     if isinstance(order, LimitOrder):
-        params.update(ordertype="limit", price=str(order.price))
+        params.update(ordertype="limit", price=plain(order.price))
         if order.post_only:
             params["oflags"] = "post"
     else:

@@ -40,7 +40,7 @@ from typing import Any
 from framework.config import Config
 from framework.errors import ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, amount, history_from, venue_fill
+from framework.exchanges.base import ClientVenue, amount, history_from, plain, venue_fill
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
 from framework.exchanges.synthetix.spec import SynthetixSettings
@@ -66,12 +66,12 @@ def order_fields(order: Order, client_id: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "symbol": order.pair,
         "side": order.side,
-        "quantity": str(order.volume),
+        "quantity": plain(order.volume),
         "clientOrderId": client_id,
     }
     if isinstance(order, LimitOrder):
         fields.update(orderType="limitAlo" if order.post_only else "limitGtc")
-        fields["price"] = str(order.price)
+        fields["price"] = plain(order.price)
     else:
         fields["orderType"] = "market"
     return fields
