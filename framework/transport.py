@@ -23,6 +23,8 @@ What a failure means:
 from __future__ import annotations
 
 import json
+import statistics
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -183,17 +185,31 @@ def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
 MAX_CLOCK_OFFSET_MS = 3_600_000
 
 
-def sane_offset(offset_ms: float, *, exchange: str, current_ms: float) -> float:
-    """``offset_ms`` if it is believable, else ``current_ms`` (and a warning)."""
-    if abs(offset_ms) <= MAX_CLOCK_OFFSET_MS:
-        return offset_ms if abs(offset_ms) >= 1000 else 0.0  # under a second: noise
-    log.warning(
-        "clock_offset_rejected",
-        exchange=exchange,
-        offset_ms=round(offset_ms),
-        max_ms=MAX_CLOCK_OFFSET_MS,
-    )
-    return current_ms
+class ClockOffset:
+    """The exchange's clock minus ours (ms), learned only from successful answers: the
+    median of the last five samples (one odd sample among sound ones moves nothing; a
+    lasting change wins after three), a sample past an hour refused with a warning (the
+    answer is wrong, not our clock), and under a second counted as 0 (noise)."""
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self._samples: deque[float] = deque(maxlen=5)
+        self.ms = 0.0
+
+    def observe(self, offset_ms: float) -> float:
+        """Take one sample; returns the offset to apply."""
+        if abs(offset_ms) > MAX_CLOCK_OFFSET_MS:
+            log.warning(
+                "clock_offset_rejected",
+                exchange=self.exchange,
+                offset_ms=round(offset_ms),
+                max_ms=MAX_CLOCK_OFFSET_MS,
+            )
+            return self.ms
+        self._samples.append(offset_ms)
+        middle = statistics.median_low(self._samples)
+        self.ms = middle if abs(middle) >= 1000 else 0.0
+        return self.ms
 
 
 #: Deepest JSON nesting decoded. Python's decoder recurses in C; with the recursion limit

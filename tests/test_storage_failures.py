@@ -58,22 +58,32 @@ async def test_a_store_that_cannot_reserve_stops_the_lane_and_no_unreserved_nonc
     assert max(accepted) <= state.floor  # every nonce sent had been reserved on disk
 
 
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")],
+)
 async def test_a_history_that_cannot_be_written_stops_the_lane_after_the_call_that_ran(
-    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    creds: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    text: str,
 ) -> None:
+    """A full disk, or one remounted read-only (this VM runs tests as root, which
+    file modes do not stop: the failure is injected at the write)."""
     history = NonceHistory(tmp_path / "history.jsonl")
 
-    def enospc(fd: int, data: Any) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def failing(fd: int, data: Any) -> int:
+        raise OSError(code, text)
 
     async with (
         Sandbox(dict([creds])) as sandbox,
         KrakenClient(*creds, sandbox.base_url, history=history, tier=None) as kraken,
     ):
-        monkeypatch.setattr("framework.nonce.history.os.write", enospc)
+        monkeypatch.setattr("framework.nonce.history.os.write", failing)
         async with asyncio.timeout(5):
             assert await kraken.balance()  # it ran: its answer is not lost
-            with pytest.raises(StateError, match="No space left on device"):
+            with pytest.raises(StateError, match=text):
                 await kraken.balance()
         monkeypatch.undo()
     assert "history.jsonl" in str(kraken.lane.broken)

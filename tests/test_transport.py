@@ -26,6 +26,7 @@ from framework.secret import Secret
 from framework.transport import (
     AiohttpTransport,
     Answer,
+    ClockOffset,
     NoAnswer,
     NotConnected,
     Request,
@@ -238,3 +239,13 @@ def test_only_a_successful_believable_answer_teaches_the_clock() -> None:
     good = b'{"status": "ok", "response": {}, "timestamp": 1800000050000}'
     snx.answer("getSubAccount", 200, good, mutating=False)
     assert snx.clock_offset_ms == 50_000
+
+
+def test_the_clock_offset_is_a_median_of_recent_samples() -> None:
+    """One odd sample among sound ones moves nothing; a lasting change wins after three;
+    a sample past an hour is refused; under a second is noise."""
+    offsets = ClockOffset("test")
+    assert [offsets.observe(ms) for ms in (0, 0, 50_000, 0)] == [0, 0, 0, 0]
+    assert [offsets.observe(5_000) for _ in range(3)][-1] == 5_000
+    assert offsets.observe(9 * 3_600_000) == 5_000  # refused
+    assert ClockOffset("test").observe(400) == 0.0

@@ -19,7 +19,7 @@ from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.signer import sign
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request, decode_json, sane_offset
+from framework.transport import Answer, ClockOffset, Request, decode_json
 
 #: POST endpoints that change state: a lost answer is ambiguous, never blindly resent.
 MUTATING = frozenset(
@@ -74,6 +74,7 @@ class BitunixWire:
         self._sent_at: dict[int, float] = {}
         #: Server clock minus local clock, in ms (from the HTTP Date header).
         self.clock_offset_ms = 0.0
+        self._offsets = ClockOffset(EXCHANGE)
 
     def mutating(self, endpoint: str) -> bool:
         method, _, name = _split(endpoint)
@@ -130,6 +131,4 @@ class BitunixWire:
         except (TypeError, ValueError):
             return
         offset = (server - (sent_at + wall(self._clock)) / 2) * 1000
-        self.clock_offset_ms = sane_offset(
-            offset, exchange=EXCHANGE, current_ms=self.clock_offset_ms
-        )
+        self.clock_offset_ms = self._offsets.observe(offset)

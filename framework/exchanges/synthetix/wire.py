@@ -28,7 +28,7 @@ from framework.exchanges.synthetix.errors import EXCHANGE, translate
 from framework.exchanges.synthetix.signer import READS, TRADES, primary_of, sign_action
 from framework.nonce.source import Nonce
 from framework.secret import Secret
-from framework.transport import Answer, Request, decode_json, sane_offset
+from framework.transport import Answer, ClockOffset, Request, decode_json
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -64,6 +64,7 @@ class SynthetixWire:
         self._envelope = envelope
         #: Server clock minus local clock, in ms (from each answer's ``timestamp``).
         self.clock_offset_ms = 0.0
+        self._offsets = ClockOffset(EXCHANGE)
         #: Called with the server's ``lastNonce`` after a nonce refusal.
         self.resync: Callable[[int], None] | None = None
 
@@ -165,11 +166,7 @@ class SynthetixWire:
         if envelope["status"] == "ok":
             stamp = envelope.get("timestamp")  # only a successful answer teaches the clock
             if isinstance(stamp, int) and not isinstance(stamp, bool):
-                self.clock_offset_ms = sane_offset(
-                    stamp - self._clock.wall_ns() / 1e6,
-                    exchange=EXCHANGE,
-                    current_ms=self.clock_offset_ms,
-                )
+                self.clock_offset_ms = self._offsets.observe(stamp - self._clock.wall_ns() / 1e6)
             return envelope.get("response")
         error = envelope.get("error") or {}
         exc = translate(status, error, endpoint=action, key_id=self._key_id)
