@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench sandbox clean
+.PHONY: run test redis lint typecheck bench sandbox clean
 
 # A set-up cut short (Ctrl-C, a lost connection) leaves .venv/.installing behind, or a
 # venv without pip: the next run starts over from an empty .venv instead of failing.
@@ -21,8 +21,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m framework.cli run config/paper.toml
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) redis lint typecheck
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+
+# The Redis tests start their own redis-server (Debian's package); install it if we can.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || \
+		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		  apt-get update -qq && apt-get install -y -qq redis-server; } || \
+		{ echo "make test needs redis-server: sudo apt-get install redis-server"; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check framework tests bench strategies

@@ -63,6 +63,21 @@ class StateConfig(_Section):
     )
     history_max_mb: float = Field(50.0, gt=0, description="rotate the history past this size")
     history_backups: int = Field(5, ge=0, description="rotated history files kept")
+    backend: Literal["sqlite", "redis"] = Field(
+        "sqlite",
+        description="sqlite: one process per key; redis: several processes share a key",
+    )
+    redis_url: str | None = Field(None, description="redis://host:port/db or unix:///path")
+    lease_ttl_s: float = Field(
+        2.0, gt=0.2, le=60, description="the sender's lease; a new sender takes over within it"
+    )
+    sender: bool = Field(True, description="redis: may this process be the key's sender")
+
+    @model_validator(mode="after")
+    def _redis_needs_a_url(self) -> StateConfig:
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("backend = 'redis' needs redis_url")
+        return self
 
 
 class NonceConfig(_Section):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from framework import log
 from framework.sandbox import generate_credentials
+from tests.helpers.redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +27,14 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def creds() -> tuple[str, str]:
     """A sandbox API key and secret."""
     return generate_credentials()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of this test's own (unix socket, append-only), in a short path
+    (a unix socket's path is limited to 107 bytes)."""
+    directory = Path(tempfile.mkdtemp(prefix="orderly-redis-", dir="/tmp"))
+    server = RedisServer(directory).start()
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -22,17 +22,19 @@ import functools
 import inspect
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from framework.call import LaneStats
+from framework.call import LaneStats, PrivateCall, Wire
 from framework.config import Config
-from framework.dispatch import Lane
+from framework.dispatch import KeyLane, Lane
 from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, UsageError
 from framework.events import Fill
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
+from framework.nonce.source import NonceSource
+from framework.nonce.store import NonceStore
 from framework.transport import (
     USER_AGENT,
     AiohttpTransport,
@@ -43,6 +45,9 @@ from framework.transport import (
     pipeline,
 )
 from framework.venue import VenueOrder
+
+if TYPE_CHECKING:
+    from framework.shared import Sharing
 
 #: What Python raises while reading an answer of an unexpected shape.
 SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError, ArithmeticError)
@@ -144,7 +149,7 @@ class LaneClient:
     raw_calls: ClassVar[frozenset[str]] = frozenset({"private", "public", "read", "info"})
     key_id: str
     _session: aiohttp.ClientSession | None = None
-    _lane: Lane | None = None
+    _lane: KeyLane | None = None
     _transport: AiohttpTransport | None = None
     #: Longest wait, when closing, for calls still queued or in flight (None: no limit).
     close_grace: float | None = None
@@ -164,13 +169,48 @@ class LaneClient:
     ) -> None:
         """Open the HTTP session and start the key's lane (``lane`` = Lane's options); the
         lane sends through the core's pipeline with ``wire``, the exchange's pure parts."""
+        send = self._open_transport(timeout, headers, wire)
+        self._lane = Lane(key_id=self.key_id, wire=send, exchange=self.exchange, **lane)
+        self._lane.start()
+
+    def _start_shared(
+        self,
+        sharing: Sharing,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        wire: ExchangeWire,
+        source: Callable[[NonceStore], NonceSource],
+        local_store: NonceStore,
+        warmup: PrivateCall,
+        **lane: Any,
+    ) -> None:
+        """As :meth:`_start`, for a key several processes share through Redis: the lane
+        sends through whichever process holds the key's lease (framework/shared.py);
+        ``source(store)`` makes this process's nonce source when it becomes the sender."""
+        from framework.shared import SharedLane  # redis is imported only when it is used
+
+        send = self._open_transport(timeout, None, wire)
+        self._lane = SharedLane(
+            sharing,
+            key_id=self.key_id,
+            exchange=self.exchange,
+            wire=send,
+            mutating=wire.mutating,
+            source=source,
+            local_store=local_store,
+            warmup=warmup,
+            **lane,
+        )
+        self._lane.start()
+
+    def _open_transport(
+        self, timeout: aiohttp.ClientTimeout, headers: Mapping[str, str] | None, wire: ExchangeWire
+    ) -> Wire:
         self._session = aiohttp.ClientSession(
             timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})}
         )
         self._transport = AiohttpTransport(self._session)
-        send = pipeline(wire, self._transport, key_id=self.key_id)
-        self._lane = Lane(key_id=self.key_id, wire=send, exchange=self.exchange, **lane)
-        self._lane.start()
+        return pipeline(wire, self._transport, key_id=self.key_id)
 
     async def _stop(self) -> None:
         """Drain the lane (at most ``close_grace`` s; it persists the nonce floor), close
@@ -186,7 +226,7 @@ class LaneClient:
         )
 
     @property
-    def lane(self) -> Lane:
+    def lane(self) -> KeyLane:
         if self._lane is None:
             raise self._not_open()
         return self._lane
@@ -226,7 +266,7 @@ class ClientVenue(Generic[Client]):
         guard(cls, VENUE_CALLS, {name for name, changes in VENUE_CALLS.items() if changes})
 
     @property
-    def lane(self) -> Lane:
+    def lane(self) -> KeyLane:
         return self.client.lane
 
     @property
@@ -247,6 +287,18 @@ class ClientVenue(Generic[Client]):
             if order is not None:
                 found[cl_ord_id] = order
         return found
+
+
+def sharing_of(config: Config) -> Sharing | None:
+    """How ``[state]`` shares the key with other processes (None: the SQLite default, one
+    process per key)."""
+    state = config.state
+    if state.backend != "redis":
+        return None
+    from framework.shared import Sharing  # redis is imported only when it is used
+
+    assert state.redis_url is not None  # the config's model refuses redis without a URL
+    return Sharing(state.redis_url, ttl_s=state.lease_ttl_s, sender=state.sender)
 
 
 def history_from(config: Config) -> NonceHistory:

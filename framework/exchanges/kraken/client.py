@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
@@ -42,6 +42,9 @@ from framework.nonce.store import NonceStore, SqliteStore
 from framework.paths import default_history_path, default_store_path
 from framework.secret import Secret, key_id
 from framework.transport import Request
+
+if TYPE_CHECKING:
+    from framework.shared import Sharing
 
 log = get_logger("framework.exchanges.kraken")
 
@@ -107,6 +110,7 @@ class KrakenClient(LaneClient):
         tier: str | None = "starter",
         order_deadline_s: float | None = 5.0,
         clock: Clock = SYSTEM_CLOCK,
+        sharing: Sharing | None = None,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
         self._api_secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
@@ -143,6 +147,8 @@ class KrakenClient(LaneClient):
             )
         self.order_deadline_s = order_deadline_s
         self.clock = clock
+        #: Several processes on this key, through Redis (None: this process alone).
+        self.sharing = sharing
         #: Kraken's pure parts for this key; the lane sends through the core's pipeline.
         self.wire = KrakenWire(
             self._api_key,
@@ -182,27 +188,41 @@ class KrakenClient(LaneClient):
             self._store = SqliteStore(default_store_path())
         if self._history is None:
             self._history = NonceHistory(default_history_path())
-        source = IncreasingNonces(
-            self._store,
-            self.key_id,
-            unit=self._nonce_unit,
-            clock=self.clock,
-            max_value=KRAKEN_MAX,
-            block=self._nonce_block,
-            force_unit=self._force_unit,
-            history=self._history,
-        )
-        if self.pacer is not None:  # the exchange's counters remember the last process
-            self.pacer.idle_s = source.idle_s
-        self._start(
-            timeout=self._timeout,
-            source=source,
-            history=self._history,
-            clock=self.clock,
-            pace=self.pacer.pace_call if self.pacer is not None else None,
-            wire=self.wire,
+        history = self._history
+
+        def source(store: NonceStore) -> IncreasingNonces:
+            made = IncreasingNonces(
+                store,
+                self.key_id,
+                unit=self._nonce_unit,
+                clock=self.clock,
+                max_value=KRAKEN_MAX,
+                block=self._nonce_block,
+                force_unit=self._force_unit,
+                history=history,
+            )
+            if self.pacer is not None:  # the exchange's counters remember the last process
+                self.pacer.idle_s = made.idle_s
+            return made
+
+        lane: dict[str, Any] = {
+            "timeout": self._timeout,
+            "history": history,
+            "clock": self.clock,
+            "pace": self.pacer.pace_call if self.pacer is not None else None,
+            "wire": self.wire,
             **self._lane_options,
-        )
+        }
+        if self.sharing is None:
+            self._start(source=source(self._store), **lane)
+        else:  # the sender's nonce source is made when this process takes the lease
+            self._start_shared(
+                self.sharing,
+                source=source,
+                local_store=self._store,
+                warmup=PrivateCall("Balance"),
+                **lane,
+            )
 
     async def close(self) -> None:
         """Drain the lane (at most ``close_grace`` s), persist the nonce floor, close HTTP."""

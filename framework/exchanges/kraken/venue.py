@@ -11,7 +11,14 @@ from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, amount, history_from, plain, venue_fill
+from framework.exchanges.base import (
+    ClientVenue,
+    amount,
+    history_from,
+    plain,
+    sharing_of,
+    venue_fill,
+)
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
@@ -249,6 +256,7 @@ async def kraken_venue(
         tier=tier,
         order_deadline_s=order_deadline_s,
         clock=clock,
+        sharing=sharing_of(config),
     )
     try:
         async with client:
