@@ -141,7 +141,13 @@ class SharedLane:
         self._keys = names(exchange, key_id)
         self.process = uuid.uuid4().hex
         self._reply_key = f"orderly:reply:{self.process}"
-        self._redis: redis.asyncio.Redis = redis.asyncio.Redis.from_url(sharing.redis_url)
+        # a bounded pool that waits for a free connection rather than fail a call
+        self._redis: redis.asyncio.Redis = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                sharing.redis_url, max_connections=32, timeout=None
+            )
+        )
+        self._trouble: BaseException | None = None  # a handler lost Redis: resign
         self._lease = Lease(self._redis, self._keys, self.process, int(sharing.ttl_s * 1000))
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -181,12 +187,16 @@ class SharedLane:
         await self._resign()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A read blocked in redis-py may not notice the cancel: closing the connections
+        # ends it (seen under load: the reply reader stuck in XREAD after its cancel).
+        _, stuck = await asyncio.wait(self._tasks, timeout=1.0)
+        await self._redis.connection_pool.disconnect(inuse_connections=True)
+        if stuck:
+            await asyncio.wait(stuck, timeout=1.0)
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(LaneClosed("lane closed before the answer came"))
         await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
 
     # --- callers --------------------------------------------------------------------------
 
@@ -230,8 +240,8 @@ class SharedLane:
         while True:
             try:
                 found: Any = await self._redis.xread({self._reply_key: last}, block=1000, count=100)
-            except redis.RedisError as exc:
-                log.warning("shared_replies_unreachable", key_id=self.key_id, error=str(exc))
+            except Exception as exc:  # Redis away, or a bug: never let the replies stop
+                log.error("shared_replies_failed", key_id=self.key_id, exc_info=exc)
                 await asyncio.sleep(0.2)
                 continue
             for _, entries in found or []:
@@ -257,8 +267,8 @@ class SharedLane:
                     await self._serve(started)
                 else:
                     await asyncio.sleep(period)
-            except redis.RedisError as exc:
-                log.warning("shared_sender_unreachable", key_id=self.key_id, error=str(exc))
+            except Exception as exc:  # Redis away, or a bug: stand down, then try again
+                log.error("shared_sender_failed", key_id=self.key_id, exc_info=exc)
                 await self._abandon()
                 await asyncio.sleep(period)
 
@@ -317,6 +327,9 @@ class SharedLane:
 
     async def _consume(self, lane: Lane, renew: asyncio.Task[None]) -> None:
         while not renew.done() and not self._closing and lane.broken is None:
+            if self._trouble is not None:
+                self._trouble = None
+                return
             found: Any = await self._redis.xreadgroup(
                 GROUP, self.process, {self._keys["calls"]: ">"}, count=64, block=100
             )
@@ -341,9 +354,18 @@ class SharedLane:
                 return
 
     def _handle(self, entry: str, fields: dict[bytes, bytes], *, maybe_sent: bool) -> None:
-        task = asyncio.create_task(self._run(entry, fields, maybe_sent))
+        task = asyncio.create_task(self._run_safely(entry, fields, maybe_sent))
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
+
+    async def _run_safely(self, entry: str, fields: dict[bytes, bytes], maybe_sent: bool) -> None:
+        """One entry; if Redis fails under it, the sender resigns and the entry stays
+        pending for the next sender (never silently dropped)."""
+        try:
+            await self._run(entry, fields, maybe_sent)
+        except Exception as exc:
+            log.error("shared_entry_failed", key_id=self.key_id, entry=entry, exc_info=exc)
+            self._trouble = exc
 
     async def _run(self, entry: str, fields: dict[bytes, bytes], maybe_sent: bool) -> None:
         lane = self._lane
@@ -399,13 +421,17 @@ class SharedLane:
 
     async def _answer(self, entry: str, fields: dict[bytes, bytes], answers: list[Any]) -> None:
         reply = {"id": fields[b"id"], "answers": json.dumps(answers)}
-        await self._redis.xadd(fields[b"reply"].decode(), reply)  # type: ignore[arg-type]
-        await self._done(entry)
+        await self._done(entry, (fields[b"reply"].decode(), reply))
 
-    async def _done(self, entry: str) -> None:
-        await self._redis.xack(self._keys["calls"], GROUP, entry)
-        await self._redis.xdel(self._keys["calls"], entry)
-        await self._redis.hdel(self._keys["sent"], entry)
+    async def _done(self, entry: str, reply: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Answer (if there is an answer) and forget the entry, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as batch:
+            if reply is not None:
+                batch.xadd(reply[0], reply[1])  # type: ignore[arg-type]
+            batch.xack(self._keys["calls"], GROUP, entry)
+            batch.xdel(self._keys["calls"], entry)
+            batch.hdel(self._keys["sent"], entry)
+            await batch.execute()
 
     async def _abandon(self) -> None:
         """Stop sending: the local lane closes at once; what it had not answered stays

@@ -22,7 +22,7 @@ from framework.sandbox import Fault, FaultRules, Sandbox
 from framework.sandbox.faults import KINDS
 from framework.strategy import Context
 
-ORDERS = 2000
+ORDERS = 1200
 #: Virtual time runs this many times faster than real time: the 2 s order deadlines and the
 #: sandbox's slow and late answers pass in tenths of a second, while client and sandbox,
 #: sharing the clock, agree on every deadline.

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +21,7 @@ from framework.nonce.history import NonceHistory
 from framework.sandbox import Sandbox
 from framework.shared import Sharing
 from tests.helpers.redis_server import RedisServer
+from tests.test_runner import ROOT
 
 
 def shared_client(
@@ -26,7 +34,7 @@ def shared_client(
         store=SqliteStore(state / "nonces.sqlite"),
         history=NonceHistory(state / "history.jsonl"),
         tier=None,
-        sharing=Sharing(redis_url, ttl_s=1.0),
+        sharing=Sharing(redis_url, ttl_s=2.0),
         **options,
     )
 
@@ -51,3 +59,118 @@ async def test_two_clients_sharing_nothing_but_redis_never_refuse_a_nonce(
     assert stats["invalid_nonce"] == 0
     assert all(y > x for x, y in itertools.pairwise(nonces))
     assert len(nonces) >= 160
+
+
+ROUNDS = 4
+
+
+def live(workers: list[Worker]) -> list[Worker]:
+    return [w for w in workers if w.process.returncode is None]
+
+
+async def until(done: Callable[[], bool]) -> None:
+    while not done():  # noqa: ASYNC110 - other processes change the state
+        await asyncio.sleep(0.02)
+
+
+class Worker:
+    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
+        self.process, self.name = process, name
+        self.placed: dict[str, str] = {}
+        self.sender_at: list[float] = []
+        self.done = False
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        while line := (await self.process.stdout.readline()).decode().split():
+            if line[0] == "sender":
+                self.sender_at.append(float(line[1]))
+            elif line[0] == "placed":
+                self.placed[line[1]] = line[2]
+            elif line[0] == "done":
+                self.done = True
+
+
+async def start_worker(
+    name: str, url: str, redis_url: str, tmp: Path, creds: tuple[str, str], rounds: int
+) -> Worker:
+    env = {**os.environ, "ORDERLY_TEST_API_KEY": creds[0], "ORDERLY_TEST_API_SECRET": creds[1]}
+    err = open(tmp / f"{name}.err", "w")  # noqa: SIM115, ASYNC230 - read when a worker hangs
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.helpers.shared_worker",
+        url,
+        redis_url,
+        str(tmp / name),
+        name,
+        str(rounds),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=err,
+        cwd=ROOT,
+        env=env,
+    )
+    err.close()  # the child has its own descriptor
+    return Worker(process, name)
+
+
+async def test_four_processes_and_a_sender_killed_five_times(
+    tmp_path: Path, creds: tuple[str, str], redis_server: RedisServer
+) -> None:
+    """4 processes x 16 coroutines on one key, sharing nothing but Redis, against a sandbox
+    answering after 0-5 ms; the sender is killed (SIGKILL) five times and replaced. Each
+    takeover is under 2 s (lease TTL 1 s); no nonce is refused; every order a live caller
+    placed is at the exchange exactly once."""
+    rng = random.Random(4)
+    async with Sandbox(dict([creds]), delay_ms=(0, 5), seed=4) as sandbox:
+        url = sandbox.base_url
+        workers = [
+            await start_worker(f"w{i}", url, redis_server.url, tmp_path, creds, ROUNDS)
+            for i in range(4)
+        ]
+        takeovers = []
+        async with asyncio.timeout(40):
+            for kill in range(5):
+                await asyncio.sleep(rng.uniform(0.1, 0.3))
+                await until(lambda: any(w.sender_at for w in live(workers)))
+                senders = [w for w in live(workers) if w.sender_at]
+                victim = max(senders, key=lambda w: w.sender_at[-1])
+                victim.process.send_signal(signal.SIGKILL)
+                killed_at = time.monotonic()
+                await victim.process.wait()
+                workers.append(
+                    await start_worker(f"r{kill}", url, redis_server.url, tmp_path, creds, ROUNDS)
+                )
+                await until(
+                    lambda at=killed_at: any(w.sender_at[-1:] > [at] for w in live(workers))  # type: ignore[misc]
+                )
+                new = max(w.sender_at[-1] for w in live(workers) if w.sender_at)
+                takeovers.append(new - killed_at)
+            try:
+                for worker in workers:
+                    if worker.process.returncode is None:
+                        await asyncio.wait_for(worker.process.wait(), 15)
+                        await worker.reader
+            except TimeoutError:
+                for w in live(workers):
+                    print("HUNG", w.name, len(w.placed), w.sender_at, flush=True)
+                    w.process.send_signal(signal.SIGUSR1)
+                await asyncio.sleep(1)
+                for w in live(workers):
+                    print((tmp_path / f"{w.name}.err").read_text()[-6000:])
+                    w.process.kill()
+                raise
+        (stats,) = sandbox.stats().values()
+        at_exchange = Counter(o.cl_ord_id for o in sandbox.engine.orders.values())
+        nonces = sandbox.accepted_nonces(creds[0])
+    survivors = [w for w in workers if w.process.returncode == 0]
+    assert all(w.done for w in survivors) and len(survivors) >= 4
+    assert len(takeovers) == 5 and max(takeovers) < 2.0, takeovers
+    assert stats["invalid_nonce"] == 0
+    assert all(y > x for x, y in itertools.pairwise(nonces))
+    assert max(at_exchange.values()) == 1  # nothing placed twice
+    for worker in survivors:
+        for cl_ord_id, state in worker.placed.items():
+            assert state in ("accepted", "filled", "partially_filled"), (cl_ord_id, state)
+            assert at_exchange[cl_ord_id] == 1
