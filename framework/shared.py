@@ -223,7 +223,7 @@ class SharedLane:
             "calls": json.dumps([_call_data(c, self._clock) for c in calls]),
         }
         try:
-            await self._redis.xadd(self._keys["calls"], fields)  # type: ignore[arg-type]
+            await self._add(fields)
             answers: list[Any] = await future
         except asyncio.CancelledError:  # a call not yet sent is dropped by the sender
             with contextlib.suppress(redis.RedisError):
@@ -235,29 +235,42 @@ class SharedLane:
             self._waiting.pop(request, None)
         return [_error_of(a["error"]) if "error" in a else a.get("result") for a in answers]
 
+    async def _add(self, fields: dict[str, str], tries: int = 5) -> None:
+        """XADD the request; a lost connection is retried with the same request id (the
+        sender runs one request id once, so a retry can never send a call twice)."""
+        for attempt in range(tries):
+            try:
+                await self._redis.xadd(self._keys["calls"], fields)  # type: ignore[arg-type]
+                return
+            except redis.ConnectionError:
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(0.1 * 2**attempt)
+
     async def _read_replies(self) -> None:
         last = "0-0"
         while True:
             try:
-                found: Any = await self._redis.xread({self._reply_key: last}, block=1000, count=100)
+                last = await self._read_some_replies(last)
             except Exception as exc:  # Redis away, or a bug: never let the replies stop
                 log.error("shared_replies_failed", key_id=self.key_id, exc_info=exc)
                 await asyncio.sleep(0.2)
-                continue
-            for _, entries in found or []:
-                for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    request = fields[b"id"].decode()
-                    future = self._waiting.get(request)
-                    if future is not None and not future.done():
-                        future.set_result(json.loads(fields[b"answers"]))
-                    await self._redis.xdel(self._reply_key, entry_id)
+
+    async def _read_some_replies(self, last: str) -> str:
+        found: Any = await self._redis.xread({self._reply_key: last}, block=1000, count=100)
+        for _, entries in found or []:
+            for entry_id, fields in entries:
+                last = entry_id.decode()
+                future = self._waiting.get(fields[b"id"].decode())
+                if future is not None and not future.done():
+                    future.set_result(json.loads(fields[b"answers"]))
+                await self._redis.xdel(self._reply_key, entry_id)
+        return last
 
     # --- the sender -------------------------------------------------------------------------
 
     async def _candidate(self) -> None:
         """Try for the lease; once held, send until it is lost, then try again."""
-        await self._ensure_group()
         loop = asyncio.get_running_loop()
         period = self.sharing.ttl_s / 3
         while not self._closing:
@@ -277,6 +290,7 @@ class SharedLane:
             await self._redis.xgroup_create(self._keys["calls"], GROUP, id="0", mkstream=True)
 
     async def _serve(self, granted: float) -> None:
+        await self._ensure_group()  # again at each takeover: Redis may have lost it
         loop = asyncio.get_running_loop()
         token = self._lease.token
         assert token is not None
@@ -372,8 +386,13 @@ class SharedLane:
         assert lane is not None
         request = fields[b"id"].decode()
         calls = [_call_of(d, self._clock) for d in json.loads(fields[b"calls"])]
-        if await self._redis.exists(f"{self._keys['cancelled']}:{request}"):
-            await self._done(entry)  # the caller gave up before it was sent
+        async with self._redis.pipeline(transaction=False) as check:
+            check.exists(f"{self._keys['cancelled']}:{request}")
+            check.set(f"{self._keys['seen']}:{request}", entry, nx=True, ex=3600)
+            check.get(f"{self._keys['seen']}:{request}")
+            cancelled, _, first = await check.execute()
+        if cancelled or first.decode() != entry:  # gave up before it was sent, or a retry
+            await self._done(entry)  # of an XADD whose first copy is already handled
             return
         if maybe_sent and any(self._mutating(c.endpoint) for c in calls):
             ambiguous = AmbiguousOutcome(

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
+from framework.nonce.fenced import names
 from framework.nonce.history import NonceHistory
 from framework.sandbox import Sandbox
 from framework.shared import Sharing
@@ -174,3 +177,63 @@ async def test_four_processes_and_a_sender_killed_five_times(
         for cl_ord_id, state in worker.placed.items():
             assert state in ("accepted", "filled", "partially_filled"), (cl_ord_id, state)
             assert at_exchange[cl_ord_id] == 1
+
+
+async def test_redis_killed_and_restarted_keeps_the_floor_and_a_wipe_never_regresses(
+    tmp_path: Path, creds: tuple[str, str], redis_server: RedisServer
+) -> None:
+    """Append-only persistence keeps the floor over a SIGKILL of redis-server; when Redis
+    loses everything (FLUSHALL), the next sender starts from its local floor and the clock."""
+    probe = redis.Redis.from_url(redis_server.url)
+    async with (
+        Sandbox(dict([creds]), delay_ms=(0, 2), seed=6) as sandbox,
+        shared_client(creds, sandbox.base_url, tmp_path / "a", redis_server.url) as a,
+    ):
+        floor_key = names("kraken", a.key_id)["floor"]
+
+        async def calls(count: int) -> None:
+            async with asyncio.timeout(20):
+                for _ in range(count):
+                    await a.balance()
+
+        await calls(10)
+        before = int(probe.get(floor_key) or 0)
+        redis_server.kill()
+        redis_server.start()
+        probe = redis.Redis.from_url(redis_server.url)
+        assert int(probe.get(floor_key) or 0) >= before > 0  # the floor survived
+        await calls(10)
+        redis_server.wipe()
+        await calls(10)
+        (stats,) = sandbox.stats().values()
+        nonces = sandbox.accepted_nonces(creds[0])
+    assert stats["invalid_nonce"] == 0 and len(nonces) >= 30
+    assert all(y > x for x, y in itertools.pairwise(nonces))
+
+
+async def test_a_sender_paused_past_its_lease_sends_nothing_that_hurts(
+    tmp_path: Path, creds: tuple[str, str], redis_server: RedisServer
+) -> None:
+    """SIGSTOP the sender for three lease TTLs: another process takes over; SIGCONT: the
+    old one finds its lease gone and stops sending (a call it had started may reach the
+    exchange and be refused, counted, far from the lockout)."""
+    async with Sandbox(dict([creds]), delay_ms=(0, 2), seed=7) as sandbox:
+        url = sandbox.base_url
+        workers = [
+            await start_worker(f"p{i}", url, redis_server.url, tmp_path, creds, 12)
+            for i in range(2)
+        ]
+        async with asyncio.timeout(40):
+            await until(lambda: any(w.sender_at for w in workers))
+            (sender,) = [w for w in workers if w.sender_at]
+            (other,) = [w for w in workers if w is not sender]
+            sender.process.send_signal(signal.SIGSTOP)
+            await until(lambda: bool(other.sender_at))
+            await asyncio.sleep(2.0)
+            sender.process.send_signal(signal.SIGCONT)
+            for worker in workers:
+                await worker.process.wait()
+                await worker.reader
+        (stats,) = sandbox.stats().values()
+    assert all(w.done for w in workers)
+    assert stats["locked_out"] == 0 and stats["invalid_nonce"] <= 3

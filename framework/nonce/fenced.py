@@ -66,7 +66,8 @@ return tostring(floor)
 def names(exchange: str, key_id: str) -> dict[str, str]:
     """The Redis keys of one API key."""
     base = f"orderly:{exchange}:{key_id}:"
-    return {name: base + name for name in ("lease", "epoch", "floor", "calls", "sent", "cancelled")}
+    parts = ("lease", "epoch", "floor", "calls", "sent", "cancelled", "seen")
+    return {name: base + name for name in parts}
 
 
 class Lease:
