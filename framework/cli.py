@@ -8,6 +8,9 @@
     orderly nonces floors [--store PATH]        each key's floor and unit in the store
     orderly nonces resume --config CONFIG       put a store that lost writes back above
                                                 every nonce its history shows sent
+    orderly sender CONFIG                       send for the config's key, with no strategy
+                                                ([state] backend = "redis")
+    orderly nonces status --config CONFIG       each shared key: sender, epoch, floor, queue
     orderly check CONFIG                        validate a config file (strategy class and
                                                 params, secrets for a real key), exit 2 if bad
 
@@ -73,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         ("check", "verify strict increase per key"),
         ("floors", "each key's floor in the store"),
         ("resume", "raise each key's floor above what its history shows sent"),
+        ("status", "each key shared through Redis: sender, epoch, floor, queue, pending"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("--config", type=Path, help="take [state] paths from this file")
@@ -86,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     actions.choices["show"].add_argument("--key", required=True, help="key id (12 hex chars)")
     actions.choices["show"].add_argument("--last", type=int, default=50, help="how many")
+
+    sender = commands.add_parser(
+        "sender", help="be the sender of the config's key (Redis backend), with no strategy"
+    )
+    sender.add_argument("config", type=Path)
 
     config = commands.add_parser("check", help="validate a config file")
     config.add_argument("config", type=Path)
@@ -247,6 +256,63 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _sender(config: Config) -> int:
+    """Hold the key's sender role (when the lease is free) until SIGINT/SIGTERM."""
+    import asyncio
+
+    from framework.errors import ConfigError
+    from framework.registry import open_venue
+
+    if config.state.backend != "redis":
+        raise ConfigError("orderly sender needs [state] backend = 'redis' (and redis_url)")
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    async with open_venue(config) as venue:
+        print(f"orderly: sending for key {venue.key_id} when it holds the lease", flush=True)
+        await stop.wait()
+    return 0
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Each key shared through the config's Redis: its sender (process, epoch, lease time
+    left), floor, calls queued and calls read but not answered."""
+    import redis
+
+    from framework.errors import ConfigError
+
+    config = _config(args.config)
+    if not config.state.redis_url:
+        raise ConfigError("orderly nonces status needs [state] redis_url")
+    client = redis.Redis.from_url(config.state.redis_url, decode_responses=True)
+    try:
+        leases = sorted(client.scan_iter("orderly:*:lease"))
+        if not leases:
+            print("no shared key has a sender now")
+        for lease in leases:
+            base = lease.removesuffix("lease")
+            holder, left = _text(client.get(lease)), client.pttl(lease)
+            pending = 0
+            if client.exists(base + "calls"):
+                groups = client.xinfo_groups(base + "calls")
+                pending = sum(int(g.get("pending", 0)) for g in groups)
+            print(
+                f"{base.removeprefix('orderly:').rstrip(':')}  sender {holder}"
+                f" (lease {left} ms)  epoch {_text(client.get(base + 'epoch'))}"
+                f"  floor {_text(client.get(base + 'floor'))}"
+                f"  queued {client.xlen(base + 'calls')}  pending {pending}"
+            )
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot read Redis at [state] redis_url: {exc}") from None
+    finally:
+        client.close()
+    return 0
+
+
 async def _serve_sandbox(args: argparse.Namespace) -> int:
     from framework.sandbox import generate_credentials
     from framework.sandbox.paper import sandbox_from
@@ -303,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from framework.runner import run
 
             return run(load(args.config))
+        if args.command == "sender":
+            from framework.runner import run_event_loop
+
+            return run_event_loop(_sender(load(args.config)))
         if args.command == "check":
             from framework.loading import check as check_config
 
@@ -316,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": _check,
             "floors": _floors,
             "resume": _resume,
+            "status": _status,
         }
         return handlers[args.action](args)
     except OrderlyError as exc:

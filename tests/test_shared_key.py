@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
+from framework.cli import main as orderly
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.fenced import names
@@ -237,3 +239,63 @@ async def test_a_sender_paused_past_its_lease_sends_nothing_that_hurts(
         (stats,) = sandbox.stats().values()
     assert all(w.done for w in workers)
     assert stats["locked_out"] == 0 and stats["invalid_nonce"] <= 3
+
+
+async def test_orderly_sender_serves_callers_and_status_shows_it(
+    tmp_path: Path,
+    creds: tuple[str, str],
+    redis_server: RedisServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`orderly sender CONFIG` holds the key with no strategy; a caller that may not send
+    gets its calls through it; `orderly nonces status` names the sender and the floor."""
+    config = tmp_path / "sender.toml"
+    async with Sandbox(dict([creds]), delay_ms=(0, 2), seed=8) as sandbox:
+        config.write_text(f"""
+[exchange]
+name = "kraken"
+base_url = "{sandbox.base_url}"
+tier = "none"
+[state]
+store = "{tmp_path / "sender" / "nonces.sqlite"}"
+history = "{tmp_path / "sender" / "history.jsonl"}"
+backend = "redis"
+redis_url = "{redis_server.url}"
+""")
+        env = {
+            **os.environ,
+            "ORDERLY_KRAKEN_API_KEY": creds[0],
+            "ORDERLY_KRAKEN_API_SECRET": creds[1],
+        }
+        sender = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "framework.cli",
+            "sender",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
+        try:
+            assert sender.stdout is not None
+            assert b"sending for key" in await sender.stdout.readline()
+            caller = KrakenClient(
+                *creds,
+                sandbox.base_url,
+                store=SqliteStore(tmp_path / "caller" / "nonces.sqlite"),
+                history=NonceHistory(None),
+                tier=None,
+                sharing=Sharing(redis_server.url, sender=False),
+            )
+            async with caller, asyncio.timeout(20):
+                for _ in range(5):
+                    assert await caller.balance()
+            assert orderly(["nonces", "status", "--config", str(config)]) == 0
+            status = capsys.readouterr().out
+            assert f"kraken:{caller.key_id}  sender" in status and "floor" in status
+        finally:
+            sender.send_signal(signal.SIGTERM)
+            assert await sender.wait() == 0
+        (stats,) = sandbox.stats().values()
+    assert stats["invalid_nonce"] == 0 and stats["accepted"] >= 6  # warm-up + 5

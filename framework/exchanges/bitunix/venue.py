@@ -39,6 +39,7 @@ from framework.exchanges.base import (
     amount,
     history_from,
     plain,
+    sharing_of,
     venue_fill,
 )
 from framework.exchanges.bitunix.client import DEFAULT_BASE_URL, BitunixClient, with_effect
@@ -272,6 +273,11 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
 @contextlib.asynccontextmanager
 async def open_venue(config: Config) -> AsyncIterator[BitunixVenue]:
     """Bitunix futures, with the key from the environment, .env or the secrets file."""
+    if sharing_of(config) is not None:
+        raise ConfigError(
+            "[state] backend = 'redis' shares Kraken keys so far; Bitunix keys run one"
+            " process per key (backend = 'sqlite')"
+        )
     history = history_from(config)
     client = BitunixClient(
         config.secret("ORDERLY_BITUNIX_API_KEY"),

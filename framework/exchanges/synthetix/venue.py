@@ -38,9 +38,16 @@ from decimal import Decimal
 from typing import Any
 
 from framework.config import Config
-from framework.errors import ExchangeError, OrderlyError
+from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
-from framework.exchanges.base import ClientVenue, amount, history_from, plain, venue_fill
+from framework.exchanges.base import (
+    ClientVenue,
+    amount,
+    history_from,
+    plain,
+    sharing_of,
+    venue_fill,
+)
 from framework.exchanges.synthetix.client import DEFAULT_BASE_URL, SynthetixClient, order_id_of
 from framework.exchanges.synthetix.errors import EXCHANGE
 from framework.exchanges.synthetix.spec import SynthetixSettings
@@ -277,6 +284,11 @@ class SynthetixVenue(ClientVenue[SynthetixClient]):
 async def open_venue(config: Config) -> AsyncIterator[SynthetixVenue]:
     """Synthetix, with the signer's private key from the environment, .env or the secrets
     file, and its nonce floor in ``[state].store``."""
+    if sharing_of(config) is not None:
+        raise ConfigError(
+            "[state] backend = 'redis' shares Kraken keys so far; Synthetix keys run one"
+            " process per key (backend = 'sqlite')"
+        )
     exchange, settings = config.exchange, settings_of(config, SynthetixSettings)
     assert settings.sub_account_id is not None  # its model refuses a config without one
     store = SqliteStore(config.state.store)
