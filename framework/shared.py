@@ -253,18 +253,23 @@ class SharedLane:
             try:
                 last = await self._read_some_replies(last)
             except Exception as exc:  # Redis away, or a bug: never let the replies stop
+                if self._closing:
+                    return
                 log.error("shared_replies_failed", key_id=self.key_id, exc_info=exc)
                 await asyncio.sleep(0.2)
 
     async def _read_some_replies(self, last: str) -> str:
         found: Any = await self._redis.xread({self._reply_key: last}, block=1000, count=100)
+        read = []
         for _, entries in found or []:
             for entry_id, fields in entries:
-                last = entry_id.decode()
+                read.append(entry_id)
                 future = self._waiting.get(fields[b"id"].decode())
                 if future is not None and not future.done():
                     future.set_result(json.loads(fields[b"answers"]))
-                await self._redis.xdel(self._reply_key, entry_id)
+        if read:
+            await self._redis.xdel(self._reply_key, *read)  # one round trip for the batch
+            last = read[-1].decode()
         return last
 
     # --- the sender -------------------------------------------------------------------------
