@@ -4,7 +4,8 @@
     orderly sandbox [--port P] [--nonce-window N] [--delay-ms LO HI] [--config FILE]
     orderly nonces tail  [-n N] [--follow] [--file PATH]
     orderly nonces show  --key ID [--last N] [--file PATH]
-    orderly nonces check [--file PATH]          exit 1 on any regression or duplicate
+    orderly nonces check [--file PATH] [--also PATH ...]
+                                                exit 1 on any regression or duplicate
     orderly nonces floors [--store PATH]        each key's floor and unit in the store
     orderly nonces resume --config CONFIG       put a store that lost writes back above
                                                 every nonce its history shows sent
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     actions.choices["tail"].add_argument("-n", type=int, default=20, help="how many records")
     actions.choices["tail"].add_argument(
         "-f", "--follow", action="store_true", help="keep printing new records"
+    )
+    actions.choices["check"].add_argument(
+        "--also",
+        action="append",
+        metavar="PATH",
+        help="another process's history of the same key(s), merged in time order",
     )
     actions.choices["show"].add_argument("--key", required=True, help="key id (12 hex chars)")
     actions.choices["show"].add_argument("--last", type=int, default=50, help="how many")
@@ -180,11 +187,21 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from framework.nonce.history import check, read_records
+    """One history, or (``--also PATH``, repeated) the histories of every process of a
+    shared key, merged in time order: each key's nonces must strictly increase across all."""
+    import heapq
+
+    from framework.nonce.history import BadLine, check, read_records
 
     path = _history_path(args)
+    others = [Path(p) for p in args.also or []]
+
+    def stamp(record: dict[str, Any] | BadLine) -> str:
+        return str(record.get("ts", "")) if isinstance(record, dict) else ""
+
+    records = heapq.merge(*(read_records(p) for p in [path, *others]), key=stamp)
     pauses: list[dict[str, Any]] = []
-    count, problems = check(read_records(path), pauses)
+    count, problems = check(records, pauses)
     for problem in problems:
         print(problem)
     for pause in pauses:

@@ -175,6 +175,11 @@ async def test_four_processes_and_a_sender_killed_five_times(
     assert stats["invalid_nonce"] == 0
     assert all(y > x for x, y in itertools.pairwise(nonces))
     assert max(at_exchange.values()) == 1  # nothing placed twice
+    histories = [str(tmp_path / w.name / "history.jsonl") for w in workers]
+    merged = ["nonces", "check", "--file", histories[0]]
+    for other in histories[1:]:
+        merged += ["--also", other]
+    assert orderly(merged) == 0  # every sender's nonces, merged in time: strictly rising
     for worker in survivors:
         for cl_ord_id, state in worker.placed.items():
             assert state in ("accepted", "filled", "partially_filled"), (cl_ord_id, state)
