@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from framework.clock import ManualClock
+from framework.config import Config
 from framework.errors import InvalidRequest
 from framework.events import OrderState
 from framework.exchanges.base import plain
 from framework.exchanges.bitunix.venue import order_fields as bitunix_fields
+from framework.exchanges.kraken.venue import kraken_venue
 from framework.exchanges.kraken.venue import order_params as kraken_fields
 from framework.exchanges.synthetix.venue import order_fields as synthetix_fields
 from framework.journal import OrderJournal
@@ -126,3 +128,30 @@ async def test_the_sandbox_refuses_an_absurd_price_instead_of_failing(
                         "price": price,
                     },
                 )
+
+
+def test_kraken_amounts_take_the_pairs_precision() -> None:
+    order = LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("1E-3"), price=Decimal("3E+4"))
+    params = kraken_fields(order, "c", (1, 8))  # XBTUSD: price 1 decimal, volume 8
+    assert (params["price"], params["volume"]) == ("30000.0", "0.00100000")
+    finer = LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("0.001"), price=Decimal("1.05"))
+    assert kraken_fields(finer, "c", (1, 8))["price"] == "1.05"  # never rounded away
+
+
+async def test_the_kraken_venue_reads_the_precision_from_asset_pairs(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    config = Config.model_validate(
+        {
+            "exchange": {"tier": "none"},
+            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
+        }
+    )
+    async with (
+        Sandbox(dict([creds])) as sandbox,
+        kraken_venue(config, *creds, sandbox.base_url) as venue,
+    ):
+        fine = LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("1E-3"), price=Decimal(1000))
+        txid = await venue.place(fine, "a" * 32)
+        (placed,) = [o for o in sandbox.engine.orders.values() if o.txid == txid]
+        assert placed.price == Decimal("1000.0") and venue._precisions["XBTUSD"] == (1, 8)

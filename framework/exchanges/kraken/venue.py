@@ -12,6 +12,7 @@ from framework.config import Config
 from framework.errors import ConfigError, ExchangeError, OrderlyError
 from framework.events import Fill, Ticker
 from framework.exchanges.base import (
+    SHAPE_ERRORS,
     ClientVenue,
     amount,
     history_from,
@@ -30,15 +31,33 @@ from framework.venue import PairAssets, VenueOrder
 MAX_BATCH = 15
 
 
-def order_params(order: Order, cl_ord_id: str) -> dict[str, Any]:
-    """One order in Kraken's AddOrder / AddOrderBatch fields."""
+#: (price decimals, volume decimals) of a pair, from AssetPairs; None: not known.
+Precision = tuple[int | None, int | None]
+
+
+def fixed(value: Decimal, decimals: int | None) -> str:
+    """``value`` as plain decimals with exactly the pair's ``decimals`` when it fits them;
+    as given otherwise (never rounded away: Kraken then says what it thinks of it, and a
+    wrong precision read from one odd AssetPairs answer can never block an order)."""
+    if decimals is None or not 0 <= decimals <= 18:
+        return plain(value)
+    step = Decimal(1).scaleb(-decimals)
+    return plain(value.quantize(step)) if value == value.quantize(step) else plain(value)
+
+
+def order_params(
+    order: Order, cl_ord_id: str, precision: Precision = (None, None)
+) -> dict[str, Any]:
+    """One order in Kraken's AddOrder / AddOrderBatch fields, amounts in the pair's
+    precision when it is known."""
+    price_decimals, volume_decimals = precision
     params: dict[str, Any] = {
         "type": order.side,
-        "volume": plain(order.volume),
+        "volume": fixed(order.volume, volume_decimals),
         "cl_ord_id": cl_ord_id,
     }
     if isinstance(order, LimitOrder):
-        params.update(ordertype="limit", price=plain(order.price))
+        params.update(ordertype="limit", price=fixed(order.price, price_decimals))
         if order.post_only:
             params["oflags"] = "post"
     else:
@@ -67,10 +86,25 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         self.client = client
         self.key_id = client.key_id
         self._assets: dict[str, PairAssets] = {}
+        self._precisions: dict[str, tuple[int, int]] = {}
+
+    async def _precision(self, pair: str) -> Precision:
+        """The pair's price and volume decimals (AssetPairs, once per pair); unknown when
+        Kraken cannot say now (the amounts then go as given, in plain decimals)."""
+        if pair not in self._precisions:
+            try:
+                result = await self.client.public("AssetPairs", {"pair": pair})
+                info = next(iter(result.values()))
+                known = (int(info["pair_decimals"]), int(info["lot_decimals"]))
+            except (OrderlyError, *SHAPE_ERRORS, StopIteration):
+                return (None, None)
+            self._precisions[pair] = known
+        return self._precisions[pair]
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
+        precision = await self._precision(order.pair)
         result = await self.client.private(
-            "AddOrder", {"pair": order.pair, **order_params(order, cl_ord_id)}
+            "AddOrder", {"pair": order.pair, **order_params(order, cl_ord_id, precision)}
         )
         txids = result.get("txid") if isinstance(result, dict) else None
         if not txids:
@@ -81,7 +115,8 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         pair = orders[0][0].pair
-        body = {"pair": pair, "orders": [order_params(o, cid) for o, cid in orders]}
+        precision = await self._precision(pair)
+        body = {"pair": pair, "orders": [order_params(o, cid, precision) for o, cid in orders]}
         result = await self.client.private("AddOrderBatch", body)
         answers = result.get("orders", []) if isinstance(result, dict) else []
         if len(answers) != len(orders):
