@@ -4,6 +4,7 @@ redis-server the tests start and stop themselves."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -19,12 +20,14 @@ import pytest
 import redis
 
 from framework.cli import main as orderly
+from framework.exchanges.bitunix import BitunixClient
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.fenced import names
 from framework.nonce.history import NonceHistory
 from framework.sandbox import Sandbox
 from framework.shared import Sharing
+from tests.conformance.bitunix_server import BitunixServer
 from tests.helpers.redis_server import RedisServer
 from tests.test_runner import ROOT
 
@@ -304,3 +307,34 @@ redis_url = "{redis_server.url}"
             assert await sender.wait() == 0
         (stats,) = sandbox.stats().values()
     assert stats["invalid_nonce"] == 0 and stats["accepted"] >= 6  # warm-up + 5
+
+
+async def test_bitunix_clients_share_the_rate_limits_through_redis(
+    redis_server: RedisServer,
+) -> None:
+    """Three clients of one Bitunix key (three bots: each its own pacer) place orders as fast
+    as they can; the server enforces place_order's 10 a second per uid: none refused."""
+    key, secret = "shared-bitunix-api-key-4d1f", "shared-bitunix-api-secret-9a2c"
+    async with BitunixServer({key: secret}, seed=9) as server:
+        clients = [
+            BitunixClient(key, secret, server.base_url, shared_limits=redis_server.url)
+            for _ in range(3)
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            for client in clients:
+                await stack.enter_async_context(client)
+
+            async def bot(client: BitunixClient, n: int) -> None:
+                for i in range(8):
+                    await client.place_order(
+                        symbol="BTCUSDT",
+                        side="BUY",
+                        qty="0.001",
+                        order_type="LIMIT",
+                        price="1000",
+                        client_id=f"bot{n}-{i}",
+                    )
+
+            async with asyncio.timeout(20):
+                await asyncio.gather(*(bot(c, n) for n, c in enumerate(clients)))
+    assert server.refused == {} and len(server.orders) == 24

@@ -76,6 +76,7 @@ class BitunixClient(LaneClient):
         window_s: float = 60.0,
         max_batch: int = 20,
         paced: bool = True,
+        shared_limits: str | None = None,
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -91,7 +92,9 @@ class BitunixClient(LaneClient):
         self._max_in_flight = max_in_flight
         self.window_s = window_s
         self.max_batch = max_batch
-        self.pacer = Pacer() if paced else None
+        #: With ``shared_limits`` (a Redis URL) every process of the key keeps, together, to
+        #: Bitunix's per-uid limits.
+        self.pacer = Pacer(redis_url=shared_limits, key_id=self.key_id) if paced else None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
         #: Bitunix's pure parts for this key; the lane sends through the core's pipeline.
@@ -129,6 +132,8 @@ class BitunixClient(LaneClient):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stop()
+        if self.pacer is not None:
+            await self.pacer.close()
 
     # --- the wire -------------------------------------------------------------------------
 

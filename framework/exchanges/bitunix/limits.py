@@ -13,9 +13,11 @@ second. So calls are spaced evenly at 90% of the rate, which satisfies both.
 
 from __future__ import annotations
 
+import redis.asyncio
 from aiolimiter import AsyncLimiter
 
 from framework.call import PrivateCall
+from framework.shared_limits import SharedWindow
 
 #: endpoint name -> (requests, per seconds)
 LIMITS: dict[str, tuple[float, float]] = {
@@ -26,15 +28,36 @@ LIMITS: dict[str, tuple[float, float]] = {
 
 
 class Pacer:
-    """Waits (loop timers, no polling) until a call fits its endpoint's limit."""
+    """Waits (loop timers, no polling) until a call fits its endpoint's limit. With a
+    ``redis_url`` the limits are shared by every process of the key (``key_id``): a sliding
+    window in Redis per limit (framework/shared_limits.py), at 90% of the documented rate."""
 
     def __init__(
-        self, limits: dict[str, tuple[float, float]] = LIMITS, headroom: float = 0.9
+        self,
+        limits: dict[str, tuple[float, float]] = LIMITS,
+        headroom: float = 0.9,
+        *,
+        redis_url: str | None = None,
+        key_id: str = "",
     ) -> None:
-        self._limiters = {
-            name: AsyncLimiter(1, period / (rate * headroom))
-            for name, (rate, period) in limits.items()
-        }
+        self._limiters: dict[str, AsyncLimiter | SharedWindow] = {}
+        if redis_url is None:
+            self._limiters = {
+                name: AsyncLimiter(1, period / (rate * headroom))
+                for name, (rate, period) in limits.items()
+            }
+            return
+        client = self._redis = redis.asyncio.Redis.from_url(redis_url)
+        for name, (rate, period) in limits.items():
+            self._limiters[name] = SharedWindow(
+                client, f"orderly:bitunix:{key_id}:limit:{name}", int(rate * headroom), period
+            )
+
+    _redis: redis.asyncio.Redis | None = None
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def pace_call(self, call: PrivateCall) -> None:
         """:meth:`pace` for a lane."""

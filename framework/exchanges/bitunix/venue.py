@@ -273,17 +273,14 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
 @contextlib.asynccontextmanager
 async def open_venue(config: Config) -> AsyncIterator[BitunixVenue]:
     """Bitunix futures, with the key from the environment, .env or the secrets file."""
-    if sharing_of(config) is not None:
-        raise ConfigError(
-            "[state] backend = 'redis' shares Kraken keys so far; Bitunix keys run one"
-            " process per key (backend = 'sqlite')"
-        )
+    sharing = sharing_of(config)  # random nonces need no sender; the rate limits are shared
     history = history_from(config)
     client = BitunixClient(
         config.secret("ORDERLY_BITUNIX_API_KEY"),
         config.secret("ORDERLY_BITUNIX_API_SECRET"),
         config.exchange.base_url or DEFAULT_BASE_URL,
         history=history,
+        shared_limits=sharing.redis_url if sharing is not None else None,
         timeout=config.exchange.timeout_s,
     )
     client.close_grace = config.runner.drain_timeout_s
