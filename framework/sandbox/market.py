@@ -66,6 +66,21 @@ PAIRS: dict[str, PairInfo] = {
         PairInfo("ETHUSD", "XETHZUSD", "ETH/USD", "XETH", "ZUSD", 2, 8, "0.002", "0.5", "3000.00"),
     )
 }
+#: Kraken's Assets answer for the sandbox's assets.
+ASSETS: dict[str, dict[str, Any]] = {
+    name: {
+        "aclass": "currency",
+        "altname": altname,
+        "decimals": decimals,
+        "display_decimals": display,
+        "status": "enabled",
+    }
+    for name, altname, decimals, display in (
+        ("XXBT", "XBT", 10, 5),
+        ("XETH", "ETH", 10, 5),
+        ("ZUSD", "USD", 4, 2),
+    )
+}
 INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 #: Kraken accepts a pair by its altname (XBTUSD) or its name (XXBTZUSD).
 ALIASES = {n: p.altname for p in PAIRS.values() for n in (p.altname, p.name)}

@@ -136,6 +136,15 @@ class MatchingEngine(KrakenReads):
             self._balances[key] = {a: Decimal(v) for a, v in self.rules.balances}
         return self._balances[key]
 
+    def _mid(self, asset: str) -> Decimal:
+        if asset == "ZUSD":
+            return Decimal(1)
+        pair = next((p for p in PAIRS.values() if p.base == asset), None)
+        if pair is None:
+            return Decimal(0)
+        bid, ask = self.market.quote(pair.altname)
+        return (bid + ask) / 2
+
     def _reserved(self, key: str, asset: str) -> Decimal:
         total = Decimal(0)
         for order in self.open.values():
@@ -370,6 +379,23 @@ class MatchingEngine(KrakenReads):
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         return {"count": self._cancel(hits), "pending": False}
+
+    def cancel_order_batch(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Cancel up to 50 open orders by txid or client order id: ``orders`` is a list of
+        ``{"txid": ...}`` / ``{"cl_ord_id": ...}`` objects or of plain ids."""
+        self.sync()
+        refs = body.get("orders")
+        if not isinstance(refs, list) or not 1 <= len(refs) <= 50:
+            raise KrakenFailure("EGeneral:Invalid arguments:orders")
+        hits: dict[str, SimOrder] = {}
+        for ref in refs:
+            wanted = ref if isinstance(ref, dict) else {"txid": str(ref)}
+            for order in self._select(key, wanted, "open"):
+                hits[order.txid] = order
+            if isinstance(ref, str):  # a plain id may be a client order id too
+                for order in self._select(key, {"cl_ord_id": ref}, "open"):
+                    hits[order.txid] = order
+        return {"count": self._cancel(list(hits.values()))}
 
     def cancel_all_orders_after(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Kraken's dead-man switch: cancel all after ``timeout`` s unless called again."""

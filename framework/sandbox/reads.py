@@ -1,9 +1,11 @@
-"""The sandbox's read endpoints in Kraken's shapes: Balance, QueryOrders, OpenOrders,
-ClosedOrders, TradesHistory. Mixed into :class:`~framework.sandbox.matching.MatchingEngine`,
-whose state they read and never change."""
+"""The sandbox's read endpoints in Kraken's shapes: Balance, BalanceEx, TradeBalance,
+QueryOrders, OpenOrders, ClosedOrders, TradesHistory, QueryTrades, GetWebSocketsToken. Mixed
+into :class:`~framework.sandbox.matching.MatchingEngine`, whose state they read and never
+change."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -32,12 +34,60 @@ class KrakenReads:
     def balances(self, key: str) -> dict[str, Decimal]:
         raise NotImplementedError
 
+    def _reserved(self, key: str, asset: str) -> Decimal:
+        raise NotImplementedError
+
+    def _mid(self, asset: str) -> Decimal:
+        """The asset's value in USD (ZUSD 1; a base asset at its pair's mid)."""
+        raise NotImplementedError
+
     def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
         raise NotImplementedError
 
     def balance(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
         return {asset: f"{amount:.10f}" for asset, amount in self.balances(key).items()}
+
+    def balance_ex(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Each asset's balance and what open orders hold of it."""
+        self.sync()
+        return {
+            asset: {"balance": f"{amount:.10f}", "hold_trade": f"{self._reserved(key, asset):.10f}"}
+            for asset, amount in self.balances(key).items()
+        }
+
+    def trade_balance(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Equivalent balance in USD (spot only: no margin, so most fields are 0)."""
+        self.sync()
+        total = sum(
+            (amount * self._mid(asset) for asset, amount in self.balances(key).items()),
+            Decimal(0),
+        )
+        text = f"{total:.4f}"
+        zero = "0.0000"
+        return {
+            "eb": text,
+            "tb": text,
+            "m": zero,
+            "n": zero,
+            "c": zero,
+            "v": zero,
+            "e": text,
+            "mf": text,
+            "uv": zero,
+        }
+
+    def query_trades(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Trades by id (at most 20), the key's own only."""
+        ids = [t for t in str(body.get("txid", "")).split(",") if t]
+        if not 1 <= len(ids) <= 20:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        mine = dict(self.trades_of(key))
+        return {i: mine[i] for i in ids if i in mine}
+
+    def get_websockets_token(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A token for the private WebSocket feeds (valid 15 minutes, as Kraken's)."""
+        return {"token": secrets.token_urlsafe(24), "expires": 900}
 
     def query_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()

@@ -18,6 +18,7 @@ requests sent in order can reach the nonce check out of order, as on a real netw
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import random
 import secrets
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
 from framework.sandbox.faults import ERRORS as FAULT_ERRORS
 from framework.sandbox.faults import FaultInjector, FaultRules
 from framework.sandbox.kraken_rules import TIERS
-from framework.sandbox.market import ALIASES, INTERVALS, PAIRS, Market, MarketRules
+from framework.sandbox.market import ALIASES, ASSETS, INTERVALS, PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules
 from framework.sandbox.ratelimit import RateLimits
 from framework.secret import key_id
@@ -116,6 +117,11 @@ class Sandbox:
             "OpenOrders": engine.open_orders,
             "ClosedOrders": engine.closed_orders,
             "TradesHistory": engine.trades_history,
+            "BalanceEx": engine.balance_ex,
+            "TradeBalance": engine.trade_balance,
+            "QueryTrades": engine.query_trades,
+            "CancelOrderBatch": engine.cancel_order_batch,
+            "GetWebSocketsToken": engine.get_websockets_token,
         }
 
     @property
@@ -226,6 +232,42 @@ class Sandbox:
         try:
             if method == "Time":
                 return _envelope(market.time())
+            if method == "SystemStatus":
+                stamp = dt.datetime.fromtimestamp(market.now(), dt.UTC)
+                return _envelope(
+                    {"status": "online", "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                )
+            if method == "Assets":
+                wanted = set(request.query.get("asset", "").split(",")) - {""}
+                return _envelope(
+                    {
+                        name: info
+                        for name, info in ASSETS.items()
+                        if not wanted or {name, info["altname"]} & wanted
+                    }
+                )
+            if method == "Spread":
+                pair = _pairs(request, required=True)[0]
+                bid, ask = market.quote(pair)
+                now = int(market.now())
+                return _envelope({PAIRS[pair].name: [[now, str(bid), str(ask)]], "last": now})
+            if method == "Trades":
+                pair = _pairs(request, required=True)[0]
+                rows = [
+                    [
+                        t["price"],
+                        t["vol"],
+                        t["time"],
+                        t["type"][0],
+                        t["ordertype"][0],
+                        "",
+                        t["trade_id"],
+                    ]
+                    for t in self.engine.trades.values()
+                    if t["pair"] == PAIRS[pair].name
+                ][-1000:]
+                last = str(int(rows[-1][2] * 1e9)) if rows else "0"
+                return _envelope({PAIRS[pair].name: rows, "last": last})
             if method == "AssetPairs":
                 return _envelope(
                     {PAIRS[p].name: PAIRS[p].asset_pair() for p in _pairs(request, required=False)}

@@ -1,0 +1,53 @@
+"""The sandbox answers more of the REST endpoints real Kraken clients call (issue 11, in
+part): Assets, SystemStatus, Spread and public Trades; BalanceEx, TradeBalance, QueryTrades,
+CancelOrderBatch and GetWebSocketsToken, in Kraken's shapes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from framework.sandbox import Sandbox
+from tests.helpers.kraken import client
+
+
+async def test_public_assets_status_spread_and_trades(creds: tuple[str, str]) -> None:
+    async with Sandbox(dict([creds])) as sandbox, client(*creds, sandbox.base_url) as kraken:
+        assert (await kraken.public("SystemStatus"))["status"] == "online"
+        assets = await kraken.public("Assets")
+        assert assets["XXBT"]["altname"] == "XBT" and assets["ZUSD"]["decimals"] == 4
+        assert set(await kraken.public("Assets", {"asset": "XBT"})) == {"XXBT"}
+        spread = await kraken.public("Spread", {"pair": "XBTUSD"})
+        (_, bid, ask) = spread["XXBTZUSD"][0]
+        assert Decimal(bid) < Decimal(ask)
+        await kraken.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="0.01")
+        trades = await kraken.public("Trades", {"pair": "XBTUSD"})
+        price, volume, _, side, kind, _, _ = trades["XXBTZUSD"][-1]
+        assert (Decimal(volume), side, kind) == (Decimal("0.01"), "b", "m")
+        assert Decimal(price) > 0 and int(trades["last"]) > 0
+
+
+async def test_private_balances_trades_batch_cancel_and_token(creds: tuple[str, str]) -> None:
+    async with Sandbox(dict([creds])) as sandbox, client(*creds, sandbox.base_url) as kraken:
+        for n in range(3):
+            await kraken.add_order(
+                pair="XBTUSD",
+                side="buy",
+                ordertype="limit",
+                volume="0.01",
+                price=str(1000 + n),
+                cl_ord_id=f"batch-{n}",
+            )
+        held = (await kraken.private("BalanceEx"))["ZUSD"]
+        assert Decimal(held["hold_trade"]) > Decimal(30)  # three 10 USD orders, with fees
+        assert Decimal((await kraken.private("TradeBalance"))["eb"]) > 0
+        open_ = (await kraken.private("OpenOrders"))["open"]
+        first = next(t for t, o in open_.items() if o["cl_ord_id"] == "batch-0")
+        cancelled = await kraken.private(
+            "CancelOrderBatch", {"orders": [first, "batch-1", {"cl_ord_id": "batch-2"}]}
+        )
+        assert cancelled == {"count": 3} and (await kraken.private("OpenOrders"))["open"] == {}
+        await kraken.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="0.01")
+        (trade_id,) = (await kraken.private("TradesHistory"))["trades"]
+        assert set(await kraken.private("QueryTrades", {"txid": trade_id})) == {trade_id}
+        token = await kraken.private("GetWebSocketsToken")
+        assert len(token["token"]) > 20 and token["expires"] == 900
