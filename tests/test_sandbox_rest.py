@@ -51,3 +51,27 @@ async def test_private_balances_trades_batch_cancel_and_token(creds: tuple[str, 
         assert set(await kraken.private("QueryTrades", {"txid": trade_id})) == {trade_id}
         token = await kraken.private("GetWebSocketsToken")
         assert len(token["token"]) > 20 and token["expires"] == 900
+
+
+async def test_amend_and_edit_orders_and_query_by_userref(creds: tuple[str, str]) -> None:
+    async with Sandbox(dict([creds])) as sandbox, client(*creds, sandbox.base_url) as kraken:
+        placed = await kraken.add_order(
+            pair="XBTUSD", side="buy", ordertype="limit", volume="0.01", price="1000", userref=7
+        )
+        (txid,) = placed.txids
+        amended = await kraken.private(
+            "AmendOrder", {"txid": txid, "order_qty": "0.02", "limit_price": "1001.5"}
+        )
+        assert amended["amend_id"]
+        (order,) = (await kraken.private("QueryOrders", {"txid": txid, "userref": 7})).values()
+        assert Decimal(order["vol"]) == Decimal("0.02")
+        assert Decimal(order["descr"]["price"]) == Decimal("1001.5")
+        assert await kraken.private("QueryOrders", {"txid": txid, "userref": 8}) == {}
+        edited = await kraken.private(
+            "EditOrder", {"txid": txid, "pair": "XBTUSD", "price": "999.0"}
+        )
+        assert edited["originaltxid"] == txid and edited["txid"] != txid
+        open_ = (await kraken.private("OpenOrders"))["open"]
+        assert list(open_) == [edited["txid"]]
+        assert Decimal(open_[edited["txid"]]["descr"]["price"]) == Decimal("999.0")
+        assert Decimal(open_[edited["txid"]]["vol"]) == Decimal("0.02")

@@ -88,6 +88,7 @@ class MatchingEngine(KrakenReads):
         self._balances: dict[str, dict[str, Decimal]] = {}
         self._ids = itertools.count(1)
         self._dead_man: dict[str, float] = {}  # key -> when all its orders get cancelled
+        self._amends = 0
         self._fills = random.Random(f"{market.rules.seed}:fills")
 
     # --- time -----------------------------------------------------------------------------
@@ -379,6 +380,64 @@ class MatchingEngine(KrakenReads):
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         return {"count": self._cancel(hits), "pending": False}
+
+    def amend_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change an open order in place (same txid, same place in time): ``order_qty``
+        (above what has filled) and/or ``limit_price``; by ``txid`` or ``cl_ord_id``. The
+        funds a larger order needs are not checked again (a sandbox simplification)."""
+        self.sync()
+        ref: dict[str, Any] = {k: body[k] for k in ("txid", "cl_ord_id") if k in body}
+        if len(ref) != 1:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        hits = self._select(key, ref, "open")
+        if not hits:
+            raise KrakenFailure(self.rules.unknown_order_error)
+        order = hits[0]
+        if "order_qty" in body:
+            qty = _decimal(body["order_qty"], "order_qty")
+            if qty <= order.filled:
+                raise KrakenFailure("EGeneral:Invalid arguments:order_qty")
+            order.volume = qty
+        if "limit_price" in body:
+            price = _decimal(body["limit_price"], "limit_price")
+            if order.price is None or price <= 0:
+                raise KrakenFailure("EGeneral:Invalid arguments:limit_price")
+            if price % PAIRS[order.pair].tick != 0:
+                raise KrakenFailure("EOrder:Tick size check failed")
+            order.price = price
+        self._amends += 1
+        return {"amend_id": f"TAM{self._amends:05d}-SBX"}
+
+    def edit_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace an open order by a new one (a new txid): ``volume`` and/or ``price``
+        change, the rest is the old order's; checked in full before the old one goes."""
+        self.sync()
+        pair = ALIASES.get(str(body.get("pair", "")), "")
+        if "txid" not in body or not pair:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        hits = [o for o in self._select(key, {"txid": body["txid"]}, "open") if o.pair == pair]
+        if not hits:
+            raise KrakenFailure(self.rules.unknown_order_error)
+        old = hits[0]
+        new = {
+            "type": old.side,
+            "ordertype": old.ordertype,
+            "volume": str(body.get("volume", old.volume - old.filled)),
+            **({"price": str(body.get("price", old.price))} if old.price is not None else {}),
+            **({"userref": body.get("userref", old.userref)} if old.userref is not None else {}),
+        }
+        self._parse(new, pair)
+        self._cancel([old])
+        sim = self._place(key, new, pair)
+        return {
+            "status": "ok",
+            "txid": sim.txid,
+            "originaltxid": old.txid,
+            "volume": str(sim.volume),
+            "price": str(sim.price),
+            "orders_cancelled": 1,
+            "descr": {"order": sim.description()},
+        }
 
     def cancel_order_batch(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Cancel up to 50 open orders by txid or client order id: ``orders`` is a list of

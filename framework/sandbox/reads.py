@@ -1,5 +1,6 @@
 """The sandbox's read endpoints in Kraken's shapes: Balance, BalanceEx, TradeBalance,
-QueryOrders, OpenOrders, ClosedOrders, TradesHistory, QueryTrades, GetWebSocketsToken. Mixed
+QueryOrders (with a ``userref`` filter), OpenOrders, ClosedOrders, TradesHistory,
+QueryTrades, GetWebSocketsToken. Mixed
 into :class:`~framework.sandbox.matching.MatchingEngine`, whose state they read and never
 change."""
 
@@ -95,10 +96,13 @@ class KrakenReads:
         if not 1 <= len(txids) <= 50:
             raise KrakenFailure("EGeneral:Invalid arguments:txid")
         trades = truthy(body.get("trades"))
+        userref = body.get("userref")
         return {
             t: self.orders[t].kraken(trades)
             for t in txids
-            if t in self.orders and self.orders[t].key == key
+            if t in self.orders
+            and self.orders[t].key == key
+            and (userref is None or str(self.orders[t].userref) == str(userref))
         }
 
     def _filters(self, body: Mapping[str, Any]) -> dict[str, Any]:

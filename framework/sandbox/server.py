@@ -121,6 +121,8 @@ class Sandbox:
             "TradeBalance": engine.trade_balance,
             "QueryTrades": engine.query_trades,
             "CancelOrderBatch": engine.cancel_order_batch,
+            "AmendOrder": engine.amend_order,
+            "EditOrder": engine.edit_order,
             "GetWebSocketsToken": engine.get_websockets_token,
         }
 
