@@ -75,3 +75,19 @@ async def test_amend_and_edit_orders_and_query_by_userref(creds: tuple[str, str]
         assert list(open_) == [edited["txid"]]
         assert Decimal(open_[edited["txid"]]["descr"]["price"]) == Decimal("999.0")
         assert Decimal(open_[edited["txid"]]["vol"]) == Decimal("0.02")
+
+
+async def test_ledgers_follow_the_trades(creds: tuple[str, str]) -> None:
+    async with Sandbox(dict([creds])) as sandbox, client(*creds, sandbox.base_url) as kraken:
+        await kraken.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="0.01")
+        ledger = (await kraken.private("Ledgers"))["ledger"]
+        by_asset = {e["asset"]: e for e in ledger.values()}
+        assert Decimal(by_asset["XXBT"]["amount"]) == Decimal("0.01")
+        assert Decimal(by_asset["ZUSD"]["amount"]) < 0 and Decimal(by_asset["ZUSD"]["fee"]) > 0
+        balances = await kraken.balance()
+        assert Decimal(by_asset["ZUSD"]["balance"]) == balances["ZUSD"]
+        assert Decimal(by_asset["XXBT"]["balance"]) == balances["XXBT"]
+        first = next(iter(ledger))
+        assert set(await kraken.private("QueryLedgers", {"id": first})) == {first}
+        only_btc = (await kraken.private("Ledgers", {"asset": "XXBT"}))["ledger"]
+        assert {e["asset"] for e in only_btc.values()} == {"XXBT"}

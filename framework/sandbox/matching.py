@@ -137,6 +137,9 @@ class MatchingEngine(KrakenReads):
             self._balances[key] = {a: Decimal(v) for a, v in self.rules.balances}
         return self._balances[key]
 
+    def _starting_balances(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.rules.balances)
+
     def _mid(self, asset: str) -> Decimal:
         if asset == "ZUSD":
             return Decimal(1)

@@ -1,6 +1,6 @@
 """The sandbox's read endpoints in Kraken's shapes: Balance, BalanceEx, TradeBalance,
 QueryOrders (with a ``userref`` filter), OpenOrders, ClosedOrders, TradesHistory,
-QueryTrades, GetWebSocketsToken. Mixed
+QueryTrades, Ledgers, QueryLedgers, GetWebSocketsToken. Mixed
 into :class:`~framework.sandbox.matching.MatchingEngine`, whose state they read and never
 change."""
 
@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.market import PAIRS
 from framework.sandbox.sim_order import SimOrder
 
 #: Kraken's page size for ClosedOrders and TradesHistory.
@@ -84,6 +85,64 @@ class KrakenReads:
         if not 1 <= len(ids) <= 20:
             raise KrakenFailure("EGeneral:Invalid arguments:txid")
         mine = dict(self.trades_of(key))
+        return {i: mine[i] for i in ids if i in mine}
+
+    def _ledger(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """The key's ledger, oldest first: two entries per trade (base and quote, the fee
+        on the quote), each with the asset's running balance."""
+        by_name = {p.name: p for p in PAIRS.values()}
+        running = {asset: Decimal(v) for asset, v in self._starting_balances()}
+        entries: list[tuple[str, dict[str, Any]]] = []
+        for trade_id, t in self.trades_of(key):
+            pair = by_name[t["pair"]]
+            sign = 1 if t["type"] == "buy" else -1
+            moves = (
+                (pair.base, sign * Decimal(t["vol"]), Decimal(0)),
+                (pair.quote, -sign * Decimal(t["cost"]), Decimal(t["fee"])),
+            )
+            for n, (asset, amount, fee) in enumerate(moves):
+                running[asset] = running.get(asset, Decimal(0)) + amount - fee
+                entries.append(
+                    (
+                        f"L{trade_id[1:]}-{n}",
+                        {
+                            "refid": trade_id,
+                            "time": t["time"],
+                            "type": "trade",
+                            "subtype": "",
+                            "aclass": "currency",
+                            "asset": asset,
+                            "amount": f"{amount:.10f}",
+                            "fee": f"{fee:.10f}",
+                            "balance": f"{running[asset]:.10f}",
+                        },
+                    )
+                )
+        return entries
+
+    def _starting_balances(self) -> tuple[tuple[str, str], ...]:
+        raise NotImplementedError
+
+    def ledgers(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, 50 a page (``ofs``), filtered by ``asset``, ``start``, ``end``."""
+        entries = self._ledger(key)
+        assets = {a for a in str(body.get("asset", "all")).split(",") if a and a != "all"}
+        if assets:
+            entries = [(i, e) for i, e in entries if e["asset"] in assets]
+        start, end = body.get("start"), body.get("end")
+        if start is not None:
+            entries = [(i, e) for i, e in entries if e["time"] > float(start)]
+        if end is not None:
+            entries = [(i, e) for i, e in entries if e["time"] <= float(end)]
+        entries.reverse()
+        ofs = int(body.get("ofs", 0))
+        return {"ledger": dict(entries[ofs : ofs + PAGE]), "count": len(entries)}
+
+    def query_ledgers(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        ids = [i for i in str(body.get("id", "")).split(",") if i]
+        if not 1 <= len(ids) <= 20:
+            raise KrakenFailure("EGeneral:Invalid arguments:id")
+        mine = dict(self._ledger(key))
         return {i: mine[i] for i in ids if i in mine}
 
     def get_websockets_token(self, key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -122,6 +122,8 @@ class Sandbox:
             "QueryTrades": engine.query_trades,
             "CancelOrderBatch": engine.cancel_order_batch,
             "AmendOrder": engine.amend_order,
+            "Ledgers": engine.ledgers,
+            "QueryLedgers": engine.query_ledgers,
             "EditOrder": engine.edit_order,
             "GetWebSocketsToken": engine.get_websockets_token,
         }
