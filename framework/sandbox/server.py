@@ -21,7 +21,7 @@ import base64
 import datetime as dt
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -91,9 +91,13 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Clock = SYSTEM_CLOCK,
+        account_of: Mapping[str, str] | None = None,
     ) -> None:
         if accounts is None:
             accounts = dict([generate_credentials()])
+        #: API key -> the account it trades (several keys of one account share its balances
+        #: and orders; nonces and REST counters stay per key). A key not listed is its own.
+        self.account_of = dict(account_of or {})
         self.gate = Gatekeeper(dict(accounts), rules or AuthRules(), clock)
         self.market = Market(market or MarketRules(), clock)
         self.engine = MatchingEngine(self.market, order_rules)
@@ -199,9 +203,10 @@ class Sandbox:
             if handler is None:
                 raise KrakenFailure("EGeneral:Unknown method")
             api_key = request.headers["API-Key"]
+            account = self.account_of.get(api_key, api_key)
             if self.limits is not None:
                 self.limits.charge(
-                    api_key, method, body, lambda ref: self.engine.order_age(api_key, ref)
+                    api_key, method, body, lambda ref: self.engine.order_age(account, ref)
                 )
             fault = self.faults.pick(method)
             if fault in FAULT_ERRORS:
@@ -216,7 +221,7 @@ class Sandbox:
                 return _drop(request)
             if fault == "late":
                 await self.clock.sleep(self.faults.rules.late_s)
-            result = handler(api_key, body)
+            result = handler(account, body)
             if fault == "lost":
                 return _drop(request)
             if fault == "slow":

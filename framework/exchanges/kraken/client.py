@@ -23,6 +23,7 @@ import aiohttp
 
 from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock, wall
+from framework.dispatch import Lane
 from framework.errors import (
     ConfigError,
     ExchangeError,
@@ -40,8 +41,9 @@ from framework.nonce.history import NonceHistory
 from framework.nonce.source import KRAKEN_MAX, IncreasingNonces
 from framework.nonce.store import NonceStore, SqliteStore
 from framework.paths import default_history_path, default_store_path
+from framework.pool import PoolLane
 from framework.secret import Secret, key_id
-from framework.transport import Request
+from framework.transport import Request, pipeline
 
 if TYPE_CHECKING:
     from framework.shared import Sharing
@@ -111,6 +113,7 @@ class KrakenClient(LaneClient):
         order_deadline_s: float | None = 5.0,
         clock: Clock = SYSTEM_CLOCK,
         sharing: Sharing | None = None,
+        pool: Sequence[tuple[str | Secret, str | Secret]] = (),
     ) -> None:
         self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
         self._api_secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
@@ -149,6 +152,18 @@ class KrakenClient(LaneClient):
         self.clock = clock
         #: Several processes on this key, through Redis (None: this process alone).
         self.sharing = sharing
+        #: More keys of the same account, each with its own strict lane (framework/pool.py).
+        self._pool = [
+            (k if isinstance(k, Secret) else Secret(k), v if isinstance(v, Secret) else Secret(v))
+            for k, v in pool
+        ]
+        if self._pool and sharing is not None:
+            raise ConfigError(
+                "a key pool and a key shared through Redis do not combine yet",
+                exchange=self.exchange,
+            )
+        self._tier = tier
+        self._encoding: Literal["form", "json"] = body_encoding
         #: Kraken's pure parts for this key; the lane sends through the core's pipeline.
         self.wire = KrakenWire(
             self._api_key,
@@ -215,6 +230,11 @@ class KrakenClient(LaneClient):
         }
         if self.sharing is None:
             self._start(source=source(self._store), **lane)
+            if self._pool:
+                self._lane = PoolLane(
+                    [self.lane, *(self._pool_lane(k, s, history) for k, s in self._pool)]
+                )
+                self._lane.start()
         else:  # the sender's nonce source is made when this process takes the lease
             self._start_shared(
                 self.sharing,
@@ -223,6 +243,44 @@ class KrakenClient(LaneClient):
                 warmup=PrivateCall("Balance"),
                 **lane,
             )
+
+    def _pool_lane(self, api_key: Secret, api_secret: Secret, history: NonceHistory) -> Lane:
+        """The strict lane of one more key of the account: its own wire, nonces and
+        pacer, over this client's HTTP session."""
+        assert self._store is not None
+        pool_key_id = key_id(api_key)
+        pacer = Pacer(TIERS[self._tier], name=self._tier) if self._tier is not None else None
+        wire = KrakenWire(
+            api_key,
+            api_secret,
+            self.base_url,
+            exchange=self.exchange,
+            key_id=pool_key_id,
+            clock=self.clock,
+            encoding=self._encoding,
+            order_deadline_s=self.order_deadline_s,
+            pacer=pacer,
+        )
+        source = IncreasingNonces(
+            self._store,
+            pool_key_id,
+            unit=self._nonce_unit,
+            clock=self.clock,
+            max_value=KRAKEN_MAX,
+            block=self._nonce_block,
+            force_unit=self._force_unit,
+            history=history,
+        )
+        return Lane(
+            key_id=pool_key_id,
+            wire=pipeline(wire, self.transport, key_id=pool_key_id),
+            source=source,
+            history=history,
+            clock=self.clock,
+            exchange=self.exchange,
+            pace=pacer.pace_call if pacer is not None else None,
+            **self._lane_options,
+        )
 
     async def close(self) -> None:
         """Drain the lane (at most ``close_grace`` s), persist the nonce floor, close HTTP."""

@@ -25,6 +25,13 @@ class KrakenSettings(BaseModel):
     order_deadline_s: float = Field(
         5.0, ge=2, le=60, description="Kraken deadline on each order; bounds reconciliation"
     )
+    pool_keys: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="keys of the account to spread calls over: key 1 is ORDERLY_KRAKEN_API_KEY,"
+        " key n ORDERLY_KRAKEN_API_KEY_<n> (and _SECRET_<n>)",
+    )
 
 
 SECRETS = ("ORDERLY_KRAKEN_API_KEY", "ORDERLY_KRAKEN_API_SECRET")

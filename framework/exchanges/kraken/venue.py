@@ -251,7 +251,11 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
     api_key, api_secret = (config.secret(name) for name in SECRETS)
     tier = None if settings.tier == "none" else settings.tier
     base_url = config.exchange.base_url or DEFAULT_BASE_URL
-    async with kraken_venue(config, api_key, api_secret, base_url, tier=tier) as venue:
+    pool = [
+        (config.secret(f"{SECRETS[0]}_{n}"), config.secret(f"{SECRETS[1]}_{n}"))
+        for n in range(2, settings.pool_keys + 1)
+    ]
+    async with kraken_venue(config, api_key, api_secret, base_url, tier=tier, pool=pool) as venue:
         yield venue
 
 
@@ -265,6 +269,7 @@ async def kraken_venue(
     tier: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
     order_deadline_s: float | None = None,
+    pool: Sequence[tuple[Any, Any]] = (),
 ) -> AsyncIterator[KrakenVenue]:
     """A KrakenVenue whose store, history and lane follow ``config``; the order deadline
     is ``order_deadline_s``, or else the config's Kraken key of that name."""
@@ -292,6 +297,7 @@ async def kraken_venue(
         order_deadline_s=order_deadline_s,
         clock=clock,
         sharing=sharing_of(config),
+        pool=pool,
     )
     try:
         async with client:
