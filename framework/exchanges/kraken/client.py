@@ -206,16 +206,7 @@ class KrakenClient(LaneClient):
         history = self._history
 
         def source(store: NonceStore) -> IncreasingNonces:
-            made = IncreasingNonces(
-                store,
-                self.key_id,
-                unit=self._nonce_unit,
-                clock=self.clock,
-                max_value=KRAKEN_MAX,
-                block=self._nonce_block,
-                force_unit=self._force_unit,
-                history=history,
-            )
+            made = self._nonces(store, self.key_id, history)
             if self.pacer is not None:  # the exchange's counters remember the last process
                 self.pacer.idle_s = made.idle_s
             return made
@@ -244,6 +235,19 @@ class KrakenClient(LaneClient):
                 **lane,
             )
 
+    def _nonces(self, store: NonceStore, for_key: str, history: NonceHistory) -> IncreasingNonces:
+        """The strictly increasing nonces of one key of this client."""
+        return IncreasingNonces(
+            store,
+            for_key,
+            unit=self._nonce_unit,
+            clock=self.clock,
+            max_value=KRAKEN_MAX,
+            block=self._nonce_block,
+            force_unit=self._force_unit,
+            history=history,
+        )
+
     def _pool_lane(self, api_key: Secret, api_secret: Secret, history: NonceHistory) -> Lane:
         """The strict lane of one more key of the account: its own wire, nonces and
         pacer, over this client's HTTP session."""
@@ -261,16 +265,7 @@ class KrakenClient(LaneClient):
             order_deadline_s=self.order_deadline_s,
             pacer=pacer,
         )
-        source = IncreasingNonces(
-            self._store,
-            pool_key_id,
-            unit=self._nonce_unit,
-            clock=self.clock,
-            max_value=KRAKEN_MAX,
-            block=self._nonce_block,
-            force_unit=self._force_unit,
-            history=history,
-        )
+        source = self._nonces(self._store, pool_key_id, history)
         return Lane(
             key_id=pool_key_id,
             wire=pipeline(wire, self.transport, key_id=pool_key_id),
