@@ -25,6 +25,7 @@ from framework import log
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
+from framework.runner import run_event_loop
 from framework.sandbox import Sandbox, generate_credentials
 
 
@@ -84,4 +85,4 @@ if __name__ == "__main__":
     parser.add_argument("--keys", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.producers, args.keys, args.rounds))
+    run_event_loop(main(args.calls, args.producers, args.keys, args.rounds))  # uvloop

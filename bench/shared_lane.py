@@ -33,6 +33,7 @@ from framework import log
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
+from framework.runner import run_event_loop
 from framework.sandbox import Sandbox, generate_credentials
 from framework.shared import Sharing
 from tests.helpers.redis_server import RedisServer
@@ -122,4 +123,4 @@ if __name__ == "__main__":
     parser.add_argument("--producers", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.producers, args.rounds))
+    run_event_loop(main(args.calls, args.producers, args.rounds))  # uvloop, as `orderly run`
