@@ -4,7 +4,6 @@ redis-server the tests start and stop themselves."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import random
@@ -20,7 +19,6 @@ import pytest
 import redis
 
 from framework.cli import main as orderly
-from framework.exchanges.bitunix import BitunixClient
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.fenced import names
@@ -309,32 +307,31 @@ redis_url = "{redis_server.url}"
     assert stats["invalid_nonce"] == 0 and stats["accepted"] >= 6  # warm-up + 5
 
 
-async def test_bitunix_clients_share_the_rate_limits_through_redis(
+async def test_bitunix_processes_share_the_rate_limits_through_redis(
     redis_server: RedisServer,
 ) -> None:
-    """Three clients of one Bitunix key (three bots: each its own pacer) place orders as fast
-    as they can; the server enforces place_order's 10 a second per uid: none refused."""
+    """Three bot processes of one Bitunix key place orders as fast as they may; the server
+    enforces place_order's 10 a second per uid: none refused (each with a pacer of its own,
+    they are: tests of the pacer alone show it)."""
     key, secret = "shared-bitunix-api-key-4d1f", "shared-bitunix-api-secret-9a2c"
+    env = {**os.environ, "ORDERLY_TEST_API_KEY": key, "ORDERLY_TEST_API_SECRET": secret}
     async with BitunixServer({key: secret}, seed=9) as server:
-        clients = [
-            BitunixClient(key, secret, server.base_url, shared_limits=redis_server.url)
-            for _ in range(3)
+        bots = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.helpers.bitunix_worker",
+                server.base_url,
+                redis_server.url,
+                f"bot{n}",
+                "8",
+                stdout=asyncio.subprocess.PIPE,
+                cwd=ROOT,
+                env=env,
+            )
+            for n in range(3)
         ]
-        async with contextlib.AsyncExitStack() as stack:
-            for client in clients:
-                await stack.enter_async_context(client)
-
-            async def bot(client: BitunixClient, n: int) -> None:
-                for i in range(8):
-                    await client.place_order(
-                        symbol="BTCUSDT",
-                        side="BUY",
-                        qty="0.001",
-                        order_type="LIMIT",
-                        price="1000",
-                        client_id=f"bot{n}-{i}",
-                    )
-
-            async with asyncio.timeout(20):
-                await asyncio.gather(*(bot(c, n) for n, c in enumerate(clients)))
+        async with asyncio.timeout(30):
+            outputs = [(await bot.communicate())[0] for bot in bots]
+    assert all(b"done" in out for out in outputs)
     assert server.refused == {} and len(server.orders) == 24
