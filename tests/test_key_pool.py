@@ -15,6 +15,7 @@ from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
 from framework.registry import open_venue
 from framework.sandbox import Sandbox, generate_credentials
+from framework.sandbox.auth import KrakenFailure
 from framework.secret import key_id
 
 
@@ -87,3 +88,22 @@ async def test_a_config_names_the_pool_and_its_keys(
         async with open_venue(config) as venue:
             assert venue.lane.ordering == "strict, pool of 2 keys"
             assert "ZUSD" in await venue.balances()
+
+
+async def test_the_sandbox_counts_the_engine_per_account_and_rest_per_key() -> None:
+    """Kraken's matching-engine counter is the account's: two keys of one account placing
+    orders fill it together; the REST counter stays each key's."""
+    keys = [generate_credentials() for _ in range(2)]
+    async with Sandbox(
+        dict(keys), tier="starter", account_of={k: "desk" for k, _ in keys}
+    ) as sandbox:
+        limits = sandbox.limits
+        assert limits is not None
+        for key, _ in keys:
+            for _ in range(30):  # 60 orders in all: the starter engine counter holds 60
+                limits.charge(key, "AddOrder", {"pair": "XBTUSD"}, lambda ref: None, "desk")
+        with pytest.raises(KrakenFailure, match="EOrder:Rate limit exceeded"):
+            limits.charge(keys[0][0], "AddOrder", {"pair": "XBTUSD"}, lambda ref: None, "desk")
+        for key, _ in keys:  # each key's REST counter is its own: 15 a key
+            for _ in range(15):
+                limits.charge(key, "Balance", {}, lambda ref: None, "desk")

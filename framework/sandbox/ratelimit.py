@@ -45,8 +45,11 @@ class RateLimits:
         endpoint: str,
         body: dict[str, Any],
         order_age: Age,
+        account: str | None = None,
     ) -> None:
-        """Count one call or raise the error Kraken would send."""
+        """Count one call or raise the error Kraken would send. The REST counter is the
+        key's; the matching engine's is the account's, per pair (several keys of one
+        account share it)."""
         now = self.clock.monotonic()
         tier = self.tier
         points = rest_points(endpoint)
@@ -56,7 +59,7 @@ class RateLimits:
             self.refused[key] = self.refused.get(key, 0) + 1
             raise KrakenFailure("EAPI:Rate limit exceeded")
         for pair, cost in engine_points(endpoint, body, order_age).items():
-            counter = self._engine.setdefault((key, pair), Counter(at=now))
+            counter = self._engine.setdefault((account or key, pair), Counter(at=now))
             if cost and not counter.charge(cost, tier.engine_max, tier.engine_decay, now):
                 self.refused[key] = self.refused.get(key, 0) + 1
                 raise KrakenFailure("EOrder:Rate limit exceeded")

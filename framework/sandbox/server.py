@@ -206,7 +206,11 @@ class Sandbox:
             account = self.account_of.get(api_key, api_key)
             if self.limits is not None:
                 self.limits.charge(
-                    api_key, method, body, lambda ref: self.engine.order_age(account, ref)
+                    api_key,
+                    method,
+                    body,
+                    lambda ref: self.engine.order_age(account, ref),
+                    account=account,
                 )
             fault = self.faults.pick(method)
             if fault in FAULT_ERRORS:
