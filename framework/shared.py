@@ -277,7 +277,7 @@ class SharedLane:
     async def _candidate(self) -> None:
         """Try for the lease; once held, send until it is lost, then try again."""
         loop = asyncio.get_running_loop()
-        period = self.sharing.ttl_s / 3
+        period = min(self.sharing.ttl_s / 3, 0.1)  # a dead sender is replaced soon after expiry
         while not self._closing:
             try:
                 started = loop.time()
