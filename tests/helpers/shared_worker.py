@@ -5,7 +5,8 @@
 16 coroutines each make ROUNDS rounds of one Balance call and one limit order placed
 through the order manager. Prints ``sender
 <monotonic time>`` when this process becomes the key's sender, ``placed <id> <state>``
-for each order, and ``done`` at the end. Credentials: ORDERLY_TEST_API_KEY / _SECRET.
+for each order, and ``done`` at the end. Credentials: ORDERLY_TEST_API_KEY / _SECRET; the
+lease TTL is 1 s unless ORDERLY_TEST_TTL says otherwise.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def main(url: str, redis_url: str, state: Path, name: str, rounds: int) ->
                 "journal": str(state / "orders.sqlite"),
                 "backend": "redis",
                 "redis_url": redis_url,
-                "lease_ttl_s": 1.0,
+                "lease_ttl_s": float(os.environ.get("ORDERLY_TEST_TTL", "1.0")),
             },
         }
     )
