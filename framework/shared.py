@@ -43,7 +43,13 @@ from framework import errors
 from framework.call import LaneStats, PrivateCall, Wire
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.dispatch import Lane
-from framework.errors import AmbiguousOutcome, LaneClosed, OrderlyError, StateError
+from framework.errors import (
+    AmbiguousOutcome,
+    LaneClosed,
+    OrderlyError,
+    StateError,
+    TransientError,
+)
 from framework.log import get_logger
 from framework.nonce.fenced import FencedStore, Lease, names
 from framework.nonce.source import Nonce, NonceSource
@@ -157,9 +163,8 @@ class SharedLane:
         self._closing = False
         self.caller_stats = LaneStats()
         self.ordering = "strict (shared)"
+        #: A shared lane never breaks for good: a sender that cannot send resigns the key.
         self.broken: OrderlyError | None = None
-        #: How many times this process took the lease, and how long each takeover took.
-        self.takeovers: list[float] = []
 
     @property
     def stats(self) -> LaneStats:
@@ -229,8 +234,13 @@ class SharedLane:
             with contextlib.suppress(redis.RedisError):
                 await self._redis.set(f"{self._keys['cancelled']}:{request}", 1, ex=600)
             raise
-        except redis.RedisError as exc:
-            raise StateError(f"Redis unreachable: {exc}", key_id=self.key_id) from None
+        except redis.RedisError as exc:  # the request may or may not have reached Redis
+            cls = AmbiguousOutcome if any(self._mutating(c.endpoint) for c in calls) else None
+            raise (cls or TransientError)(
+                f"Redis unreachable, the call may not have been queued: {exc}",
+                exchange=self.exchange,
+                key_id=self.key_id,
+            ) from None
         finally:
             self._waiting.pop(request, None)
         return [_error_of(a["error"]) if "error" in a else a.get("result") for a in answers]
@@ -282,7 +292,7 @@ class SharedLane:
             try:
                 started = loop.time()
                 if await self._lease.acquire(started):
-                    await self._serve(started)
+                    await self._serve()
                 else:
                     await asyncio.sleep(period)
             except Exception as exc:  # Redis away, or a bug: stand down, then try again
@@ -294,9 +304,8 @@ class SharedLane:
         with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists
             await self._redis.xgroup_create(self._keys["calls"], GROUP, id="0", mkstream=True)
 
-    async def _serve(self, granted: float) -> None:
+    async def _serve(self) -> None:
         await self._ensure_group()  # again at each takeover: Redis may have lost it
-        loop = asyncio.get_running_loop()
         token = self._lease.token
         assert token is not None
         store = FencedStore(self.sharing.redis_url, self._keys, token, self._local_store)
@@ -322,7 +331,6 @@ class SharedLane:
             with contextlib.suppress(OrderlyError):  # the exchange refuses stragglers now
                 await lane.submit(self._warmup)
             await self._claim_pending()
-            self.takeovers.append(loop.time() - granted)
             renew = asyncio.create_task(self._keep_lease())
             try:
                 await self._consume(lane, renew)
