@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from framework.cli import main as orderly
+from framework.errors import AmbiguousOutcome, TransientError
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.fenced import names
@@ -335,3 +336,24 @@ async def test_bitunix_processes_share_the_rate_limits_through_redis(
             outputs = [(await bot.communicate())[0] for bot in bots]
     assert all(b"done" in out for out in outputs)
     assert server.refused == {} and len(server.orders) == 24
+
+
+async def test_redis_away_is_transient_for_a_read_and_ambiguous_for_an_order(
+    tmp_path: Path, creds: tuple[str, str], redis_server: RedisServer
+) -> None:
+    """A request Redis may not have queued: a read can be asked again; an order may have
+    been queued and run, so the order layer must reconcile it. Neither stops the bot."""
+    async with (
+        Sandbox(dict([creds])) as sandbox,
+        shared_client(creds, sandbox.base_url, tmp_path / "a", redis_server.url) as a,
+    ):
+        await a.balance()
+        redis_server.kill()
+        async with asyncio.timeout(20):
+            with pytest.raises(TransientError, match="Redis unreachable"):
+                await a.balance()
+            with pytest.raises(AmbiguousOutcome, match="Redis unreachable"):
+                await a.add_order(
+                    pair="XBTUSD", side="buy", ordertype="limit", volume="0.001", price="1000"
+                )
+        redis_server.start()
