@@ -89,30 +89,41 @@ async def test_a_history_that_cannot_be_written_stops_the_lane_after_the_call_th
     assert "history.jsonl" in str(kraken.lane.broken)
 
 
+async def trading(
+    config: Path,
+    sandbox: Sandbox,
+    creds: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str = "",
+) -> tuple[Runner, asyncio.Task[int]]:
+    """The bot of ``config`` on Kraken at ``sandbox`` (plus ``extra`` config lines), once it
+    has an order resting."""
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    text = config.read_text()  # noqa: ASYNC240 - a small file, before the bot starts
+    kraken = f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"'
+    config.write_text(text.replace('name = "sandbox"', kraken) + extra)  # noqa: ASYNC240
+    strategies.SEEN.clear()
+    runner = Runner(load(config), out=io.StringIO())
+    task = asyncio.create_task(runner.main(install_signals=False))
+    async with asyncio.timeout(20):
+        while not sandbox.engine.open:
+            strategies.SEEN.changed.clear()
+            await strategies.SEEN.changed.wait()
+    return runner, task
+
+
 async def test_the_bot_stops_with_one_line_when_its_store_fills_up(
     tmp_path: Path,
     creds: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
-    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
     config = write_config(tmp_path, "tests.helpers.strategies:Recorder")
     async with Sandbox(dict([creds])) as sandbox:
-        config.write_text(
-            config.read_text().replace(
-                'name = "sandbox"',
-                f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"',
-            )
-            + "[nonce]\nunit = 'counter'\nreserve_block = 4\n"
-        )
-        strategies.SEEN.clear()
-        runner = Runner(load(config), out=io.StringIO())
-        task = asyncio.create_task(runner.main(install_signals=False))
+        extra = "[nonce]\nunit = 'counter'\nreserve_block = 4\n"
+        _, task = await trading(config, sandbox, creds, monkeypatch, extra)
         async with asyncio.timeout(20):
-            while not sandbox.engine.open:  # trading
-                strategies.SEEN.changed.clear()
-                await strategies.SEEN.changed.wait()
             monkeypatch.setattr(SqliteStore, "_write", disk_full)
             assert await task == EXIT_STATE
     line = capsys.readouterr().err.strip().splitlines()[-1]
@@ -126,8 +137,6 @@ async def test_cancel_on_stop_failing_leaves_the_dead_man_armed_and_exits_non_ze
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
-    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
     config = write_config(
         tmp_path,
         "tests.helpers.strategies:Recorder",
@@ -138,19 +147,8 @@ async def test_cancel_on_stop_failing_leaves_the_dead_man_armed_and_exits_non_ze
         faults=(Fault("unavailable", 1.0, endpoints=("CancelAll", "CancelOrder")),)
     )
     async with Sandbox(dict([creds]), faults=refuse_cancels) as sandbox:
-        config.write_text(
-            config.read_text().replace(
-                'name = "sandbox"',
-                f'name = "kraken"\nbase_url = "{sandbox.base_url}"\ntier = "none"',
-            )
-        )
-        strategies.SEEN.clear()
-        runner = Runner(load(config), out=io.StringIO())
-        task = asyncio.create_task(runner.main(install_signals=False))
+        runner, task = await trading(config, sandbox, creds, monkeypatch)
         async with asyncio.timeout(20):
-            while not sandbox.engine.open:
-                strategies.SEEN.changed.clear()
-                await strategies.SEEN.changed.wait()
             runner.request_stop("test finished")
             assert await task == EXIT_ORDERS_LEFT
         assert sandbox.engine.open  # still resting, under the armed switch
