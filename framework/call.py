@@ -3,14 +3,15 @@ send it, and how each outcome is counted and recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from framework.errors import (
     AmbiguousOutcome,
     AuthError,
     NonceError,
+    OrderlyError,
     OrderRejected,
     RateLimited,
     TransientError,
@@ -65,3 +66,28 @@ class LaneStats:
     rate_limited: int = 0  # refused by the exchange's rate limit (not a nonce problem)
     failed: int = 0  # no usable answer (includes lost answers)
     paused: int = 0  # times the breaker tripped
+
+
+class KeyLane(Protocol):
+    """What a venue sees of its key's lane: a :class:`~framework.dispatch.Lane`, a lane
+    shared by several processes through Redis (framework/shared.py), or a pool of keys
+    (framework/pool.py)."""
+
+    key_id: str
+
+    @property
+    def ordering(self) -> str: ...
+
+    @property
+    def broken(self) -> OrderlyError | None: ...
+
+    @property
+    def stats(self) -> LaneStats: ...
+
+    def start(self) -> None: ...
+
+    async def submit(self, call: PrivateCall) -> Any: ...
+
+    async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]: ...
+
+    async def close(self, grace: float | None = None) -> None: ...

@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from framework.call import LaneStats, Pace, PrivateCall, Wire, outcome_of
 from framework.clock import SYSTEM_CLOCK, Clock, wall
@@ -69,30 +69,6 @@ class _Job:
     call: PrivateCall
     future: asyncio.Future[Any]
     enqueued: float
-
-
-class KeyLane(Protocol):
-    """What a venue sees of its key's lane: this module's :class:`Lane`, or a lane shared
-    by several processes through Redis (framework/shared.py)."""
-
-    key_id: str
-
-    @property
-    def ordering(self) -> str: ...
-
-    @property
-    def broken(self) -> OrderlyError | None: ...
-
-    @property
-    def stats(self) -> LaneStats: ...
-
-    def start(self) -> None: ...
-
-    async def submit(self, call: PrivateCall) -> Any: ...
-
-    async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]: ...
-
-    async def close(self, grace: float | None = None) -> None: ...
 
 
 _STOP = None

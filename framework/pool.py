@@ -15,8 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from framework.call import LaneStats, PrivateCall
-from framework.dispatch import KeyLane
+from framework.call import KeyLane, LaneStats, PrivateCall
 from framework.errors import OrderlyError
 
 

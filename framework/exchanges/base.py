@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from framework.call import LaneStats, PrivateCall, Wire
+from framework.call import KeyLane, LaneStats, PrivateCall, Wire
 from framework.config import Config
-from framework.dispatch import KeyLane, Lane
+from framework.dispatch import Lane
 from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, UsageError
 from framework.events import Fill
 from framework.log import get_logger
