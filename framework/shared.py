@@ -39,9 +39,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from framework import errors
 from framework.call import LaneStats, PrivateCall, Wire
-from framework.clock import SYSTEM_CLOCK, Clock, wall
+from framework.clock import SYSTEM_CLOCK, Clock
 from framework.dispatch import Lane
 from framework.errors import (
     AmbiguousOutcome,
@@ -54,6 +53,7 @@ from framework.log import get_logger
 from framework.nonce.fenced import FencedStore, Lease, names
 from framework.nonce.source import Nonce, NonceSource
 from framework.nonce.store import NonceStore
+from framework.shared_messages import call_data, call_of, error_data, error_of
 
 log = get_logger("framework.shared")
 
@@ -68,53 +68,6 @@ class Sharing:
     redis_url: str
     ttl_s: float = 2.0
     sender: bool = True
-
-
-def _call_data(call: PrivateCall, clock: Clock) -> dict[str, Any]:
-    data: dict[str, Any] = {"endpoint": call.endpoint, "params": dict(call.params)}
-    if call.not_after is not None:  # the caller's loop time, as wall time for the sender
-        data["not_after_wall"] = wall(clock) + (call.not_after - clock.monotonic())
-    return data
-
-
-def _call_of(data: dict[str, Any], clock: Clock) -> PrivateCall:
-    not_after = data.get("not_after_wall")
-    return PrivateCall(
-        data["endpoint"],
-        data.get("params") or {},
-        None if not_after is None else clock.monotonic() + (not_after - wall(clock)),
-    )
-
-
-def _error_data(exc: BaseException) -> dict[str, Any]:
-    if not isinstance(exc, OrderlyError):
-        exc = errors.ExchangeError(f"{type(exc).__name__}: {exc}")
-    return {
-        "type": type(exc).__name__,
-        "message": exc.message,
-        "exchange": exc.exchange,
-        "code": exc.code,
-        "key_id": exc.key_id,
-        "endpoint": exc.endpoint,
-    }
-
-
-def _error_of(data: dict[str, Any]) -> OrderlyError:
-    cls = getattr(errors, str(data.get("type")), None)
-    if not (isinstance(cls, type) and issubclass(cls, OrderlyError)):
-        cls = errors.ExchangeError
-    exc = cls.__new__(cls)
-    OrderlyError.__init__(
-        exc,
-        str(data.get("message")),
-        exchange=data.get("exchange"),
-        code=data.get("code"),
-        key_id=data.get("key_id"),
-        endpoint=data.get("endpoint"),
-    )
-    if isinstance(exc, errors.LanePaused):
-        exc.resume_in = 0.0
-    return exc
 
 
 class SharedLane:
@@ -225,7 +178,7 @@ class SharedLane:
             "id": request,
             "reply": self._reply_key,
             "batch": "1" if batch else "0",
-            "calls": json.dumps([_call_data(c, self._clock) for c in calls]),
+            "calls": json.dumps([call_data(c, self._clock) for c in calls]),
         }
         try:
             await self._add(fields)
@@ -243,7 +196,7 @@ class SharedLane:
             ) from None
         finally:
             self._waiting.pop(request, None)
-        return [_error_of(a["error"]) if "error" in a else a.get("result") for a in answers]
+        return [error_of(a["error"]) if "error" in a else a.get("result") for a in answers]
 
     async def _add(self, fields: dict[str, str], tries: int = 5) -> None:
         """XADD the request; a lost connection is retried with the same request id (the
@@ -398,7 +351,7 @@ class SharedLane:
         lane = self._lane
         assert lane is not None
         request = fields[b"id"].decode()
-        calls = [_call_of(d, self._clock) for d in json.loads(fields[b"calls"])]
+        calls = [call_of(d, self._clock) for d in json.loads(fields[b"calls"])]
         async with self._redis.pipeline(transaction=False) as check:
             check.exists(f"{self._keys['cancelled']}:{request}")
             check.set(f"{self._keys['seen']}:{request}", entry, nx=True, ex=3600)
@@ -413,7 +366,7 @@ class SharedLane:
                 exchange=self.exchange,
                 key_id=self.key_id,
             )
-            await self._answer(entry, fields, [{"error": _error_data(ambiguous)}] * len(calls))
+            await self._answer(entry, fields, [{"error": error_data(ambiguous)}] * len(calls))
             return
         for call in calls:
             self._entry_of[id(call)] = entry
@@ -434,7 +387,7 @@ class SharedLane:
             entry,
             fields,
             [
-                {"error": _error_data(r)} if isinstance(r, BaseException) else {"result": r}
+                {"error": error_data(r)} if isinstance(r, BaseException) else {"result": r}
                 for r in results
             ],
         )
