@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from framework.cli import main as orderly
 from framework.errors import AmbiguousOutcome, TransientError
@@ -26,6 +27,7 @@ from framework.nonce.fenced import names
 from framework.nonce.history import NonceHistory
 from framework.sandbox import Sandbox
 from framework.shared import Sharing
+from framework.shared_limits import SharedSpacing
 from tests.conformance.bitunix_server import BitunixServer
 from tests.helpers.redis_server import RedisServer
 from tests.test_runner import ROOT
@@ -336,6 +338,26 @@ async def test_bitunix_processes_share_the_rate_limits_through_redis(
             outputs = [(await bot.communicate())[0] for bot in bots]
     assert all(b"done" in out for out in outputs)
     assert server.refused == {} and len(server.orders) == 24
+
+
+async def test_processes_sharing_a_bitunix_limit_are_spaced_evenly_not_in_bursts(
+    redis_server: RedisServer,
+) -> None:
+    """The server counts calls when they arrive, the pacer when they are granted: a burst
+    granted at the edge of a window meets the next burst if a few calls arrive late (CI
+    saw 10006 that way). Grants shared by two processes are therefore spaced evenly, one
+    interval apart on Redis's clock, like the in-process pacer's."""
+    clients = [redis.asyncio.Redis.from_url(redis_server.url) for _ in range(2)]
+    interval = 1 / (10 * 0.9)  # place_order: 10/s at 90%
+    limits = [SharedSpacing(client, "orderly:test:limit", interval) for client in clients]
+    try:
+        slots = await asyncio.gather(*(limits[n % 2].take() for n in range(20)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    interval_us = int(interval * 1_000_000)
+    gaps = [b - a for a, b in itertools.pairwise(sorted(slots))]
+    assert min(gaps) >= interval_us
 
 
 async def test_redis_away_is_transient_for_a_read_and_ambiguous_for_an_order(

@@ -17,7 +17,7 @@ import redis.asyncio
 from aiolimiter import AsyncLimiter
 
 from framework.call import PrivateCall
-from framework.shared_limits import SharedWindow
+from framework.shared_limits import SharedSpacing
 
 #: endpoint name -> (requests, per seconds)
 LIMITS: dict[str, tuple[float, float]] = {
@@ -29,8 +29,8 @@ LIMITS: dict[str, tuple[float, float]] = {
 
 class Pacer:
     """Waits (loop timers, no polling) until a call fits its endpoint's limit. With a
-    ``redis_url`` the limits are shared by every process of the key (``key_id``): a sliding
-    window in Redis per limit (framework/shared_limits.py), at 90% of the documented rate."""
+    ``redis_url`` the limits are shared by every process of the key (``key_id``): the same
+    even spacing, kept in Redis (framework/shared_limits.py)."""
 
     def __init__(
         self,
@@ -40,7 +40,7 @@ class Pacer:
         redis_url: str | None = None,
         key_id: str = "",
     ) -> None:
-        self._limiters: dict[str, AsyncLimiter | SharedWindow] = {}
+        self._limiters: dict[str, AsyncLimiter | SharedSpacing] = {}
         if redis_url is None:
             self._limiters = {
                 name: AsyncLimiter(1, period / (rate * headroom))
@@ -49,8 +49,8 @@ class Pacer:
             return
         client = self._redis = redis.asyncio.Redis.from_url(redis_url)
         for name, (rate, period) in limits.items():
-            self._limiters[name] = SharedWindow(
-                client, f"orderly:bitunix:{key_id}:limit:{name}", int(rate * headroom), period
+            self._limiters[name] = SharedSpacing(
+                client, f"orderly:bitunix:{key_id}:limit:{name}", period / (rate * headroom)
             )
 
     _redis: redis.asyncio.Redis | None = None
