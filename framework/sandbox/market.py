@@ -136,6 +136,8 @@ class Market:
         }
         self._origin = clock.wall_ns() / 1e9
         self.step = 0
+        for path in self.paths.values():  # the current minute's candle, from the start
+            self._candle(path, self._origin)
 
     def now(self) -> float:
         return self.clock.wall_ns() / 1e9

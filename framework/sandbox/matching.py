@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -90,6 +90,10 @@ class MatchingEngine(KrakenReads):
         self._dead_man: dict[str, float] = {}  # key -> when all its orders get cancelled
         self._amends = 0
         self._fills = random.Random(f"{market.rules.seed}:fills")
+        #: Called on every order event: (kind, order, trade id or None); kind is "new",
+        #: "trade", "amended" or the status an order closes with. The WebSocket feeds.
+        self.listeners: list[Callable[[str, SimOrder, str | None], None]] = []
+        self.ws_tokens: dict[str, tuple[str, float]] = {}  # token -> (API key, expiry)
 
     # --- time -----------------------------------------------------------------------------
 
@@ -209,6 +213,7 @@ class MatchingEngine(KrakenReads):
         self._trade_keys[trade_id] = order.key
         order.trades.append(trade_id)
         self.market.record_trade(order.pair, volume)
+        self._emit("trade", order, trade_id)
         if order.remaining <= 0:
             self._close(order, "closed", None)
 
@@ -259,6 +264,11 @@ class MatchingEngine(KrakenReads):
     def _close(self, order: SimOrder, status: str, reason: str | None) -> None:
         order.status, order.closetm, order.reason = status, self.market.now(), reason
         self.open.pop(order.txid, None)
+        self._emit("filled" if status == "closed" else status, order, None)
+
+    def _emit(self, kind: str, order: SimOrder, trade_id: str | None) -> None:
+        for listener in self.listeners:
+            listener(kind, order, trade_id)
 
     def _place(self, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
         side, ordertype, volume, price = self._parse(order, pair)
@@ -288,6 +298,7 @@ class MatchingEngine(KrakenReads):
         self.orders[sim.txid] = self.open[sim.txid] = sim
         if sim.cl_ord_id is not None:
             self._by_cl_ord_id.setdefault((key, sim.cl_ord_id), []).append(sim)
+        self._emit("new", sim, None)
         if crosses and "post" in oflags.split(","):
             self._close(sim, "canceled", "Post only order")
         elif crosses:
@@ -409,6 +420,7 @@ class MatchingEngine(KrakenReads):
                 raise KrakenFailure("EOrder:Tick size check failed")
             order.price = price
         self._amends += 1
+        self._emit("amended", order, None)
         return {"amend_id": f"TAM{self._amends:05d}-SBX"}
 
     def edit_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:

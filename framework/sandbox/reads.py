@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
-from framework.sandbox.market import PAIRS
+from framework.sandbox.market import PAIRS, Market
 from framework.sandbox.sim_order import SimOrder
 
 #: Kraken's page size for ClosedOrders and TradesHistory.
@@ -29,6 +29,8 @@ class KrakenReads:
     orders: dict[str, SimOrder]
     trades: dict[str, dict[str, Any]]
     _trade_keys: dict[str, str]
+    ws_tokens: dict[str, tuple[str, float]]
+    market: Market
 
     def sync(self) -> None:
         raise NotImplementedError
@@ -147,7 +149,9 @@ class KrakenReads:
 
     def get_websockets_token(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """A token for the private WebSocket feeds (valid 15 minutes, as Kraken's)."""
-        return {"token": secrets.token_urlsafe(24), "expires": 900}
+        token = secrets.token_urlsafe(24)
+        self.ws_tokens[token] = (key, self.market.now() + 900)
+        return {"token": token, "expires": 900}
 
     def query_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()

@@ -17,6 +17,7 @@ requests sent in order can reach the nonce check out of order, as on a real netw
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import random
@@ -35,6 +36,7 @@ from framework.sandbox.kraken_rules import TIERS
 from framework.sandbox.market import ALIASES, ASSETS, INTERVALS, PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules
 from framework.sandbox.ratelimit import RateLimits
+from framework.sandbox.ws import SandboxWebSocket
 from framework.secret import key_id
 
 log = get_logger("framework.sandbox")
@@ -92,6 +94,7 @@ class Sandbox:
         port: int = 0,
         clock: Clock = SYSTEM_CLOCK,
         account_of: Mapping[str, str] | None = None,
+        ws_drop_every_s: tuple[float, float] | None = None,
     ) -> None:
         if accounts is None:
             accounts = dict([generate_credentials()])
@@ -109,6 +112,8 @@ class Sandbox:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self.ws = SandboxWebSocket(self, drop_every_s=ws_drop_every_s, seed=seed)
+        self._driver: asyncio.Task[None] | None = None
         engine = self.engine
         self._private: dict[str, Handler] = {
             "Balance": engine.balance,
@@ -141,6 +146,7 @@ class Sandbox:
         app.router.add_post("/0/private/{method}", self._handle_private)
         app.router.add_route("*", "/0/public/{method}", self._handle_public)
         app.router.add_get("/sandbox/stats", self._stats)
+        app.router.add_get("/v2", self.ws.handle)
         return app
 
     async def start(self) -> str:
@@ -150,10 +156,20 @@ class Sandbox:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self._driver = asyncio.create_task(self.ws.run(), name="sandbox-ws")
         log.info("sandbox_started", url=self.base_url, keys=[key_id(k) for k in self.gate.accounts])
         return self.base_url
 
+    @property
+    def ws_url(self) -> str:
+        """Kraken WebSocket v2, public and private: ``ws://127.0.0.1:PORT/v2``."""
+        return f"ws://{self.host}:{self.port}/v2"
+
     async def stop(self) -> None:
+        if self._driver is not None:
+            self._driver.cancel()
+            await asyncio.gather(self._driver, return_exceptions=True)
+            self._driver = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,0 +1,502 @@
+"""The sandbox's Kraken WebSocket v2 endpoint (``ws://127.0.0.1:PORT/v2``, public and
+private on one path): any v2 client can stream from it and trade on it.
+
+- On connect: a ``status`` message. ``ping`` → ``pong``; a ``heartbeat`` every second once
+  subscribed; every request's ``req_id`` is echoed; errors are strings, as in v2.
+- Public channels: ``ticker``, ``book`` (snapshot then updates, each with Kraken's CRC32
+  checksum over the top 10 levels), ``trade``, ``ohlc``, ``instrument``.
+- Private, with a token from REST ``GetWebSocketsToken`` (15 minutes to use it): channels
+  ``executions`` (snapshot of open orders, then order events and trades, numbered by
+  ``sequence``) and ``balances``; methods ``add_order``, ``amend_order``, ``cancel_order``,
+  ``cancel_all``, ``cancel_all_orders_after``, ``batch_add``, ``batch_cancel``: the engine
+  and the rate counters the REST endpoints use (Kraken shares them between REST and WS).
+- The market moves on a driver task every step of the market clock: resting orders match,
+  feeds are pushed. ``drop_every_s=(lo, hi)`` cuts every connection (no close frame) at
+  seeded random moments, for tests of reconnection; ``drop_all()`` does it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from framework.log import get_logger
+from framework.sandbox import ws_messages as msg
+from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.market import INTERVALS, PAIRS
+from framework.sandbox.sim_order import SimOrder
+
+if TYPE_CHECKING:
+    from framework.sandbox.server import Sandbox
+
+log = get_logger("framework.sandbox.ws")
+
+PUBLIC = ("ticker", "book", "trade", "ohlc", "instrument")
+PRIVATE = ("executions", "balances")
+DEPTHS = (10, 25, 100, 500, 1000)
+#: WebSocket order methods -> the REST endpoint whose rate cost they carry.
+ORDER_METHODS = {
+    "add_order": "AddOrder",
+    "amend_order": "AmendOrder",
+    "cancel_order": "CancelOrder",
+    "cancel_all": "CancelAll",
+    "cancel_all_orders_after": "CancelAllOrdersAfter",
+    "batch_add": "AddOrderBatch",
+    "batch_cancel": "CancelOrderBatch",
+}
+
+
+class Refusal(Exception):
+    """A request answered ``success: false`` with this error string."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client; messages leave in order through its outbox (one writer task)."""
+
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None = None
+    account: str | None = None  # set by the first private subscription or order
+    books: dict[str, tuple[int, list[list[str]], list[list[str]]]] = field(default_factory=dict)
+    channels: dict[str, set[Any]] = field(default_factory=dict)  # channel -> symbols/intervals
+    sequence: dict[str, int] = field(default_factory=dict)
+    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+    def send(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel")
+        if channel in PRIVATE:
+            self.sequence[channel] = message["sequence"] = self.sequence.get(channel, 0) + 1
+        self.outbox.put_nowait(msg.encode(message))
+
+    async def write(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):  # closed under us: the reader ends it
+                return
+
+
+class SandboxWebSocket:
+    """The ``/v2`` endpoint of one sandbox."""
+
+    def __init__(
+        self, sandbox: Sandbox, *, drop_every_s: tuple[float, float] | None, seed: int | None
+    ) -> None:
+        self.sandbox = sandbox
+        self.engine = sandbox.engine
+        self.market = sandbox.market
+        self.connections: set[Connection] = set()
+        self.drop_every_s = drop_every_s
+        self.drops = 0
+        self._random = random.Random(f"{seed}:ws")
+        self._next_drop: float | None = None
+        self._public_trades: list[dict[str, Any]] = []
+        self._connected = asyncio.Event()
+        self.engine.listeners.append(self._on_order_event)
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = Connection(ws, request.transport)
+        self.connections.add(conn)
+        self._connected.set()
+        writer = asyncio.create_task(conn.write())
+        conn.send(
+            {
+                "channel": "status",
+                "type": "update",
+                "data": [
+                    {
+                        "api_version": "v2",
+                        "connection_id": self._random.getrandbits(63),
+                        "system": "online",
+                        "version": "2.0.10",
+                    }
+                ],
+            }
+        )
+        try:
+            async for frame in ws:
+                if frame.type is WSMsgType.TEXT:
+                    self._request(conn, frame.data)
+        finally:
+            self.connections.discard(conn)
+            writer.cancel()
+        return ws
+
+    def drop_all(self) -> int:
+        """Cut every connection without a close frame; returns how many."""
+        cut = 0
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+                cut += 1
+            self.connections.discard(conn)
+        self.drops += 1
+        return cut
+
+    # --- the driver -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Move the market every step and push the feeds; a heartbeat every second."""
+        clock, step = self.sandbox.clock, self.market.rules.step_s
+        beat = 0.0
+        while True:
+            if not self.connections:  # idle until someone connects
+                self._connected.clear()
+                await self._connected.wait()
+            await clock.sleep(step)
+            self.engine.sync()
+            self._push_market()
+            beat += step
+            if beat >= 1.0:
+                beat = 0.0
+                for conn in list(self.connections):
+                    if conn.channels:
+                        conn.send({"channel": "heartbeat"})
+            self._maybe_drop(clock.monotonic())
+
+    def _maybe_drop(self, now: float) -> None:
+        if self.drop_every_s is None:
+            return
+        if self._next_drop is None:
+            self._next_drop = now + self._random.uniform(*self.drop_every_s)
+        elif now >= self._next_drop:
+            self._next_drop = None
+            log.info("sandbox_ws_dropped", connections=self.drop_all())
+
+    def _push_market(self) -> None:
+        trades, self._public_trades = self._public_trades, []
+        for conn in list(self.connections):
+            for pair in conn.channels.get("ticker", ()):
+                conn.send(
+                    {"channel": "ticker", "type": "update", "data": [msg.ticker(self.market, pair)]}
+                )
+            for pair in conn.channels.get("book", ()):
+                self._book_update(conn, pair)
+            wanted = conn.channels.get("trade", ())
+            mine = [t for t in trades if msg.SYMBOLS.get(t["symbol"]) in wanted]
+            if mine:
+                conn.send({"channel": "trade", "type": "update", "data": mine})
+            for pair, interval in conn.channels.get("ohlc", ()):
+                row = msg.candle(self.market, pair, interval)
+                if row is not None:
+                    conn.send({"channel": "ohlc", "type": "update", "data": [row]})
+
+    def _book_update(self, conn: Connection, pair: str) -> None:
+        depth, old_bids, old_asks = conn.books[pair]
+        bids, asks = msg.levels(self.market, pair, depth)
+        changed_bids, changed_asks = msg.book_diff(old_bids, bids), msg.book_diff(old_asks, asks)
+        if not changed_bids and not changed_asks:
+            return
+        conn.books[pair] = (depth, bids, asks)
+        conn.send(
+            {
+                "channel": "book",
+                "type": "update",
+                "data": [
+                    {
+                        "symbol": msg.SYMBOL_OF[pair],
+                        "bids": changed_bids,
+                        "asks": changed_asks,
+                        "checksum": msg.book_checksum(bids, asks),
+                        "timestamp": msg.rfc3339(self.market.now()),
+                    }
+                ],
+            }
+        )
+
+    def _on_order_event(self, kind: str, order: SimOrder, trade_id: str | None) -> None:
+        trade = self.engine.trades.get(trade_id) if trade_id is not None else None
+        now = self.market.now()
+        if trade is not None:
+            self._public_trades.append(
+                {
+                    "symbol": msg.SYMBOL_OF[order.pair],
+                    "side": order.side,
+                    "price": float(trade["price"]),
+                    "qty": float(trade["vol"]),
+                    "ord_type": order.ordertype,
+                    "trade_id": trade["trade_id"],
+                    "timestamp": msg.rfc3339(now),
+                }
+            )
+        entry = msg.execution(kind, order, trade, trade_id, now)
+        for conn in list(self.connections):
+            if conn.account != order.key:
+                continue
+            if "executions" in conn.channels:
+                conn.send({"channel": "executions", "type": "update", "data": [entry]})
+            if trade is not None and "balances" in conn.channels:
+                held = self.engine.balances(order.key)
+                info = PAIRS[order.pair]
+                changed = {a: held.get(a, Decimal(0)) for a in (info.base, info.quote)}
+                updates = [
+                    {
+                        **b,
+                        "type": "trade",
+                        "ref_id": trade_id,
+                        "ledger_id": f"L{trade_id}",
+                        "timestamp": msg.rfc3339(now),
+                        "wallet_type": "spot",
+                        "wallet_id": "main",
+                    }
+                    for b in msg.balances(changed)
+                ]
+                conn.send({"channel": "balances", "type": "update", "data": updates})
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _request(self, conn: Connection, text: str) -> None:
+        time_in = msg.rfc3339(self.market.now())
+        try:
+            request = json.loads(text, parse_float=Decimal)
+        except ValueError:
+            conn.send({"error": "Malformed request", "success": False, "time_in": time_in})
+            return
+        if not isinstance(request, dict):
+            conn.send({"error": "Malformed request", "success": False, "time_in": time_in})
+            return
+        method, params = request.get("method"), request.get("params") or {}
+        answer: dict[str, Any] = {"method": method}
+        if "req_id" in request:
+            answer["req_id"] = request["req_id"]
+        try:
+            if not isinstance(params, dict):
+                raise Refusal("Invalid params")
+            if method == "ping":
+                answer["method"] = "pong"
+                results: list[Any] = [None]
+            elif method in ("subscribe", "unsubscribe"):
+                results = self._subscription(conn, method, params)
+            elif method in ORDER_METHODS:
+                self.engine.sync()
+                results = self._order_method(conn, method, params)
+            else:
+                raise Refusal(f"Method not found: {method}")
+        except (Refusal, KrakenFailure) as refused:
+            error = refused.error if isinstance(refused, KrakenFailure) else str(refused)
+            conn.send(
+                {
+                    **answer,
+                    "error": error,
+                    "success": False,
+                    "time_in": time_in,
+                    "time_out": msg.rfc3339(self.market.now()),
+                }
+            )
+            return
+        for result in results:
+            stamped = {**answer, "time_in": time_in, "time_out": msg.rfc3339(self.market.now())}
+            if method != "ping":
+                if isinstance(result, Exception):
+                    stamped.update(success=False, error=str(result))
+                else:
+                    stamped.update(success=True, result=result)
+            conn.send(stamped)
+        if method == "subscribe":
+            self._snapshots(conn, params)
+
+    def _authorise(self, conn: Connection, params: dict[str, Any]) -> str:
+        token = params.get("token")
+        held = self.engine.ws_tokens.get(str(token)) if token is not None else None
+        if held is None or (held[1] < self.market.now() and conn.account is None):
+            raise Refusal("EAPI:Invalid token")
+        conn.account = held[0]
+        return held[0]
+
+    def _pairs(self, params: dict[str, Any]) -> list[str]:
+        symbols = params.get("symbol")
+        if not isinstance(symbols, list) or not symbols:
+            raise Refusal("Missing field: symbol")
+        unknown = [s for s in symbols if s not in msg.SYMBOLS]
+        if unknown:
+            raise Refusal(f"Currency pair not supported {unknown[0]}")
+        return [msg.SYMBOLS[s] for s in symbols]
+
+    def _subscription(self, conn: Connection, method: str, params: dict[str, Any]) -> list[Any]:
+        channel = params.get("channel")
+        if channel not in PUBLIC + PRIVATE:
+            raise Refusal(f"Channel {channel} not found")
+        subscribing = method == "subscribe"
+        subs = conn.channels.setdefault(str(channel), set())
+        if channel in PRIVATE:
+            self._authorise(conn, params)
+            (subs.add if subscribing else subs.discard)(None)
+            return [{"channel": channel, "snapshot": params.get("snapshot", True)}]
+        if channel == "instrument":
+            (subs.add if subscribing else subs.discard)(None)
+            return [{"channel": channel, "snapshot": params.get("snapshot", True)}]
+        pairs = self._pairs(params)
+        results: list[Any] = []
+        for pair in pairs:
+            result: dict[str, Any] = {"channel": channel, "symbol": msg.SYMBOL_OF[pair]}
+            key: Any = pair
+            if channel == "book":
+                depth = int(params.get("depth", 10))
+                if depth not in DEPTHS:
+                    raise Refusal(f"Invalid depth {depth}")
+                result.update(depth=depth, snapshot=params.get("snapshot", True))
+                if subscribing:
+                    conn.books[pair] = (depth, [], [])
+                else:
+                    conn.books.pop(pair, None)
+            elif channel == "ohlc":
+                interval = int(params.get("interval", 1))
+                if interval not in INTERVALS:
+                    raise Refusal(f"Invalid interval {interval}")
+                key = (pair, interval)
+                result.update(interval=interval, snapshot=params.get("snapshot", True))
+            elif channel == "ticker":
+                result.update(event_trigger="trades", snapshot=params.get("snapshot", True))
+            else:
+                result.update(snapshot=params.get("snapshot", False))
+            (subs.add if subscribing else subs.discard)(key)
+            results.append(result)
+        return results
+
+    def _snapshots(self, conn: Connection, params: dict[str, Any]) -> None:
+        channel = params["channel"]
+        if params.get("snapshot", True) is False and channel != "book":
+            return
+        if channel == "instrument":
+            conn.send({"channel": "instrument", "type": "snapshot", "data": msg.instrument()})
+        elif channel == "ticker":
+            for pair in self._pairs(params):
+                data = [msg.ticker(self.market, pair)]
+                conn.send({"channel": "ticker", "type": "snapshot", "data": data})
+        elif channel == "book":
+            for pair in self._pairs(params):
+                depth = conn.books[pair][0]
+                bids, asks = msg.levels(self.market, pair, depth)
+                conn.books[pair] = (depth, bids, asks)
+                snapshot = {
+                    "symbol": msg.SYMBOL_OF[pair],
+                    "bids": [{"price": p, "qty": q} for p, q in bids],
+                    "asks": [{"price": p, "qty": q} for p, q in asks],
+                    "checksum": msg.book_checksum(bids, asks),
+                }
+                conn.send({"channel": "book", "type": "snapshot", "data": [snapshot]})
+        elif channel == "ohlc":
+            for pair in self._pairs(params):
+                row = msg.candle(self.market, pair, int(params.get("interval", 1)))
+                conn.send({"channel": "ohlc", "type": "snapshot", "data": [row] if row else []})
+        elif channel == "executions" and conn.account is not None:
+            now = self.market.now()
+            data = []
+            if params.get("snap_orders", True):
+                data = [
+                    msg.execution("new", o, None, None, now)
+                    for o in self.engine.open.values()
+                    if o.key == conn.account
+                ]
+            if params.get("snap_trades", False):
+                mine = [
+                    (i, t)
+                    for i, t in self.engine.trades.items()
+                    if self.engine._trade_keys.get(i) == conn.account
+                ][-50:]
+                data += [
+                    msg.execution("trade", self.engine.orders[t["ordertxid"]], t, i, now)
+                    for i, t in mine
+                ]
+            conn.send({"channel": "executions", "type": "snapshot", "data": data})
+        elif channel == "balances" and conn.account is not None:
+            held = self.engine.balances(conn.account)
+            conn.send({"channel": "balances", "type": "snapshot", "data": msg.balances(held)})
+
+    # --- order methods --------------------------------------------------------------------
+
+    def _order_method(self, conn: Connection, method: str, params: dict[str, Any]) -> list[Any]:
+        account = self._authorise(conn, params)
+        engine = self.engine
+        if method == "add_order":
+            body = msg.order_body(params, params.get("symbol"))
+            self._charge(account, method, body)
+            placed = engine.add_order(account, body)
+            result: dict[str, Any] = {"order_id": placed["txid"][0]} if "txid" in placed else {}
+            for name in ("cl_ord_id", "order_userref"):
+                if name in params:
+                    result[name] = params[name]
+            return [result]
+        if method == "batch_add":
+            orders = params.get("orders")
+            if not isinstance(orders, list):
+                raise Refusal("Missing field: orders")
+            pair = msg.SYMBOLS.get(str(params.get("symbol")), f"?{params.get('symbol')}")
+            body = {
+                "pair": pair,
+                "orders": [msg.order_body(o, None) for o in orders if isinstance(o, dict)],
+            }
+            if "deadline" in params:
+                body["deadline"] = params["deadline"]
+            self._charge(account, method, body)
+            placed = engine.add_order_batch(account, body)["orders"]
+            return [
+                [{"order_id": p["txid"]} if "txid" in p else {"error": p["error"]} for p in placed]
+            ]
+        if method == "cancel_order":
+            refs = [("txid", i) for i in params.get("order_id") or []]
+            refs += [("cl_ord_id", i) for i in params.get("cl_ord_id") or []]
+            refs += [("txid", i) for i in params.get("order_userref") or []]
+            if not refs:
+                raise Refusal("Missing field: order_id")
+            answers: list[Any] = []
+            for name, ref in refs:
+                try:
+                    self._charge(account, method, {name: ref})
+                    engine.cancel_order(account, {name: ref})
+                    answers.append({"order_id" if name == "txid" else name: ref})
+                except KrakenFailure as failure:
+                    answers.append(Refusal(failure.error))
+            return answers
+        if method == "amend_order":
+            body = {
+                k: v
+                for k, v in (
+                    ("txid", params.get("order_id")),
+                    ("cl_ord_id", params.get("cl_ord_id")),
+                )
+                if v is not None
+            }
+            for name in ("order_qty", "limit_price"):
+                if name in params:
+                    body[name] = str(params[name])
+            self._charge(account, method, body)
+            amended = engine.amend_order(account, body)
+            return [
+                {
+                    "amend_id": amended["amend_id"],
+                    **({"order_id": params["order_id"]} if "order_id" in params else {}),
+                    **({"cl_ord_id": params["cl_ord_id"]} if "cl_ord_id" in params else {}),
+                }
+            ]
+        if method == "batch_cancel":
+            ids = [*(params.get("orders") or []), *(params.get("cl_ord_id") or [])]
+            self._charge(account, method, {"orders": ids})
+            return [{"count": engine.cancel_order_batch(account, {"orders": ids})["count"]}]
+        if method == "cancel_all":
+            self._charge(account, method, {})
+            return [engine.cancel_all(account, {})]
+        self._charge(account, method, params)
+        return [engine.cancel_all_orders_after(account, {"timeout": params.get("timeout")})]
+
+    def _charge(self, account: str, method: str, body: dict[str, Any]) -> None:
+        limits = self.sandbox.limits
+        if limits is not None:
+            limits.charge(
+                account,
+                ORDER_METHODS[method],
+                body,
+                lambda ref: self.engine.order_age(account, ref),
+                account=account,
+            )
