@@ -30,7 +30,16 @@ if TYPE_CHECKING:
         TransientError,
         UsageError,
     )
-    from framework.events import Fill, OrderState, OrderUpdate, Started, Stopping, Ticker
+    from framework.events import (
+        BookTop,
+        Candle,
+        Fill,
+        OrderState,
+        OrderUpdate,
+        Started,
+        Stopping,
+        Ticker,
+    )
     from framework.orders import LimitOrder, MarketOrder
     from framework.secret import Secret
     from framework.strategy import Context, Strategy
@@ -38,6 +47,8 @@ if TYPE_CHECKING:
 _WHERE = {
     "Lane": "framework.dispatch",
     "PrivateCall": "framework.call",
+    "BookTop": "framework.events",
+    "Candle": "framework.events",
     "Fill": "framework.events",
     "OrderState": "framework.events",
     "OrderUpdate": "framework.events",
@@ -64,6 +75,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AmbiguousOutcome",
     "AuthError",
+    "BookTop",
+    "Candle",
     "ConfigError",
     "Context",
     "ExchangeError",

@@ -139,6 +139,17 @@ class RunnerConfig(_Section):
 
     tick_interval_s: float = Field(1.0, gt=0, description="how often tickers are polled")
     order_poll_s: float = Field(1.0, gt=0, description="how often fills and states are polled")
+    streams: bool = Field(
+        True,
+        description="stream ticks, books and executions when the exchange can (Kraken, the"
+        " sandbox); REST polling is the fallback",
+    )
+    stream_poll_s: float = Field(
+        30.0,
+        gt=0,
+        description="with executions streaming, fills and states are still polled"
+        " this often (a safety net)",
+    )
     hook_timeout_s: float = Field(10.0, gt=0, description="longest a hook may run")
     on_hook_error: Literal["keep_running", "pause_strategy", "stop_bot"] = Field(
         "keep_running", description="what a hook that raises does to the bot"

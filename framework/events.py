@@ -66,6 +66,32 @@ class Ticker:
 
 
 @dataclass(frozen=True, slots=True)
+class BookTop:
+    """The best levels of one pair's book, as a verified stream keeps it: (price, volume)
+    pairs, best first. Read with ``ctx.book(pair)``; it never comes from a book whose
+    checksum failed."""
+
+    pair: str
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLC bar; ``begin`` is when its interval began (Unix seconds)."""
+
+    pair: str
+    interval: int  # minutes
+    begin: float
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class OrderUpdate:
     """A snapshot of one order after a change of state (or as returned by ``ctx.place``)."""
 

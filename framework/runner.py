@@ -49,6 +49,7 @@ from framework.log import get_logger
 from framework.paths import private_file
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
+from framework.streaming import Feed
 from framework.tally import Tally
 from framework.venue import Venue
 
@@ -189,13 +190,25 @@ class Runner:
                 await execution.resume()
             except OrderlyError as exc:  # polling tries again
                 log.warning("resume_failed", error=str(exc))
+            feed = (
+                Feed(
+                    execution,
+                    strategy.ctx,
+                    emit,
+                    clock=self.clock,
+                    safety_poll_s=runner.stream_poll_s,
+                )
+                if runner.streams and venue.streaming
+                else None
+            )
+
+            async def poll_tickers() -> None:
+                if feed is None or not feed.market_live:  # the stream brings them
+                    await self._poll_tickers(venue, strategy, emit)
+
             repeated: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
-                (
-                    "tickers",
-                    runner.tick_interval_s,
-                    lambda: self._poll_tickers(venue, strategy, emit),
-                ),
-                ("orders", runner.order_poll_s, execution.poll),
+                ("tickers", runner.tick_interval_s, poll_tickers),
+                ("orders", runner.order_poll_s, feed.poll_orders if feed else execution.poll),
                 ("clock", runner.clock_check_s, lambda: self._check_clock(venue)),
             ]
             if runner.dead_man_timeout_s:
@@ -210,6 +223,8 @@ class Runner:
             loops.append(
                 group.create_task(self._summary(venue, strategy, guard, execution), name="summary")
             )
+            if feed is not None:
+                loops.append(group.create_task(self._stream(venue, feed), name="streams"))
 
             def start_timer(period: float, callback: Timer) -> None:
                 loops.append(group.create_task(self._timer(guard, period, callback)))
@@ -354,6 +369,17 @@ class Runner:
             ticker = await venue.ticker(pair)
             strategy.ctx._remember(ticker)
             emit(ticker)
+
+    async def _stream(self, venue: Venue, feed: Feed) -> None:
+        """The venue's streams. If they stop (they cannot start: a pair the exchange cannot
+        name; or a bug), the bot carries on polling: nothing of theirs is needed to trade."""
+        assert self.config.strategy is not None
+        try:
+            await venue.stream(feed, self.config.strategy.pairs)
+        except Exception as exc:  # never fatal: polling covers everything streams bring
+            log.error("streams_failed", exc_info=exc)
+            self._say(f"streaming stopped ({exc}); polling instead")
+        feed.live.clear()
 
     async def _timer(self, guard: Guard, period: float, callback: Timer) -> None:
         while True:

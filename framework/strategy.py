@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.events import Fill, OrderUpdate, Started, Stopping, Ticker
+from framework.events import BookTop, Candle, Fill, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
 from framework.orders import Order
@@ -74,6 +74,8 @@ class Context:
         #: The pairs of ``[strategy].pairs``: their tickers arrive in ``on_tick``.
         self.pairs = tuple(pairs)
         self._tickers: dict[str, Ticker] = {}
+        self._books: dict[str, BookTop] = {}
+        self._candles: dict[tuple[str, int], dict[float, Candle]] = {}
         self._timers: list[tuple[float, Timer]] = []
         self._start_timer: Callable[[float, Timer], None] | None = None
         self.clock = clock
@@ -117,6 +119,20 @@ class Context:
         """The newest ticker of every watched pair."""
         return dict(self._tickers)
 
+    def book(self, pair: str, depth: int | None = None) -> BookTop | None:
+        """The live book of ``pair`` (its best ``depth`` levels a side; all kept if None),
+        from the exchange's stream, checksum-verified. None when the venue does not stream,
+        before the first snapshot, or while a book that failed its checksum is rebuilt."""
+        top = self._books.get(pair)
+        if top is None or depth is None:
+            return top
+        return BookTop(top.pair, top.bids[:depth], top.asks[:depth], top.time)
+
+    def candles(self, pair: str, interval: int = 1) -> list[Candle]:
+        """Recent bars of ``pair`` (``interval`` minutes, as streamed since the start;
+        at most the last 720), oldest first. Empty when the venue does not stream them."""
+        return sorted(self._candles.get((pair, interval), {}).values(), key=lambda c: c.begin)
+
     def every(self, seconds: float, callback: Timer) -> None:
         """Call ``await callback()`` every ``seconds``, through the same guard as hooks."""
         if seconds <= 0:
@@ -130,6 +146,18 @@ class Context:
 
     def _remember(self, ticker: Ticker) -> None:
         self._tickers[ticker.pair] = ticker
+
+    def _remember_book(self, pair: str, top: BookTop | None) -> None:
+        if top is None:
+            self._books.pop(pair, None)
+        else:
+            self._books[pair] = top
+
+    def _remember_candle(self, candle: Candle) -> None:
+        bars = self._candles.setdefault((candle.pair, candle.interval), {})
+        bars[candle.begin] = candle
+        while len(bars) > 720:
+            del bars[min(bars)]
 
     def _attach_timers(self, start: Callable[[float, Timer], None]) -> None:
         """From now on ``every`` starts timers at once; those registered before start now."""

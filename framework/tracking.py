@@ -138,16 +138,23 @@ class Tracker:
     async def poll_fills(self) -> None:
         found = await self.venue.fills_since(self.since - OVERLAP_S)
         for txid, fill in sorted(found, key=lambda item: item[1].time):
-            order = self.book.by_txid(txid)
-            if order is None:  # not placed by this strategy
-                continue
-            fill = dataclasses.replace(fill, cl_ord_id=order.cl_ord_id, pair=order.request.pair)
-            if not self.book.apply_fill(order, fill):
-                continue
-            self.since = max(self.since, fill.time)
-            self.emit(fill)
-            full = order.filled >= order.request.volume
-            self.update(order, OrderState.FILLED if full else OrderState.PARTIALLY_FILLED)
+            self.take_fill(txid, fill)
+
+    def take_fill(self, txid: str, fill: Fill) -> bool:
+        """One trade, from a poll or a stream: counted and emitted once per trade id.
+        Returns False when no order of this strategy has that exchange id (yet: a stream
+        can report a trade before the order's own answer arrived)."""
+        order = self.book.by_txid(txid)
+        if order is None:
+            return False
+        fill = dataclasses.replace(fill, cl_ord_id=order.cl_ord_id, pair=order.request.pair)
+        if not self.book.apply_fill(order, fill):
+            return True
+        self.since = max(self.since, fill.time)
+        self.emit(fill)
+        full = order.filled >= order.request.volume
+        self.update(order, OrderState.FILLED if full else OrderState.PARTIALLY_FILLED)
+        return True
 
     async def _poll_states(self, busy: Collection[str]) -> None:
         tracked = [
@@ -166,14 +173,17 @@ class Tracker:
             for reported in await self.venue.query_orders(gone):
                 self.finish(reported)
 
-    def finish(self, reported: VenueOrder) -> None:
+    def finish(self, reported: VenueOrder) -> bool:
+        """A final state the exchange reports. Returns False when it cannot be applied yet:
+        no order of this strategy has that id (yet), or its last fills are not in."""
         order = self.book.by_txid(reported.txid)
         state = _FINAL.get(reported.status)
         if order is None or state is None:
-            return
+            return state is None
         if state is OrderState.FILLED and order.filled < reported.filled:
-            return  # its last fills are not in yet; the next poll delivers them first
+            return False  # its last fills are not in yet; the next poll delivers them first
         self.update(order, state, reported.reason)
+        return True
 
     def open_orders(self) -> list[OrderUpdate]:
         return [o.snapshot() for o in self.book.open()]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from framework.call import LaneStats
 from framework.errors import OrderlyError
@@ -54,6 +54,14 @@ class Venue(Protocol):
 
     async def abort(self) -> None:
         """Stop the key's lane at once (a forced exit); the nonce floor is still written."""
+        ...
+
+    #: Whether :meth:`stream` pushes real-time data; the runner polls otherwise.
+    streaming: bool
+
+    async def stream(self, sink: Any, pairs: Sequence[str]) -> None:
+        """Push tickers, books, candles, fills and final states into ``sink`` (the
+        runner's :class:`~framework.streaming.Feed`) until cancelled; reconnects itself."""
         ...
 
     async def place(self, order: Order, cl_ord_id: str) -> str:

@@ -276,6 +276,12 @@ class ClientVenue(Generic[Client]):
     async def abort(self) -> None:
         await self.client.lane.close(grace=0)
 
+    #: Whether :meth:`stream` pushes real-time data (the runner polls otherwise).
+    streaming = False
+
+    async def stream(self, sink: Any, pairs: Sequence[str]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
     async def find(self, cl_ord_id: str) -> VenueOrder | None:
         raise NotImplementedError
 

@@ -70,7 +70,13 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
     async with (
         sandbox_from(config) as sandbox,
         kraken_venue(
-            config, PAPER_KEY, PAPER_SECRET, sandbox.base_url, "sandbox", tier=_tier(config)
+            config,
+            PAPER_KEY,
+            PAPER_SECRET,
+            sandbox.base_url,
+            "sandbox",
+            tier=_tier(config),
+            ws_urls=(sandbox.ws_url, sandbox.ws_url),
         ) as venue,
     ):
         venue.persistent = False  # its orders end with this process: nothing to adopt

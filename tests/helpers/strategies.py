@@ -172,3 +172,36 @@ class Keeper(Strategy):
 
     async def on_fill(self, fill: Fill) -> None:
         self._write("fills", fill.trade_id)
+
+
+class StreamGrid(Strategy):
+    """Two bids and two asks a few ticks from the mid, each filled one laid again; records
+    fills and the live book it reads from ``ctx.book`` (tests/test_streams.py)."""
+
+    async def on_start(self, event: Started) -> None:
+        SEEN.append(event)
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        book = self.ctx.book(ticker.pair, depth=10)
+        if book is not None:
+            SEEN.append(book)
+        if len(self.ctx.open_orders()) >= 4:
+            return
+        tick = Decimal("0.1")
+        orders = [
+            LimitOrder(
+                pair=ticker.pair,
+                side=side,
+                volume=Decimal("0.001"),
+                price=((ticker.mid + sign * tick * n * 3) / tick).to_integral_value() * tick,
+            )
+            for n in (1, 2)
+            for side, sign in (("buy", -1), ("sell", 1))
+        ]
+        await self.ctx.place_batch(orders)
+
+    async def on_fill(self, fill: Fill) -> None:
+        SEEN.append(fill)
+
+    async def on_stop(self, event: Stopping) -> None:
+        SEEN.append(event)

@@ -25,6 +25,12 @@ class KrakenSettings(BaseModel):
     order_deadline_s: float = Field(
         5.0, ge=2, le=60, description="Kraken deadline on each order; bounds reconciliation"
     )
+    ws_url: str = Field(
+        "wss://ws.kraken.com/v2", description="Kraken WebSocket v2, public (ticker, book, ohlc)"
+    )
+    ws_auth_url: str = Field(
+        "wss://ws-auth.kraken.com/v2", description="Kraken WebSocket v2, private (executions)"
+    )
     pool_keys: int = Field(
         1,
         ge=1,

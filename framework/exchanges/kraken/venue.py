@@ -23,6 +23,7 @@ from framework.exchanges.base import (
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
+from framework.exchanges.kraken.stream import KrakenStreams, symbols_of
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.registry import settings_of
@@ -80,10 +81,17 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     max_batch = MAX_BATCH
     persistent = True
+    streaming = True
 
-    def __init__(self, client: KrakenClient, name: str = EXCHANGE) -> None:
+    def __init__(
+        self,
+        client: KrakenClient,
+        name: str = EXCHANGE,
+        ws_urls: tuple[str, str] = (KrakenSettings().ws_url, KrakenSettings().ws_auth_url),
+    ) -> None:
         self.name = name
         self.client = client
+        self.ws_urls = ws_urls
         self.key_id = client.key_id
         self._assets: dict[str, PairAssets] = {}
         self._precisions: dict[str, tuple[int, int]] = {}
@@ -234,6 +242,24 @@ class KrakenVenue(ClientVenue[KrakenClient]):
     async def ticker(self, pair: str) -> Ticker:
         return await self.client.ticker(pair)
 
+    async def stream(self, sink: Any, pairs: Sequence[str]) -> None:
+        """Kraken WebSocket v2 (framework/exchanges/kraken/stream.py) until cancelled."""
+
+        async def asset_pair(pair: str) -> Any:
+            return next(iter((await self.client.public("AssetPairs", {"pair": pair})).values()))
+
+        async def token() -> str:
+            return str((await self.client.private("GetWebSocketsToken", {}))["token"])
+
+        streams = KrakenStreams(
+            url=self.ws_urls[0],
+            auth_url=self.ws_urls[1],
+            symbols=await symbols_of(pairs, asset_pair),
+            token=token,
+            clock=self.client.clock,
+        )
+        await streams.run(sink)
+
     async def pair_assets(self, pair: str) -> PairAssets:
         if pair not in self._assets:
             result = await self.client.public("AssetPairs", {"pair": pair})
@@ -255,7 +281,15 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
         (config.secret(f"{SECRETS[0]}_{n}"), config.secret(f"{SECRETS[1]}_{n}"))
         for n in range(2, settings.pool_keys + 1)
     ]
-    async with kraken_venue(config, api_key, api_secret, base_url, tier=tier, pool=pool) as venue:
+    async with kraken_venue(
+        config,
+        api_key,
+        api_secret,
+        base_url,
+        tier=tier,
+        pool=pool,
+        ws_urls=(settings.ws_url, settings.ws_auth_url),
+    ) as venue:
         yield venue
 
 
@@ -270,6 +304,7 @@ async def kraken_venue(
     clock: Clock = SYSTEM_CLOCK,
     order_deadline_s: float | None = None,
     pool: Sequence[tuple[Any, Any]] = (),
+    ws_urls: tuple[str, str] | None = None,
 ) -> AsyncIterator[KrakenVenue]:
     """A KrakenVenue whose store, history and lane follow ``config``; the order deadline
     is ``order_deadline_s``, or else the config's Kraken key of that name."""
@@ -301,7 +336,7 @@ async def kraken_venue(
     )
     try:
         async with client:
-            yield KrakenVenue(client, name)
+            yield KrakenVenue(client, name, *([ws_urls] if ws_urls else []))
     finally:
         history.close()
         store.close()

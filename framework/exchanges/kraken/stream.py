@@ -1,0 +1,277 @@
+"""Kraken WebSocket v2 for the runner: one reconnecting connection per purpose.
+
+- "market" (public URL): ``ticker``, ``book`` (kept by :class:`~.book.Book`, its checksum
+  verified on every message; on a mismatch the book is hidden from the strategy and
+  subscribed again for a fresh snapshot) and ``ohlc`` for the configured pairs.
+- "orders" (private URL): ``executions``, with a token from ``GetWebSocketsToken``, a
+  nonce-signed REST call that goes through the key's lane like any other. A fresh token is
+  fetched before every connection (Kraken: use it within 15 minutes; it stays valid while
+  subscribed), and again when the server answers ``EAPI:Invalid token``.
+
+Executions become fills (trade id = ``exec_id``, which Kraken documents as the trade's id,
+the key REST's TradesHistory uses, so a fill seen both ways counts once) and final states.
+After every connection and on any missing ``sequence`` number the feed is told of a gap,
+and the runner reconciles by REST. A connection that stays silent past ``silence_s`` (the
+server sends a heartbeat every second) is dropped and made again, backing off with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+import aiohttp
+
+from framework.clock import Clock, wall
+from framework.errors import OrderlyError
+from framework.events import BookTop, Candle, Fill, Ticker
+from framework.exchanges.base import SHAPE_ERRORS, amount, venue_fill
+from framework.exchanges.kraken.book import Book, BookOutOfSync
+from framework.log import get_logger
+from framework.venue import VenueOrder
+
+log = get_logger("framework.exchanges.kraken.stream")
+
+#: exec_type -> the status a VenueOrder reports (the events that end an order).
+_FINAL = {"filled": "closed", "canceled": "canceled", "expired": "expired"}
+
+
+class Sink(Protocol):
+    """What the streams push into (the runner's :class:`~framework.streaming.Feed`)."""
+
+    def up(self, purpose: str, live: bool) -> None: ...
+    def ticker(self, ticker: Ticker) -> None: ...
+    def book(self, pair: str, top: BookTop | None) -> None: ...
+    def candle(self, candle: Candle) -> None: ...
+    def fill(self, txid: str, fill: Fill) -> None: ...
+    def order(self, reported: VenueOrder) -> None: ...
+    def gap(self, why: str) -> None: ...
+
+
+def ws_symbol(wsname: str) -> str:
+    """v2's name of a pair from AssetPairs' ``wsname`` (v1 style): XBT/USD -> BTC/USD."""
+    base, _, quote = wsname.partition("/")
+    names = {"XBT": "BTC", "XDG": "DOGE"}
+    return f"{names.get(base, base)}/{names.get(quote, quote)}"
+
+
+def _time(stamp: Any) -> float:
+    return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
+class KrakenStreams:
+    """The market and orders connections of one bot."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        auth_url: str,
+        symbols: dict[str, str],
+        token: Callable[[], Awaitable[str]],
+        clock: Clock,
+        depth: int = 10,
+        backoff: tuple[float, float] = (0.1, 10.0),
+        silence_s: float = 5.0,
+    ) -> None:
+        self.url, self.auth_url = url, auth_url
+        self.symbols = symbols  # v2 symbol -> Orderly's pair name
+        self._token = token
+        self.clock = clock
+        self.depth = depth
+        self.backoff = backoff
+        self.silence_s = silence_s
+        self.books = {symbol: Book(symbol, depth) for symbol in symbols}
+        self.connections = 0
+        self._sequence: int | None = None
+        self._random = random.Random()
+        self._heard: dict[str, bool] = {}  # whether the current connection brought anything
+
+    async def run(self, sink: Sink) -> None:
+        async with aiohttp.ClientSession() as http, asyncio.TaskGroup() as group:
+            group.create_task(self._connect("market", http, sink))
+            group.create_task(self._connect("orders", http, sink))
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def _connect(self, purpose: str, http: aiohttp.ClientSession, sink: Sink) -> None:
+        failures = 0
+        while True:
+            self._heard[purpose] = False
+            try:
+                await self._session(purpose, http, sink)
+            except (aiohttp.ClientError, OSError, TimeoutError, OrderlyError, *SHAPE_ERRORS) as exc:
+                log.warning("stream_lost", purpose=purpose, error=str(exc)[:200])
+            # a connection that worked starts the backoff over; one that failed doubles it
+            failures = 1 if self._heard[purpose] else failures + 1
+            sink.up(purpose, False)
+            lo, hi = self.backoff
+            delay = min(hi, lo * 2 ** min(failures - 1, 16))
+            await self.clock.sleep(delay * (0.5 + self._random.random() / 2))
+
+    async def _session(self, purpose: str, http: aiohttp.ClientSession, sink: Sink) -> None:
+        private = purpose == "orders"
+        token = await self._token() if private else None
+        async with http.ws_connect(self.auth_url if private else self.url) as ws:
+            self.connections += 1
+            for request in self._subscriptions(purpose, token):
+                await ws.send_str(json.dumps(request))
+            if private:
+                self._sequence = None
+                sink.gap(f"{purpose} stream connected")  # what passed while it was away
+            while True:
+                frame = await ws.receive(timeout=self.silence_s)
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    raise ConnectionError(f"{purpose} stream closed ({frame.type.name})")
+                message = json.loads(frame.data, parse_float=Decimal)
+                if not isinstance(message, dict):
+                    continue
+                sink.up(purpose, True)
+                self._heard[purpose] = True
+                resubscribe = self._handle(message, sink)
+                if resubscribe is not None:
+                    await ws.send_str(json.dumps(resubscribe))
+
+    def _subscriptions(self, purpose: str, token: str | None) -> list[dict[str, Any]]:
+        symbols = list(self.symbols)
+        if purpose == "orders":
+            params = {"channel": "executions", "token": token, "snap_orders": False}
+            return [{"method": "subscribe", "params": params}]
+        for book in self.books.values():
+            book.stale = True  # until its snapshot
+        return [
+            {"method": "subscribe", "params": {"channel": "ticker", "symbol": symbols}},
+            {
+                "method": "subscribe",
+                "params": {"channel": "book", "symbol": symbols, "depth": self.depth},
+            },
+            {
+                "method": "subscribe",
+                "params": {"channel": "ohlc", "symbol": symbols, "interval": 1},
+            },
+        ]
+
+    # --- messages -------------------------------------------------------------------------
+
+    def _handle(self, message: dict[str, Any], sink: Sink) -> dict[str, Any] | None:
+        """Apply one message; returns a request to send back (a book to subscribe again)."""
+        if message.get("success") is False:
+            error = str(message.get("error"))
+            log.warning("stream_refused", method=message.get("method"), error=error[:200])
+            if "Invalid token" in error:
+                raise ConnectionError("the WebSocket token was refused: fetching a new one")
+            return None
+        channel = message.get("channel")
+        data = message.get("data")
+        if channel == "executions":
+            self._executions(message, sink)
+        elif channel == "book" and isinstance(data, list):
+            for entry in data:
+                again = self._book(message.get("type"), entry, sink)
+                if again is not None:
+                    return again
+        elif channel == "ticker" and isinstance(data, list):
+            for entry in data:
+                pair = self.symbols.get(str(entry.get("symbol")))
+                if pair is not None:
+                    sink.ticker(
+                        Ticker(
+                            pair,
+                            amount(entry["bid"], "bid"),
+                            amount(entry["ask"], "ask"),
+                            amount(entry["last"], "last"),
+                            wall(self.clock),
+                        )
+                    )
+        elif channel == "ohlc" and isinstance(data, list):
+            for entry in data:
+                pair = self.symbols.get(str(entry.get("symbol")))
+                if pair is not None:
+                    sink.candle(
+                        Candle(
+                            pair,
+                            int(entry["interval"]),
+                            _time(entry["interval_begin"]),
+                            amount(entry["open"], "open"),
+                            amount(entry["high"], "high"),
+                            amount(entry["low"], "low"),
+                            amount(entry["close"], "close"),
+                            amount(entry["volume"], "volume"),
+                        )
+                    )
+        return None
+
+    def _book(self, kind: Any, entry: dict[str, Any], sink: Sink) -> dict[str, Any] | None:
+        symbol = str(entry.get("symbol"))
+        book, pair = self.books.get(symbol), self.symbols.get(symbol)
+        if book is None or pair is None:
+            return None
+        try:
+            if kind == "snapshot":
+                book.load(entry["bids"], entry["asks"], entry.get("checksum"))
+            elif not book.stale:
+                book.apply(entry["bids"], entry["asks"], entry.get("checksum"))
+            else:
+                return None  # waiting for the snapshot asked for: nothing applied meanwhile
+        except (BookOutOfSync, *SHAPE_ERRORS) as exc:
+            book.stale = True
+            log.warning("book_out_of_sync", pair=pair, error=str(exc)[:200])
+            sink.book(pair, None)
+            params = {"channel": "book", "symbol": [symbol], "depth": self.depth}
+            return {"method": "subscribe", "params": params}
+        sink.book(pair, BookTop(pair, tuple(book.bids()), tuple(book.asks()), wall(self.clock)))
+        return None
+
+    def _executions(self, message: dict[str, Any], sink: Sink) -> None:
+        sequence = message.get("sequence")
+        if isinstance(sequence, int):
+            if self._sequence is not None and sequence != self._sequence + 1:
+                sink.gap(f"executions sequence {self._sequence} -> {sequence}")
+            self._sequence = sequence
+        if message.get("type") != "update":
+            return
+        for entry in message.get("data") or ():
+            kind = entry.get("exec_type")
+            if kind == "trade":
+                txid, fill = venue_fill(
+                    order_id=entry["order_id"],
+                    trade_id=entry["exec_id"],
+                    pair=entry.get("symbol"),
+                    side=entry["side"],
+                    price=entry["last_price"],
+                    volume=entry["last_qty"],
+                    fee=sum((amount(f["qty"], "fee") for f in entry.get("fees") or ()), Decimal(0)),
+                    maker=entry.get("liquidity_ind") == "m",
+                    at=_time(entry["timestamp"]),
+                )
+                cl_ord_id = entry.get("cl_ord_id")
+                if cl_ord_id:
+                    fill = dataclasses.replace(fill, cl_ord_id=str(cl_ord_id))
+                sink.fill(txid, fill)
+            elif kind in _FINAL:
+                sink.order(
+                    VenueOrder(
+                        txid=str(entry["order_id"]),
+                        cl_ord_id=entry.get("cl_ord_id"),
+                        status=_FINAL[kind],
+                        filled=amount(entry.get("cum_qty", 0), "cum_qty"),
+                        reason=entry.get("reason"),
+                    )
+                )
+
+
+async def symbols_of(
+    pairs: Sequence[str], asset_pair: Callable[[str], Awaitable[Any]]
+) -> dict[str, str]:
+    """v2 symbol -> Orderly pair name, from each pair's AssetPairs ``wsname``."""
+    found = {}
+    for pair in pairs:
+        info = await asset_pair(pair)
+        found[ws_symbol(str(info["wsname"]))] = pair
+    return found
