@@ -41,6 +41,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/lane_cost.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/fill_latency.py
 
 sandbox: $(STAMP)
 	$(BIN)/python -m framework.cli sandbox --port 8990
