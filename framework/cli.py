@@ -365,6 +365,7 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
     if generated:  # throwaway credentials, valid only for this sandbox run
         print(f"export ORDERLY_SANDBOX_API_KEY={api_key}", flush=True)
         print(f"export ORDERLY_SANDBOX_API_SECRET={secret}", flush=True)
+    print(f"Kraken WebSocket v2 (public and private) on {sandbox.ws_url}", flush=True)
     await stop.wait()
     await sandbox.stop()
     return 0
