@@ -10,9 +10,11 @@
 
 Executions become fills (trade id = ``exec_id``, which Kraken documents as the trade's id,
 the key REST's TradesHistory uses, so a fill seen both ways counts once) and final states.
-After every connection and on any missing ``sequence`` number the feed is told of a gap,
-and the runner reconciles by REST. A connection that stays silent past ``silence_s`` (the
-server sends a heartbeat every second) is dropped and made again, backing off with jitter.
+Each time executions are (re)subscribed (their snapshot arrives) and on any missing
+``sequence`` number the feed is told of a gap, and the runner reconciles by REST. A
+connection silent past ``silence_s`` (the server sends a heartbeat every second) is made
+again. Backoff: a connection that worked until it was lost reconnects at once (0.1 s, with
+jitter); one refused or sending what cannot be read doubles the wait, up to 10 s.
 """
 
 from __future__ import annotations
@@ -104,12 +106,17 @@ class KrakenStreams:
         failures = 0
         while True:
             self._heard[purpose] = False
+            worked = False
             try:
                 await self._session(purpose, http, sink)
-            except (aiohttp.ClientError, OSError, TimeoutError, OrderlyError, *SHAPE_ERRORS) as exc:
+            except SHAPE_ERRORS as exc:  # a message it could not read: never a fast loop
+                log.warning("stream_unreadable", purpose=purpose, error=str(exc)[:200])
+            except (aiohttp.ClientError, OSError, TimeoutError, OrderlyError) as exc:
                 log.warning("stream_lost", purpose=purpose, error=str(exc)[:200])
-            # a connection that worked starts the backoff over; one that failed doubles it
-            failures = 1 if self._heard[purpose] else failures + 1
+                worked = self._heard[purpose]
+            # a connection that worked until it was lost starts the backoff over; one that
+            # failed, was refused or sent what it could not read doubles it
+            failures = 1 if worked else failures + 1
             sink.up(purpose, False)
             lo, hi = self.backoff
             delay = min(hi, lo * 2 ** min(failures - 1, 16))
@@ -124,7 +131,6 @@ class KrakenStreams:
                 await ws.send_str(json.dumps(request))
             if private:
                 self._sequence = None
-                sink.gap(f"{purpose} stream connected")  # what passed while it was away
             while True:
                 frame = await ws.receive(timeout=self.silence_s)
                 if frame.type is not aiohttp.WSMsgType.TEXT:
@@ -165,6 +171,7 @@ class KrakenStreams:
             error = str(message.get("error"))
             log.warning("stream_refused", method=message.get("method"), error=error[:200])
             if "Invalid token" in error:
+                self._heard["orders"] = False  # refused: back off before the next token
                 raise ConnectionError("the WebSocket token was refused: fetching a new one")
             return None
         channel = message.get("channel")
@@ -230,6 +237,10 @@ class KrakenStreams:
 
     def _executions(self, message: dict[str, Any], sink: Sink) -> None:
         sequence = message.get("sequence")
+        if message.get("type") == "snapshot":  # subscribed: from here on it all streams
+            self._sequence = sequence if isinstance(sequence, int) else None
+            sink.gap("executions subscribed")  # what passed before is asked of REST
+            return
         if isinstance(sequence, int):
             if self._sequence is not None and sequence != self._sequence + 1:
                 sink.gap(f"executions sequence {self._sequence} -> {sequence}")

@@ -1,0 +1,198 @@
+"""Orderly's Kraken WebSocket v2 client (framework/exchanges/kraken/stream.py) against the
+sandbox's /v2: a corrupted book is caught and rebuilt, a refused token is fetched again, a
+missing sequence number is a gap, executions become fills and final states."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from framework.clock import SYSTEM_CLOCK
+from framework.events import BookTop, Candle, Fill, Ticker
+from framework.exchanges.kraken.stream import KrakenStreams
+from framework.sandbox import Sandbox, ws_messages
+from framework.sandbox.market import MarketRules
+from framework.venue import VenueOrder
+
+
+class Recorder:
+    """A sink that keeps everything; ``changed`` wakes a waiting test."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.gaps: list[str] = []
+        self.changed = asyncio.Event()
+
+    def _add(self, item: Any) -> None:
+        self.events.append(item)
+        self.changed.set()
+
+    def up(self, purpose: str, live: bool) -> None:
+        pass
+
+    def ticker(self, ticker: Ticker) -> None:
+        self._add(ticker)
+
+    def book(self, pair: str, top: BookTop | None) -> None:
+        self._add(top if top is not None else ("stale", pair))
+
+    def candle(self, candle: Candle) -> None:
+        self._add(candle)
+
+    def fill(self, txid: str, fill: Fill) -> None:
+        self._add(fill)
+
+    def order(self, reported: VenueOrder) -> None:
+        self._add(reported)
+
+    def gap(self, why: str) -> None:
+        self.gaps.append(why)
+        self._add(("gap", why))
+
+    async def until(self, done: Callable[[], bool], within: float = 10.0) -> None:
+        async with asyncio.timeout(within):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def streaming(
+    sandbox: Sandbox, account: str, tokens: list[str] | None = None
+) -> AsyncIterator[tuple[KrakenStreams, Recorder]]:
+    fetched: list[str] = []
+
+    async def token() -> str:
+        if tokens:
+            fetched.append(tokens.pop(0))
+        else:
+            fetched.append(sandbox.engine.get_websockets_token(account, {})["token"])
+        return fetched[-1]
+
+    streams = KrakenStreams(
+        url=sandbox.ws_url,
+        auth_url=sandbox.ws_url,
+        symbols={"BTC/USD": "XBTUSD"},
+        token=token,
+        clock=SYSTEM_CLOCK,
+        backoff=(0.01, 0.05),
+    )
+    sink = Recorder()
+    task = asyncio.create_task(streams.run(sink))
+    try:
+        yield streams, sink
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def fast_market() -> MarketRules:
+    return MarketRules(seed=2, step_s=0.05, volatility=0.0003)
+
+
+async def test_a_corrupted_book_update_is_caught_hidden_and_rebuilt(
+    creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest = ws_messages.book_checksum
+    sent = 0
+
+    def third_one_wrong(bids: list[list[str]], asks: list[list[str]]) -> int:
+        nonlocal sent
+        sent += 1
+        return honest(bids, asks) ^ (1 if sent == 3 else 0)  # snapshot, update, then a bad one
+
+    monkeypatch.setattr(ws_messages, "book_checksum", third_one_wrong)
+    async with (
+        Sandbox(dict([creds]), market=fast_market()) as sandbox,
+        streaming(sandbox, creds[0]) as (streams, sink),
+    ):
+        book = streams.books["BTC/USD"]
+        await sink.until(lambda: book.rebuilds == 1 and book.updates >= 2)
+    assert book.failures == 1  # the corrupted one, and nothing after it was applied
+    stale_at = sink.events.index(("stale", "XBTUSD"))
+    after = [e for e in sink.events[stale_at:] if isinstance(e, BookTop)]
+    assert after and all(b.bids[0][0] < b.asks[0][0] for b in after)
+
+
+async def test_a_refused_token_is_fetched_again_and_executions_flow(
+    creds: tuple[str, str],
+) -> None:
+    async with (
+        Sandbox(dict([creds]), market=fast_market()) as sandbox,
+        streaming(sandbox, creds[0], tokens=["not-a-token-the-sandbox-gave"]) as (_, sink),
+    ):
+        await sink.until(lambda: len(sink.gaps) == 1)  # subscribed, with the second token
+        price = (sandbox.market.quote("XBTUSD")[1] * 2).quantize(Decimal("0.1"))
+        placed = sandbox.engine.add_order(
+            creds[0],
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "0.001",
+                "price": str(price),
+                "cl_ord_id": "taker-1",
+            },
+        )
+        (txid,) = placed["txid"]
+        await sink.until(lambda: any(isinstance(e, VenueOrder) for e in sink.events))
+    (fill,) = [e for e in sink.events if isinstance(e, Fill)]
+    (trade_id,) = sandbox.engine.orders[txid].trades
+    assert (fill.trade_id, fill.txid, fill.cl_ord_id) == (trade_id, txid, "taker-1")
+    assert fill.volume == Decimal("0.001") and fill.fee > 0
+    (final,) = [e for e in sink.events if isinstance(e, VenueOrder)]
+    assert (final.txid, final.status, final.filled) == (txid, "closed", Decimal("0.001"))
+
+
+async def test_a_missing_sequence_number_is_a_gap(creds: tuple[str, str]) -> None:
+    async with (
+        Sandbox(dict([creds]), market=fast_market()) as sandbox,
+        streaming(sandbox, creds[0]) as (_, sink),
+    ):
+        await sink.until(lambda: len(sink.gaps) == 1)
+        for conn in sandbox.ws.connections:  # the server loses one message to this client
+            if "executions" in conn.channels:
+                conn.sequence["executions"] += 1
+        sandbox.engine.add_order(
+            creds[0],
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "0.001",
+                "price": "1000.0",
+            },
+        )
+        await sink.until(lambda: len(sink.gaps) == 2)
+    assert "sequence" in sink.gaps[1]
+
+
+async def test_an_unreadable_message_costs_a_reconnection_not_the_stream(
+    creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest = ws_messages.ticker
+    spoiled = 0
+
+    def nan_twice(market: Any, pair: str) -> dict[str, Any]:
+        nonlocal spoiled
+        data = honest(market, pair)
+        if spoiled < 2:
+            spoiled += 1
+            return {**data, "bid": "NaN"}
+        return data
+
+    monkeypatch.setattr(ws_messages, "ticker", nan_twice)
+    async with (
+        Sandbox(dict([creds]), market=fast_market()) as sandbox,
+        streaming(sandbox, creds[0]) as (streams, sink),
+    ):
+        await sink.until(lambda: any(isinstance(e, Ticker) for e in sink.events))
+    assert streams.connections >= 4  # market and orders, then market twice more
+    tickers = [e for e in sink.events if isinstance(e, Ticker)]
+    assert all(t.bid.is_finite() and t.bid < t.ask for t in tickers)
