@@ -55,6 +55,9 @@ async def test_every_fill_arrives_once_through_twenty_dropped_connections(
         runner.request_stop("test finished")
         assert await task == EXIT_OK
         trades = sandbox.engine.trades_of(creds[0])
+        tokens = list(sandbox.engine.ws_tokens)
+    written = logs.getvalue() + (tmp_path / "history.jsonl").read_text()
+    assert len(tokens) >= 20 and not any(token in written for token in tokens)  # secret
     fills = [e for e in seen if isinstance(e, Fill)]
     delivered = Counter(f.trade_id for f in fills)
     assert isinstance(seen[-1], Stopping)

@@ -357,7 +357,10 @@ class SandboxWebSocket:
                 key = (pair, interval)
                 result.update(interval=interval, snapshot=params.get("snapshot", True))
             elif channel == "ticker":
-                result.update(event_trigger="trades", snapshot=params.get("snapshot", True))
+                trigger = params.get("event_trigger", "trades")
+                if trigger not in ("trades", "bbo"):
+                    raise Refusal(f"Invalid event_trigger {trigger}")
+                result.update(event_trigger=trigger, snapshot=params.get("snapshot", True))
             else:
                 result.update(snapshot=params.get("snapshot", False))
             (subs.add if subscribing else subs.discard)(key)

@@ -152,7 +152,10 @@ class KrakenStreams:
         for book in self.books.values():
             book.stale = True  # until its snapshot
         return [
-            {"method": "subscribe", "params": {"channel": "ticker", "symbol": symbols}},
+            {  # bbo: on every change of the best bid or ask, not only on trades (the default)
+                "method": "subscribe",
+                "params": {"channel": "ticker", "symbol": symbols, "event_trigger": "bbo"},
+            },
             {
                 "method": "subscribe",
                 "params": {"channel": "book", "symbol": symbols, "depth": self.depth},
