@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from framework.clock import SYSTEM_CLOCK
+from framework.errors import AmbiguousOutcome, OrderRejected
 from framework.events import BookTop, Candle, Fill, Ticker
 from framework.exchanges.kraken.stream import KrakenStreams
+from framework.exchanges.kraken.ws_orders import OrderSocket
 from framework.sandbox import Sandbox, ws_messages
 from framework.sandbox.market import MarketRules
 from framework.venue import VenueOrder
@@ -196,3 +198,46 @@ async def test_an_unreadable_message_costs_a_reconnection_not_the_stream(
     assert streams.connections >= 4  # market and orders, then market twice more
     tickers = [e for e in sink.events if isinstance(e, Ticker)]
     assert all(t.bid.is_finite() and t.bid < t.ask for t in tickers)
+
+
+async def test_an_order_whose_websocket_answer_is_lost_is_ambiguous_never_refused(
+    creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox runs the add_order, then the connection drops before the answer leaves:
+    the order lives at the exchange, so the caller must hear AmbiguousOutcome (the order
+    layer then reconciles it by client id), never a refusal. The next call reconnects."""
+    async with Sandbox(dict([creds]), market=fast_market()) as sandbox:
+        run = sandbox.ws._order_method
+        lost = []
+
+        def run_then_drop(conn: Any, method: str, params: dict[str, Any]) -> list[Any]:
+            answers = run(conn, method, params)
+            if not lost:
+                lost.append(method)
+                sandbox.ws.drop_all()
+            return answers
+
+        monkeypatch.setattr(sandbox.ws, "_order_method", run_then_drop)
+
+        async def token() -> str:
+            return str(sandbox.engine.get_websockets_token(creds[0], {})["token"])
+
+        socket = OrderSocket(sandbox.ws_url, token, key_id="k", exchange="kraken", timeout_s=5)
+        order = {
+            "order_type": "limit",
+            "side": "buy",
+            "order_qty": 0.001,
+            "symbol": "BTC/USD",
+            "limit_price": 1000.0,
+        }
+        try:
+            with pytest.raises(AmbiguousOutcome):
+                await socket.call("add_order", {**order, "cl_ord_id": "lost-answer"})
+            again = await socket.call("add_order", {**order, "cl_ord_id": "second"})
+            with pytest.raises(OrderRejected, match="EOrder:Unknown order"):
+                await socket.call("cancel_order", {"order_id": ["O-NOT-THERE"]})
+        finally:
+            await socket.close()
+        placed = {o.cl_ord_id: o.txid for o in sandbox.engine.open.values()}
+    assert set(placed) == {"lost-answer", "second"} and again["order_id"] == placed["second"]
+    assert socket.connections == 2

@@ -9,6 +9,7 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,48 @@ async def test_every_fill_arrives_once_through_twenty_dropped_connections(
     assert names["book_out_of_sync"] == 0  # every book message verified, none failed
     books = [e for e in seen if isinstance(e, BookTop)]
     assert books and all(b.bids[0][0] < b.asks[0][0] for b in books)
+
+
+async def test_order_entry_over_the_websocket(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``order_entry = "ws"``: orders and cancels go by add_order / batch_add /
+    cancel_order on the sandbox's /v2 (no AddOrder by REST); with the connections cut ten
+    times (orders whose answer is lost are reconciled by client id), fills arrive once and
+    no order is left behind."""
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    seen = strategies.SEEN
+    seen.clear()
+    rules = MarketRules(seed=11, step_s=0.05, volatility=0.0004)
+    async with Sandbox(dict([creds]), market=rules, ws_drop_every_s=(0.1, 0.4), seed=4) as sandbox:
+        rest_orders: list[str] = []
+        handler = sandbox._private["AddOrderBatch"]
+
+        def counted(key: str, body: dict[str, Any]) -> dict[str, Any]:
+            rest_orders.append("AddOrderBatch")
+            return handler(key, body)
+
+        sandbox._private["AddOrderBatch"] = counted
+        sandbox._private["AddOrder"] = counted
+        config = write_config(tmp_path, "tests.helpers.strategies:StreamGrid")
+        kraken_at(config, sandbox)
+        config.write_text(
+            config.read_text().replace('tier = "none"', 'tier = "none"\norder_entry = "ws"', 1)
+        )
+        runner = Runner(load(config), out=io.StringIO())
+        task = asyncio.create_task(runner.main(install_signals=False))
+        async with asyncio.timeout(30):
+            while (
+                sandbox.ws.drops < 10 or len(sandbox.engine.trades_of(creds[0])) < 6
+            ) and not task.done():
+                seen.changed.clear()
+                await seen.changed.wait()
+        runner.request_stop("test finished")
+        assert await task == EXIT_OK
+        trades = sandbox.engine.trades_of(creds[0])
+        left_open = [o for o in sandbox.engine.open.values() if o.key == creds[0]]
+    assert rest_orders == []  # every order went by WebSocket
+    fills = Counter(e.trade_id for e in seen if isinstance(e, Fill))
+    assert sorted(fills) == sorted(tid for tid, _ in trades) and max(fills.values()) == 1
+    assert left_open == []  # cancel_on_stop: cancelled (cancel_all stays on REST)

@@ -31,6 +31,11 @@ class KrakenSettings(BaseModel):
     ws_auth_url: str = Field(
         "wss://ws-auth.kraken.com/v2", description="Kraken WebSocket v2, private (executions)"
     )
+    order_entry: Literal["rest", "ws"] = Field(
+        "rest",
+        description="send orders and cancels by REST through the lane (default), or by"
+        " Kraken's WebSocket order methods (no nonce; see the README's trade-offs)",
+    )
     pool_keys: int = Field(
         1,
         ge=1,

@@ -23,7 +23,9 @@ from framework.exchanges.base import (
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
-from framework.exchanges.kraken.stream import KrakenStreams, symbols_of
+from framework.exchanges.kraken.stream import KrakenStreams, symbols_of, ws_symbol
+from framework.exchanges.kraken.wire import deadline
+from framework.exchanges.kraken.ws_orders import OrderSocket
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.registry import settings_of
@@ -95,6 +97,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         self.key_id = client.key_id
         self._assets: dict[str, PairAssets] = {}
         self._precisions: dict[str, tuple[int, int]] = {}
+        self._ws_symbols: dict[str, str] = {}
 
     async def _precision(self, pair: str) -> Precision:
         """The pair's price and volume decimals (AssetPairs, once per pair); unknown when
@@ -109,7 +112,64 @@ class KrakenVenue(ClientVenue[KrakenClient]):
             self._precisions[pair] = known
         return self._precisions[pair]
 
+    #: With ``[exchange] order_entry = "ws"``: orders and cancels go by WebSocket.
+    order_socket: OrderSocket | None = None
+
+    async def _ws_order(self, order: Order, cl_ord_id: str, precision: Precision) -> dict[str, Any]:
+        """One order in v2's add_order / batch_add fields."""
+        rest = order_params(order, cl_ord_id, precision)
+        fields: dict[str, Any] = {
+            "order_type": rest["ordertype"],
+            "side": rest["type"],
+            "order_qty": float(rest["volume"]),
+            "cl_ord_id": cl_ord_id,
+        }
+        if "price" in rest:
+            fields["limit_price"] = float(rest["price"])
+        if rest.get("oflags") == "post":
+            fields["post_only"] = True
+        return fields
+
+    async def _ws_place(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
+        assert self.order_socket is not None
+        pair = orders[0][0].pair
+        precision = await self._precision(pair)
+        symbol = await self._ws_symbol(pair)
+        client = self.client
+        at = wall(client.clock) + client.clock_offset_s + (client.order_deadline_s or 60)
+        common = {"symbol": symbol, "deadline": deadline(at)}
+        rest_body = {"pair": pair, "orders": [{} for _ in orders]}
+        if client.pacer is not None:  # the engine counter REST and WebSocket share
+            await client.pacer.pace("AddOrder" if len(orders) == 1 else "AddOrderBatch", rest_body)
+        fields = [await self._ws_order(o, cid, precision) for o, cid in orders]
+        if len(orders) == 1:
+            result = await self.order_socket.call("add_order", {**fields[0], **common})
+            return [str(result["order_id"])]
+        results = await self.order_socket.call("batch_add", {**common, "orders": fields})
+        if not isinstance(results, list) or len(results) != len(orders):
+            raise ExchangeError(
+                "batch_add answered a different number of orders",
+                exchange=EXCHANGE,
+                endpoint="batch_add",
+            )
+        return [
+            str(r["order_id"])
+            if "order_id" in r
+            else translate([str(r.get("error"))], endpoint="batch_add", key_id=self.key_id)
+            for r in results
+        ]
+
+    async def _ws_symbol(self, pair: str) -> str:
+        if pair not in self._ws_symbols:
+            result = await self.client.public("AssetPairs", {"pair": pair})
+            self._ws_symbols[pair] = ws_symbol(str(next(iter(result.values()))["wsname"]))
+        return self._ws_symbols[pair]
+
     async def place(self, order: Order, cl_ord_id: str) -> str:
+        if self.order_socket is not None:
+            (placed,) = await self._ws_place([(order, cl_ord_id)])
+            assert isinstance(placed, str)
+            return placed
         precision = await self._precision(order.pair)
         result = await self.client.private(
             "AddOrder", {"pair": order.pair, **order_params(order, cl_ord_id, precision)}
@@ -122,6 +182,8 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         return str(txids[0])
 
     async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
+        if self.order_socket is not None:
+            return await self._ws_place(orders)
         pair = orders[0][0].pair
         precision = await self._precision(pair)
         body = {"pair": pair, "orders": [order_params(o, cid, precision) for o, cid in orders]}
@@ -182,6 +244,11 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         return exc.code == DUPLICATE_CL_ORD_ID
 
     async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
+        if self.order_socket is not None:
+            if self.client.pacer is not None:
+                await self.client.pacer.pace("CancelOrder", {"cl_ord_id": cl_ord_id})
+            await self.order_socket.call("cancel_order", {"cl_ord_id": [cl_ord_id]})
+            return
         await self.client.cancel_order(cl_ord_id=cl_ord_id)
 
     async def arm_dead_man(self, timeout_s: int) -> None:
@@ -334,9 +401,26 @@ async def kraken_venue(
         sharing=sharing_of(config),
         pool=pool,
     )
+    venue = KrakenVenue(client, name, *([ws_urls] if ws_urls else []))
+    if settings_of(config, KrakenSettings).order_entry == "ws":
+
+        async def token() -> str:
+            return str((await client.private("GetWebSocketsToken", {}))["token"])
+
+        venue.order_socket = OrderSocket(
+            venue.ws_urls[1],
+            token,
+            key_id=client.key_id,
+            exchange=name,
+            timeout_s=config.exchange.timeout_s,
+        )
     try:
         async with client:
-            yield KrakenVenue(client, name, *([ws_urls] if ws_urls else []))
+            try:
+                yield venue
+            finally:
+                if venue.order_socket is not None:
+                    await venue.order_socket.close()
     finally:
         history.close()
         store.close()
