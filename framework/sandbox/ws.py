@@ -31,6 +31,7 @@ from framework.sandbox import ws_messages as msg
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.market import INTERVALS, PAIRS
 from framework.sandbox.sim_order import SimOrder
+from framework.sandbox.ws_methods import OrderMethods, Refusal
 
 if TYPE_CHECKING:
     from framework.sandbox.server import Sandbox
@@ -40,20 +41,6 @@ log = get_logger("framework.sandbox.ws")
 PUBLIC = ("ticker", "book", "trade", "ohlc", "instrument")
 PRIVATE = ("executions", "balances")
 DEPTHS = (10, 25, 100, 500, 1000)
-#: WebSocket order methods -> the REST endpoint whose rate cost they carry.
-ORDER_METHODS = {
-    "add_order": "AddOrder",
-    "amend_order": "AmendOrder",
-    "cancel_order": "CancelOrder",
-    "cancel_all": "CancelAll",
-    "cancel_all_orders_after": "CancelAllOrdersAfter",
-    "batch_add": "AddOrderBatch",
-    "batch_cancel": "CancelOrderBatch",
-}
-
-
-class Refusal(Exception):
-    """A request answered ``success: false`` with this error string."""
 
 
 @dataclass(eq=False)
@@ -100,6 +87,7 @@ class SandboxWebSocket:
         self._public_trades: list[dict[str, Any]] = []
         self._connected = asyncio.Event()
         self.engine.listeners.append(self._on_order_event)
+        self.methods = OrderMethods(self.engine, sandbox.limits)
 
     # --- connections ----------------------------------------------------------------------
 
@@ -278,8 +266,7 @@ class SandboxWebSocket:
                 results: list[Any] = [None]
             elif method in ("subscribe", "unsubscribe"):
                 results = self._subscription(conn, method, params)
-            elif method in ORDER_METHODS:
-                self.engine.sync()
+            elif method in self.methods.table:
                 results = self._order_method(conn, method, params)
             else:
                 raise Refusal(f"Method not found: {method}")
@@ -417,89 +404,7 @@ class SandboxWebSocket:
             held = self.engine.balances(conn.account)
             conn.send({"channel": "balances", "type": "snapshot", "data": msg.balances(held)})
 
-    # --- order methods --------------------------------------------------------------------
+    # --- order methods: framework/sandbox/ws_methods.py ----------------------------------
 
     def _order_method(self, conn: Connection, method: str, params: dict[str, Any]) -> list[Any]:
-        account = self._authorise(conn, params)
-        engine = self.engine
-        if method == "add_order":
-            body = msg.order_body(params, params.get("symbol"))
-            self._charge(account, method, body)
-            placed = engine.add_order(account, body)
-            result: dict[str, Any] = {"order_id": placed["txid"][0]} if "txid" in placed else {}
-            for name in ("cl_ord_id", "order_userref"):
-                if name in params:
-                    result[name] = params[name]
-            return [result]
-        if method == "batch_add":
-            orders = params.get("orders")
-            if not isinstance(orders, list):
-                raise Refusal("Missing field: orders")
-            pair = msg.SYMBOLS.get(str(params.get("symbol")), f"?{params.get('symbol')}")
-            body = {
-                "pair": pair,
-                "orders": [msg.order_body(o, None) for o in orders if isinstance(o, dict)],
-            }
-            if "deadline" in params:
-                body["deadline"] = params["deadline"]
-            self._charge(account, method, body)
-            placed = engine.add_order_batch(account, body)["orders"]
-            return [
-                [{"order_id": p["txid"]} if "txid" in p else {"error": p["error"]} for p in placed]
-            ]
-        if method == "cancel_order":
-            refs = [("txid", i) for i in params.get("order_id") or []]
-            refs += [("cl_ord_id", i) for i in params.get("cl_ord_id") or []]
-            refs += [("txid", i) for i in params.get("order_userref") or []]
-            if not refs:
-                raise Refusal("Missing field: order_id")
-            answers: list[Any] = []
-            for name, ref in refs:
-                try:
-                    self._charge(account, method, {name: ref})
-                    engine.cancel_order(account, {name: ref})
-                    answers.append({"order_id" if name == "txid" else name: ref})
-                except KrakenFailure as failure:
-                    answers.append(Refusal(failure.error))
-            return answers
-        if method == "amend_order":
-            body = {
-                k: v
-                for k, v in (
-                    ("txid", params.get("order_id")),
-                    ("cl_ord_id", params.get("cl_ord_id")),
-                )
-                if v is not None
-            }
-            for name in ("order_qty", "limit_price"):
-                if name in params:
-                    body[name] = str(params[name])
-            self._charge(account, method, body)
-            amended = engine.amend_order(account, body)
-            return [
-                {
-                    "amend_id": amended["amend_id"],
-                    **({"order_id": params["order_id"]} if "order_id" in params else {}),
-                    **({"cl_ord_id": params["cl_ord_id"]} if "cl_ord_id" in params else {}),
-                }
-            ]
-        if method == "batch_cancel":
-            ids = [*(params.get("orders") or []), *(params.get("cl_ord_id") or [])]
-            self._charge(account, method, {"orders": ids})
-            return [{"count": engine.cancel_order_batch(account, {"orders": ids})["count"]}]
-        if method == "cancel_all":
-            self._charge(account, method, {})
-            return [engine.cancel_all(account, {})]
-        self._charge(account, method, params)
-        return [engine.cancel_all_orders_after(account, {"timeout": params.get("timeout")})]
-
-    def _charge(self, account: str, method: str, body: dict[str, Any]) -> None:
-        limits = self.sandbox.limits
-        if limits is not None:
-            limits.charge(
-                account,
-                ORDER_METHODS[method],
-                body,
-                lambda ref: self.engine.order_age(account, ref),
-                account=account,
-            )
+        return self.methods.run(self._authorise(conn, params), method, params)

@@ -25,7 +25,7 @@ from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, tra
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
 from framework.exchanges.kraken.stream import KrakenStreams, symbols_of, ws_symbol
 from framework.exchanges.kraken.wire import deadline
-from framework.exchanges.kraken.ws_orders import OrderSocket
+from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, Order
 from framework.registry import settings_of
@@ -115,21 +115,6 @@ class KrakenVenue(ClientVenue[KrakenClient]):
     #: With ``[exchange] order_entry = "ws"``: orders and cancels go by WebSocket.
     order_socket: OrderSocket | None = None
 
-    async def _ws_order(self, order: Order, cl_ord_id: str, precision: Precision) -> dict[str, Any]:
-        """One order in v2's add_order / batch_add fields."""
-        rest = order_params(order, cl_ord_id, precision)
-        fields: dict[str, Any] = {
-            "order_type": rest["ordertype"],
-            "side": rest["type"],
-            "order_qty": float(rest["volume"]),
-            "cl_ord_id": cl_ord_id,
-        }
-        if "price" in rest:
-            fields["limit_price"] = float(rest["price"])
-        if rest.get("oflags") == "post":
-            fields["post_only"] = True
-        return fields
-
     async def _ws_place(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         assert self.order_socket is not None
         pair = orders[0][0].pair
@@ -141,7 +126,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         rest_body = {"pair": pair, "orders": [{} for _ in orders]}
         if client.pacer is not None:  # the engine counter REST and WebSocket share
             await client.pacer.pace("AddOrder" if len(orders) == 1 else "AddOrderBatch", rest_body)
-        fields = [await self._ws_order(o, cid, precision) for o, cid in orders]
+        fields = [v2_order(order_params(o, cid, precision)) for o, cid in orders]
         if len(orders) == 1:
             result = await self.order_socket.call("add_order", {**fields[0], **common})
             return [str(result["order_id"])]

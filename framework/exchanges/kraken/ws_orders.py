@@ -37,6 +37,21 @@ log = get_logger("framework.exchanges.kraken.ws_orders")
 _MUTATING = frozenset({"add_order", "batch_add", "cancel_order", "amend_order"})
 
 
+def v2_order(rest: dict[str, Any]) -> dict[str, Any]:
+    """One order's AddOrder fields as v2's add_order / batch_add fields."""
+    fields: dict[str, Any] = {
+        "order_type": rest["ordertype"],
+        "side": rest["type"],
+        "order_qty": float(rest["volume"]),
+        "cl_ord_id": rest["cl_ord_id"],
+    }
+    if "price" in rest:
+        fields["limit_price"] = float(rest["price"])
+    if rest.get("oflags") == "post":
+        fields["post_only"] = True
+    return fields
+
+
 class OrderSocket:
     """Order requests over one private Kraken WebSocket v2 connection, made on first use
     and made again after it drops."""
