@@ -8,10 +8,9 @@
 - Balances move with fills; placing an order checks what is not already reserved by other
   open orders (``EOrder:Insufficient funds``).
 
-Validation follows protocols.md's checklist: required fields, ``price`` for limit orders,
-``userref`` xor ``cl_ord_id``, the ``cl_ord_id`` format, unique ``cl_ord_id`` among open
-orders, ``validate=true`` answering ``descr`` without ``txid``, batches of 2-15 orders on one
-pair validated as a whole, minimum order size and tick size.
+Each order is checked first (framework/sandbox/order_checks.py); here: unique ``cl_ord_id``
+among open orders, ``validate=true`` answering ``descr`` without ``txid``, batches of 2-15
+orders on one pair validated as a whole. AmendOrder and EditOrder: framework/sandbox/changes.py.
 """
 
 from __future__ import annotations
@@ -21,29 +20,16 @@ import itertools
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.changes import KrakenChanges
 from framework.sandbox.kraken_rules import DUPLICATE_CL_ORD_ID
 from framework.sandbox.market import ALIASES, PAIRS, Market
+from framework.sandbox.order_checks import check_deadline, parse_order
 from framework.sandbox.reads import KrakenReads, truthy
 from framework.sandbox.sim_order import SimOrder as SimOrder
-from framework.sandbox.sim_order import valid_cl_ord_id
-
-_ORDER_TYPES = {
-    "market",
-    "limit",
-    "iceberg",
-    "stop-loss",
-    "take-profit",
-    "stop-loss-limit",
-    "take-profit-limit",
-    "trailing-stop",
-    "trailing-stop-limit",
-    "settle-position",
-}
-_SUPPORTED = {"market", "limit"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +47,7 @@ class OrderRules:
     balances: tuple[tuple[str, str], ...] = (("ZUSD", "100000"), ("XXBT", "2"), ("XETH", "20"))
 
 
-_TOO_LARGE = Decimal(10) ** 15
-
-
-def _decimal(value: Any, name: str) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}") from None
-    if not number.is_finite() or abs(number) >= _TOO_LARGE:  # no book holds such amounts
-        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
-    return number
-
-
-class MatchingEngine(KrakenReads):
+class MatchingEngine(KrakenReads, KrakenChanges):
     """Orders, trades and balances of every key of one sandbox."""
 
     def __init__(self, market: Market, rules: OrderRules | None = None) -> None:
@@ -219,43 +192,6 @@ class MatchingEngine(KrakenReads):
 
     # --- placing --------------------------------------------------------------------------
 
-    def _parse(
-        self, order: Mapping[str, Any], pair: str
-    ) -> tuple[str, str, Decimal, Decimal | None]:
-        for name in ("type", "ordertype", "volume"):
-            if name not in order:
-                raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
-        if pair not in PAIRS:
-            raise KrakenFailure("EQuery:Unknown asset pair")
-        info = PAIRS[pair]
-        side, ordertype = str(order["type"]), str(order["ordertype"])
-        if side not in ("buy", "sell"):
-            raise KrakenFailure("EGeneral:Invalid arguments:type")
-        if ordertype not in _ORDER_TYPES:
-            raise KrakenFailure("EGeneral:Invalid arguments:ordertype")
-        if ordertype not in _SUPPORTED:
-            raise KrakenFailure("EGeneral:Invalid arguments:ordertype not in sandbox")
-        volume = _decimal(order["volume"], "volume")
-        if volume <= 0 or -volume.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
-            raise KrakenFailure("EGeneral:Invalid arguments:volume")
-        if volume < Decimal(info.ordermin):
-            raise KrakenFailure("EOrder:Order minimum not met")
-        price = None
-        if ordertype == "limit":
-            if "price" not in order:
-                raise KrakenFailure("EGeneral:Invalid arguments:price")
-            price = _decimal(order["price"], "price")
-            if price <= 0:
-                raise KrakenFailure("EOrder:Invalid price")
-            if price % info.tick != 0:
-                raise KrakenFailure("EOrder:Tick size check failed")
-        cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
-        if cl_ord_id is not None and userref is not None:
-            raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id and userref")
-        if cl_ord_id is not None and not valid_cl_ord_id(str(cl_ord_id)):
-            raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id")
-        return side, ordertype, volume, price
-
     def _duplicate(self, key: str, cl_ord_id: Any) -> bool:
         return cl_ord_id is not None and any(
             o.status == "open" for o in self._by_cl_ord_id.get((key, str(cl_ord_id)), ())
@@ -271,7 +207,7 @@ class MatchingEngine(KrakenReads):
             listener(kind, order, trade_id)
 
     def _place(self, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
-        side, ordertype, volume, price = self._parse(order, pair)
+        side, ordertype, volume, price = parse_order(order, pair)
         if self._duplicate(key, order.get("cl_ord_id")):
             raise KrakenFailure(self.rules.duplicate_cl_ord_id_error)
         bid, ask = self.market.quote(pair)
@@ -305,37 +241,21 @@ class MatchingEngine(KrakenReads):
             self._fill(sim, volume, touch, maker=False)
         return sim
 
-    def _check_deadline(self, body: Mapping[str, Any]) -> None:
-        """Kraken's ``deadline`` (RFC 3339, at most 60 s ahead): an order reaching the engine
-        after it is refused, never placed."""
-        deadline = body.get("deadline")
-        if deadline is None:
-            return
-        try:
-            when = dt.datetime.fromisoformat(str(deadline).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise KrakenFailure("EGeneral:Invalid arguments:deadline") from None
-        now = self.market.now()
-        if when > now + 60:
-            raise KrakenFailure("EGeneral:Invalid arguments:deadline")
-        if when < now:
-            raise KrakenFailure("EService:Deadline elapsed")
-
     def add_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
-        self._check_deadline(body)
+        check_deadline(body, self.market.now())
         pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
         if not pair:
             raise KrakenFailure("EGeneral:Invalid arguments:pair")
         if truthy(body.get("validate")):
-            self._parse(body, pair)
+            parse_order(body, pair)
             return {"descr": {"order": f"{body['type']} {body['volume']} {pair}"}}
         sim = self._place(key, body, pair)
         return {"descr": {"order": sim.description()}, "txid": [sim.txid]}
 
     def add_order_batch(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
-        self._check_deadline(body)
+        check_deadline(body, self.market.now())
         pair = ALIASES.get(str(body.get("pair", "")), str(body.get("pair", "")))
         orders = body.get("orders")
         if not pair or not isinstance(orders, list) or not 2 <= len(orders) <= 15:
@@ -343,7 +263,7 @@ class MatchingEngine(KrakenReads):
         for order in orders:  # the whole batch is validated first
             if not isinstance(order, dict):
                 raise KrakenFailure("EGeneral:Invalid arguments:orders")
-            self._parse(order, pair)
+            parse_order(order, pair)
         if truthy(body.get("validate")):
             return {
                 "orders": [
@@ -394,65 +314,6 @@ class MatchingEngine(KrakenReads):
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         return {"count": self._cancel(hits), "pending": False}
-
-    def amend_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Change an open order in place (same txid, same place in time): ``order_qty``
-        (above what has filled) and/or ``limit_price``; by ``txid`` or ``cl_ord_id``. The
-        funds a larger order needs are not checked again (a sandbox simplification)."""
-        self.sync()
-        ref: dict[str, Any] = {k: body[k] for k in ("txid", "cl_ord_id") if k in body}
-        if len(ref) != 1:
-            raise KrakenFailure("EGeneral:Invalid arguments:txid")
-        hits = self._select(key, ref, "open")
-        if not hits:
-            raise KrakenFailure(self.rules.unknown_order_error)
-        order = hits[0]
-        if "order_qty" in body:
-            qty = _decimal(body["order_qty"], "order_qty")
-            if qty <= order.filled:
-                raise KrakenFailure("EGeneral:Invalid arguments:order_qty")
-            order.volume = qty
-        if "limit_price" in body:
-            price = _decimal(body["limit_price"], "limit_price")
-            if order.price is None or price <= 0:
-                raise KrakenFailure("EGeneral:Invalid arguments:limit_price")
-            if price % PAIRS[order.pair].tick != 0:
-                raise KrakenFailure("EOrder:Tick size check failed")
-            order.price = price
-        self._amends += 1
-        self._emit("amended", order, None)
-        return {"amend_id": f"TAM{self._amends:05d}-SBX"}
-
-    def edit_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Replace an open order by a new one (a new txid): ``volume`` and/or ``price``
-        change, the rest is the old order's; checked in full before the old one goes."""
-        self.sync()
-        pair = ALIASES.get(str(body.get("pair", "")), "")
-        if "txid" not in body or not pair:
-            raise KrakenFailure("EGeneral:Invalid arguments:txid")
-        hits = [o for o in self._select(key, {"txid": body["txid"]}, "open") if o.pair == pair]
-        if not hits:
-            raise KrakenFailure(self.rules.unknown_order_error)
-        old = hits[0]
-        new = {
-            "type": old.side,
-            "ordertype": old.ordertype,
-            "volume": str(body.get("volume", old.volume - old.filled)),
-            **({"price": str(body.get("price", old.price))} if old.price is not None else {}),
-            **({"userref": body.get("userref", old.userref)} if old.userref is not None else {}),
-        }
-        self._parse(new, pair)
-        self._cancel([old])
-        sim = self._place(key, new, pair)
-        return {
-            "status": "ok",
-            "txid": sim.txid,
-            "originaltxid": old.txid,
-            "volume": str(sim.volume),
-            "price": str(sim.price),
-            "orders_cancelled": 1,
-            "descr": {"order": sim.description()},
-        }
 
     def cancel_order_batch(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Cancel up to 50 open orders by txid or client order id: ``orders`` is a list of

@@ -1,0 +1,96 @@
+"""The sandbox's AmendOrder (in place) and EditOrder (a new order replaces the old), mixed
+into the matching engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.market import ALIASES, PAIRS
+from framework.sandbox.order_checks import amount, parse_order
+from framework.sandbox.sim_order import SimOrder
+
+if TYPE_CHECKING:
+    from framework.sandbox.matching import OrderRules
+
+
+class KrakenChanges:
+    """What the engine provides to its change endpoints."""
+
+    _amends: int
+    rules: OrderRules
+
+    def sync(self) -> None:
+        raise NotImplementedError
+
+    def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
+        raise NotImplementedError
+
+    def _cancel(self, orders: list[SimOrder]) -> int:
+        raise NotImplementedError
+
+    def _place(self, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
+        raise NotImplementedError
+
+    def _emit(self, kind: str, order: SimOrder, trade_id: str | None) -> None:
+        raise NotImplementedError
+
+    def amend_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change an open order in place (same txid, same place in time): ``order_qty``
+        (above what has filled) and/or ``limit_price``; by ``txid`` or ``cl_ord_id``. The
+        funds a larger order needs are not checked again (a sandbox simplification)."""
+        self.sync()
+        ref: dict[str, Any] = {k: body[k] for k in ("txid", "cl_ord_id") if k in body}
+        if len(ref) != 1:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        hits = self._select(key, ref, "open")
+        if not hits:
+            raise KrakenFailure(self.rules.unknown_order_error)
+        order = hits[0]
+        if "order_qty" in body:
+            qty = amount(body["order_qty"], "order_qty")
+            if qty <= order.filled:
+                raise KrakenFailure("EGeneral:Invalid arguments:order_qty")
+            order.volume = qty
+        if "limit_price" in body:
+            price = amount(body["limit_price"], "limit_price")
+            if order.price is None or price <= 0:
+                raise KrakenFailure("EGeneral:Invalid arguments:limit_price")
+            if price % PAIRS[order.pair].tick != 0:
+                raise KrakenFailure("EOrder:Tick size check failed")
+            order.price = price
+        self._amends += 1
+        self._emit("amended", order, None)
+        return {"amend_id": f"TAM{self._amends:05d}-SBX"}
+
+    def edit_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace an open order by a new one (a new txid): ``volume`` and/or ``price``
+        change, the rest is the old order's; checked in full before the old one goes."""
+        self.sync()
+        pair = ALIASES.get(str(body.get("pair", "")), "")
+        if "txid" not in body or not pair:
+            raise KrakenFailure("EGeneral:Invalid arguments:txid")
+        hits = [o for o in self._select(key, {"txid": body["txid"]}, "open") if o.pair == pair]
+        if not hits:
+            raise KrakenFailure(self.rules.unknown_order_error)
+        old = hits[0]
+        new = {
+            "type": old.side,
+            "ordertype": old.ordertype,
+            "volume": str(body.get("volume", old.volume - old.filled)),
+            **({"price": str(body.get("price", old.price))} if old.price is not None else {}),
+            **({"userref": body.get("userref", old.userref)} if old.userref is not None else {}),
+        }
+        parse_order(new, pair)
+        self._cancel([old])
+        sim = self._place(key, new, pair)
+        return {
+            "status": "ok",
+            "txid": sim.txid,
+            "originaltxid": old.txid,
+            "volume": str(sim.volume),
+            "price": str(sim.price),
+            "orders_cancelled": 1,
+            "descr": {"order": sim.description()},
+        }

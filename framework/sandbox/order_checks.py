@@ -1,0 +1,95 @@
+"""What the sandbox checks in an order before the engine takes it (protocols.md's
+checklist): required fields, the order type, ``price`` for limit orders, volume precision,
+minimum size and tick size, ``userref`` xor ``cl_ord_id`` and the ``cl_ord_id`` format, and
+Kraken's ``deadline``. Each failure is Kraken's own error string."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.market import PAIRS
+from framework.sandbox.sim_order import valid_cl_ord_id
+
+ORDER_TYPES = {
+    "market",
+    "limit",
+    "iceberg",
+    "stop-loss",
+    "take-profit",
+    "stop-loss-limit",
+    "take-profit-limit",
+    "trailing-stop",
+    "trailing-stop-limit",
+    "settle-position",
+}
+SUPPORTED = {"market", "limit"}
+
+
+_TOO_LARGE = Decimal(10) ** 15
+
+
+def amount(value: Any, name: str) -> Decimal:
+    """A number from an order's field, or Kraken's invalid-arguments error naming it."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}") from None
+    if not number.is_finite() or abs(number) >= _TOO_LARGE:  # no book holds such amounts
+        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
+    return number
+
+
+def parse_order(order: Mapping[str, Any], pair: str) -> tuple[str, str, Decimal, Decimal | None]:
+    for name in ("type", "ordertype", "volume"):
+        if name not in order:
+            raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
+    if pair not in PAIRS:
+        raise KrakenFailure("EQuery:Unknown asset pair")
+    info = PAIRS[pair]
+    side, ordertype = str(order["type"]), str(order["ordertype"])
+    if side not in ("buy", "sell"):
+        raise KrakenFailure("EGeneral:Invalid arguments:type")
+    if ordertype not in ORDER_TYPES:
+        raise KrakenFailure("EGeneral:Invalid arguments:ordertype")
+    if ordertype not in SUPPORTED:
+        raise KrakenFailure("EGeneral:Invalid arguments:ordertype not in sandbox")
+    volume = amount(order["volume"], "volume")
+    if volume <= 0 or -volume.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
+        raise KrakenFailure("EGeneral:Invalid arguments:volume")
+    if volume < Decimal(info.ordermin):
+        raise KrakenFailure("EOrder:Order minimum not met")
+    price = None
+    if ordertype == "limit":
+        if "price" not in order:
+            raise KrakenFailure("EGeneral:Invalid arguments:price")
+        price = amount(order["price"], "price")
+        if price <= 0:
+            raise KrakenFailure("EOrder:Invalid price")
+        if price % info.tick != 0:
+            raise KrakenFailure("EOrder:Tick size check failed")
+    cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
+    if cl_ord_id is not None and userref is not None:
+        raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id and userref")
+    if cl_ord_id is not None and not valid_cl_ord_id(str(cl_ord_id)):
+        raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id")
+    return side, ordertype, volume, price
+
+
+def check_deadline(body: Mapping[str, Any], now: float) -> None:
+    """Kraken's ``deadline`` (RFC 3339, at most 60 s ahead): an order reaching the engine
+    after it is refused, never placed."""
+    deadline = body.get("deadline")
+    if deadline is None:
+        return
+    try:
+        when = dt.datetime.fromisoformat(str(deadline).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise KrakenFailure("EGeneral:Invalid arguments:deadline") from None
+    if when > now + 60:
+        raise KrakenFailure("EGeneral:Invalid arguments:deadline")
+    if when < now:
+        raise KrakenFailure("EService:Deadline elapsed")
