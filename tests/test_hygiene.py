@@ -18,8 +18,8 @@ from framework.errors import InvalidRequest
 from framework.events import OrderState
 from framework.exchanges.base import plain
 from framework.exchanges.bitunix.venue import order_fields as bitunix_fields
+from framework.exchanges.kraken.order_fields import order_params as kraken_fields
 from framework.exchanges.kraken.venue import kraken_venue
-from framework.exchanges.kraken.venue import order_params as kraken_fields
 from framework.exchanges.synthetix.venue import order_fields as synthetix_fields
 from framework.journal import OrderJournal
 from framework.nonce import SqliteStore

@@ -29,18 +29,15 @@ from aiohttp import WSMsgType, web
 from framework.log import get_logger
 from framework.sandbox import ws_messages as msg
 from framework.sandbox.auth import KrakenFailure
-from framework.sandbox.market import INTERVALS, PAIRS
+from framework.sandbox.market import PAIRS
 from framework.sandbox.sim_order import SimOrder
 from framework.sandbox.ws_methods import OrderMethods, Refusal
+from framework.sandbox.ws_subscriptions import PRIVATE, Subscriptions
 
 if TYPE_CHECKING:
     from framework.sandbox.server import Sandbox
 
 log = get_logger("framework.sandbox.ws")
-
-PUBLIC = ("ticker", "book", "trade", "ohlc", "instrument")
-PRIVATE = ("executions", "balances")
-DEPTHS = (10, 25, 100, 500, 1000)
 
 
 @dataclass(eq=False)
@@ -70,7 +67,7 @@ class Connection:
                 return
 
 
-class SandboxWebSocket:
+class SandboxWebSocket(Subscriptions):
     """The ``/v2`` endpoint of one sandbox."""
 
     def __init__(
@@ -292,117 +289,6 @@ class SandboxWebSocket:
             conn.send(stamped)
         if method == "subscribe":
             self._snapshots(conn, params)
-
-    def _authorise(self, conn: Connection, params: dict[str, Any]) -> str:
-        token = params.get("token")
-        held = self.engine.ws_tokens.get(str(token)) if token is not None else None
-        if held is None or (held[1] < self.market.now() and conn.account is None):
-            raise Refusal("EAPI:Invalid token")
-        conn.account = held[0]
-        return held[0]
-
-    def _pairs(self, params: dict[str, Any]) -> list[str]:
-        symbols = params.get("symbol")
-        if not isinstance(symbols, list) or not symbols:
-            raise Refusal("Missing field: symbol")
-        unknown = [s for s in symbols if s not in msg.SYMBOLS]
-        if unknown:
-            raise Refusal(f"Currency pair not supported {unknown[0]}")
-        return [msg.SYMBOLS[s] for s in symbols]
-
-    def _subscription(self, conn: Connection, method: str, params: dict[str, Any]) -> list[Any]:
-        channel = params.get("channel")
-        if channel not in PUBLIC + PRIVATE:
-            raise Refusal(f"Channel {channel} not found")
-        subscribing = method == "subscribe"
-        subs = conn.channels.setdefault(str(channel), set())
-        if channel in PRIVATE:
-            self._authorise(conn, params)
-            (subs.add if subscribing else subs.discard)(None)
-            return [{"channel": channel, "snapshot": params.get("snapshot", True)}]
-        if channel == "instrument":
-            (subs.add if subscribing else subs.discard)(None)
-            return [{"channel": channel, "snapshot": params.get("snapshot", True)}]
-        pairs = self._pairs(params)
-        results: list[Any] = []
-        for pair in pairs:
-            result: dict[str, Any] = {"channel": channel, "symbol": msg.SYMBOL_OF[pair]}
-            key: Any = pair
-            if channel == "book":
-                depth = int(params.get("depth", 10))
-                if depth not in DEPTHS:
-                    raise Refusal(f"Invalid depth {depth}")
-                result.update(depth=depth, snapshot=params.get("snapshot", True))
-                if subscribing:
-                    conn.books[pair] = (depth, [], [])
-                else:
-                    conn.books.pop(pair, None)
-            elif channel == "ohlc":
-                interval = int(params.get("interval", 1))
-                if interval not in INTERVALS:
-                    raise Refusal(f"Invalid interval {interval}")
-                key = (pair, interval)
-                result.update(interval=interval, snapshot=params.get("snapshot", True))
-            elif channel == "ticker":
-                trigger = params.get("event_trigger", "trades")
-                if trigger not in ("trades", "bbo"):
-                    raise Refusal(f"Invalid event_trigger {trigger}")
-                result.update(event_trigger=trigger, snapshot=params.get("snapshot", True))
-            else:
-                result.update(snapshot=params.get("snapshot", False))
-            (subs.add if subscribing else subs.discard)(key)
-            results.append(result)
-        return results
-
-    def _snapshots(self, conn: Connection, params: dict[str, Any]) -> None:
-        channel = params["channel"]
-        if params.get("snapshot", True) is False and channel != "book":
-            return
-        if channel == "instrument":
-            conn.send({"channel": "instrument", "type": "snapshot", "data": msg.instrument()})
-        elif channel == "ticker":
-            for pair in self._pairs(params):
-                data = [msg.ticker(self.market, pair)]
-                conn.send({"channel": "ticker", "type": "snapshot", "data": data})
-        elif channel == "book":
-            for pair in self._pairs(params):
-                depth = conn.books[pair][0]
-                bids, asks = msg.levels(self.market, pair, depth)
-                conn.books[pair] = (depth, bids, asks)
-                snapshot = {
-                    "symbol": msg.SYMBOL_OF[pair],
-                    "bids": [{"price": p, "qty": q} for p, q in bids],
-                    "asks": [{"price": p, "qty": q} for p, q in asks],
-                    "checksum": msg.book_checksum(bids, asks),
-                }
-                conn.send({"channel": "book", "type": "snapshot", "data": [snapshot]})
-        elif channel == "ohlc":
-            for pair in self._pairs(params):
-                row = msg.candle(self.market, pair, int(params.get("interval", 1)))
-                conn.send({"channel": "ohlc", "type": "snapshot", "data": [row] if row else []})
-        elif channel == "executions" and conn.account is not None:
-            now = self.market.now()
-            data = []
-            if params.get("snap_orders", True):
-                data = [
-                    msg.execution("new", o, None, None, now)
-                    for o in self.engine.open.values()
-                    if o.key == conn.account
-                ]
-            if params.get("snap_trades", False):
-                mine = [
-                    (i, t)
-                    for i, t in self.engine.trades.items()
-                    if self.engine._trade_keys.get(i) == conn.account
-                ][-50:]
-                data += [
-                    msg.execution("trade", self.engine.orders[t["ordertxid"]], t, i, now)
-                    for i, t in mine
-                ]
-            conn.send({"channel": "executions", "type": "snapshot", "data": data})
-        elif channel == "balances" and conn.account is not None:
-            held = self.engine.balances(conn.account)
-            conn.send({"channel": "balances", "type": "snapshot", "data": msg.balances(held)})
 
     # --- order methods: framework/sandbox/ws_methods.py ----------------------------------
 

@@ -14,68 +14,23 @@ from framework.events import Fill, Ticker
 from framework.exchanges.base import (
     SHAPE_ERRORS,
     ClientVenue,
-    amount,
     history_from,
-    plain,
     sharing_of,
     venue_fill,
 )
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
+from framework.exchanges.kraken.order_fields import Precision, order_params, venue_order
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
 from framework.exchanges.kraken.stream import KrakenStreams, symbols_of, ws_symbol
 from framework.exchanges.kraken.wire import deadline
 from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
 from framework.nonce import SqliteStore
-from framework.orders import LimitOrder, Order
+from framework.orders import Order
 from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
 MAX_BATCH = 15
-
-
-#: (price decimals, volume decimals) of a pair, from AssetPairs; None: not known.
-Precision = tuple[int | None, int | None]
-
-
-def fixed(value: Decimal, decimals: int | None) -> str:
-    """``value`` as plain decimals with exactly the pair's ``decimals`` when it fits them;
-    as given otherwise (never rounded away: Kraken then says what it thinks of it, and a
-    wrong precision read from one odd AssetPairs answer can never block an order)."""
-    if decimals is None or not 0 <= decimals <= 18:
-        return plain(value)
-    step = Decimal(1).scaleb(-decimals)
-    return plain(value.quantize(step)) if value == value.quantize(step) else plain(value)
-
-
-def order_params(
-    order: Order, cl_ord_id: str, precision: Precision = (None, None)
-) -> dict[str, Any]:
-    """One order in Kraken's AddOrder / AddOrderBatch fields, amounts in the pair's
-    precision when it is known."""
-    price_decimals, volume_decimals = precision
-    params: dict[str, Any] = {
-        "type": order.side,
-        "volume": fixed(order.volume, volume_decimals),
-        "cl_ord_id": cl_ord_id,
-    }
-    if isinstance(order, LimitOrder):
-        params.update(ordertype="limit", price=fixed(order.price, price_decimals))
-        if order.post_only:
-            params["oflags"] = "post"
-    else:
-        params["ordertype"] = "market"
-    return params
-
-
-def _venue_order(txid: str, raw: dict[str, Any]) -> VenueOrder:
-    return VenueOrder(
-        txid=txid,
-        cl_ord_id=raw.get("cl_ord_id"),
-        status=str(raw.get("status", "")),
-        filled=amount(raw.get("vol_exec", "0"), "vol_exec"),
-        reason=raw.get("reason"),
-    )
 
 
 class KrakenVenue(ClientVenue[KrakenClient]):
@@ -200,7 +155,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         if not found:
             result = await self.client.private("ClosedOrders", {"cl_ord_id": cl_ord_id})
             found = result.get("closed", {}) if isinstance(result, dict) else {}
-        return next((_venue_order(t, raw) for t, raw in found.items()), None)
+        return next((venue_order(t, raw) for t, raw in found.items()), None)
 
     async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:
         """All open orders (one call), then the orders closed since ``since`` (50 a page),
@@ -217,7 +172,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
             result = await self.client.private("ClosedOrders", {"start": since, "ofs": offset})
             closed = result.get("closed", {}) if isinstance(result, dict) else {}
             for txid, raw in closed.items():
-                order = _venue_order(txid, raw)
+                order = venue_order(txid, raw)
                 if order.cl_ord_id in wanted:
                     found[order.cl_ord_id] = order
             offset += len(closed)
@@ -258,13 +213,13 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         return await self.client.balance()
 
     async def open_orders(self) -> list[VenueOrder]:
-        return [_venue_order(t, raw) for t, raw in (await self.client.open_orders()).items()]
+        return [venue_order(t, raw) for t, raw in (await self.client.open_orders()).items()]
 
     async def query_orders(self, txids: Sequence[str]) -> list[VenueOrder]:
         found: list[VenueOrder] = []
         for start in range(0, len(txids), 50):
             result = await self.client.query_orders(txids[start : start + 50])
-            found += [_venue_order(t, raw) for t, raw in result.items()]
+            found += [venue_order(t, raw) for t, raw in result.items()]
         return found
 
     async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
