@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from framework import Fill, LimitOrder, Strategy, Ticker
 from framework.config import load
-from framework.runner import Runner, run_event_loop
+from framework.eventloop import run_event_loop
+from framework.runner import Runner
 from framework.sandbox import Sandbox, generate_credentials
 from framework.sandbox.market import MarketRules
 

@@ -30,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from framework import log
+from framework.eventloop import run_event_loop
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
-from framework.runner import run_event_loop
 from framework.sandbox import Sandbox, generate_credentials
 from framework.shared import Sharing
 from tests.helpers.redis_server import RedisServer

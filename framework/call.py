@@ -67,6 +67,18 @@ class LaneStats:
     failed: int = 0  # no usable answer (includes lost answers)
     paused: int = 0  # times the breaker tripped
 
+    def count(self, outcome: Outcome, exc: BaseException | None) -> None:
+        """One call sent, by how it ended."""
+        self.sent += 1
+        if outcome == "accepted":
+            self.accepted += 1
+        elif isinstance(exc, RateLimited):
+            self.rate_limited += 1
+        elif outcome == "rejected":
+            self.refused += 1
+        else:
+            self.failed += 1
+
 
 class KeyLane(Protocol):
     """What a venue sees of its key's lane: a :class:`~framework.dispatch.Lane`, a lane

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging_setup.configure(args.log_level)
     try:
         if args.command == "sandbox":
-            from framework.runner import run_event_loop
+            from framework.eventloop import run_event_loop
 
             return run_event_loop(_serve_sandbox(args))
         if args.command == "run":
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(load(args.config))
         if args.command == "sender":
-            from framework.runner import run_event_loop
+            from framework.eventloop import run_event_loop
 
             return run_event_loop(_sender(load(args.config)))
         if args.command == "check":

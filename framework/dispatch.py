@@ -18,13 +18,9 @@ Ordering policy, set by ``max_in_flight`` and the nonce source:
 
 A batch (:meth:`Lane.submit_batch`) enters the queue as one block: no other call can get a
 nonce between its calls. A nonce refusal (:class:`NonceError` from the wire) is retried with
-a fresh nonce up to ``nonce_retries`` times. ``breaker_threshold`` auth refusals in a row
-(invalid nonce, key or signature), or one lockout answer, pause the lane for
-``breaker_cooldown`` seconds, so the exchange's own lockout (Kraken: after repeated failures,
-about 15 minutes) is never reached; while paused every call fails at once with
-:class:`LanePaused` and nothing is sent. Each pause is written to the nonce history. The
-count and the pause are kept in the key's store (``NonceSource.breaker``), so they survive
-restarts. Nonce refusals on a strict lane mean someone else uses the key: the pause says so.
+a fresh nonce up to ``nonce_retries`` times. The breaker (framework/breaker.py) pauses the
+lane after repeated auth refusals; while paused every call fails at once with
+:class:`LanePaused`, nothing is sent, and each pause is written to the nonce history.
 A caller cancelled while its call is still queued is dropped without sending; a call already
 sent runs to its end and is recorded.
 
@@ -42,8 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from framework.breaker import ELSEWHERE, Breaker
 from framework.call import LaneStats, Pace, PrivateCall, Wire, outcome_of
-from framework.clock import SYSTEM_CLOCK, Clock, wall
+from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
     AmbiguousOutcome,
     AuthError,
@@ -53,7 +50,6 @@ from framework.errors import (
     LockedOut,
     NonceError,
     OrderlyError,
-    RateLimited,
     StateError,
     TransientError,
 )
@@ -72,12 +68,6 @@ class _Job:
 
 
 _STOP = None
-#: Said when a strict lane's nonces are refused: its own nonces only go up.
-ELSEWHERE = (
-    "another process or program may be using this key (this lane sends strictly increasing"
-    " nonces): check for a second bot or host on it, a second nonce store ([state].store),"
-    " scripts or tools using the key; the exchange's nonce window must be 0"
-)
 
 
 class Lane:
@@ -108,16 +98,20 @@ class Lane:
         self._source = source
         self._history = history
         self._retries = nonce_retries
-        self._threshold = breaker_threshold
-        self._cooldown = breaker_cooldown
         self._clock = clock
         self._queue: asyncio.Queue[tuple[_Job, ...] | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._seq = 0
-        self._refusals_in_a_row = 0
-        self._paused_until = 0.0
+        self._breaker = Breaker(
+            source,
+            threshold=breaker_threshold,
+            cooldown=breaker_cooldown,
+            clock=clock,
+            key_id=key_id,
+            exchange=exchange,
+        )
         #: Why the lane stopped sending for good (a state file it cannot write), or None.
         self.broken: StateError | None = None
         #: What the last pause means, in words.
@@ -145,7 +139,7 @@ class Lane:
 
     def start(self) -> None:
         if self._worker is None:
-            self._load_breaker()
+            self._breaker.load()
             self._worker = asyncio.create_task(self._run(), name=f"lane-{self.key_id}")
             log.info(
                 "lane_started",
@@ -206,7 +200,7 @@ class Lane:
             raise LaneClosed("lane was never started: use `async with lane`", **self._where())
         if self.broken is not None:
             raise self.broken
-        if self._paused_until > self._clock.monotonic():
+        if self._breaker.paused_for() > 0:
             raise self._paused()
 
     async def submit(self, call: PrivateCall) -> Any:
@@ -259,7 +253,7 @@ class Lane:
     def _paused(self) -> LanePaused:
         return LanePaused(
             f"lane paused after repeated refusals: {self.pause_reason}",
-            resume_in=self._paused_until - self._clock.monotonic(),
+            resume_in=self._breaker.paused_for(),
             **self._where(),
         )
 
@@ -272,7 +266,7 @@ class Lane:
             _settle(job.future, exc=self.broken)
             return False
         now = self._clock.monotonic()
-        if self._paused_until > now:
+        if self._breaker.paused_for() > 0:
             _settle(job.future, exc=self._paused())
             return False
         if job.call.not_after is not None and now > job.call.not_after:
@@ -316,16 +310,7 @@ class Lane:
 
     def _record(self, job: _Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
         outcome = "accepted" if exc is None else outcome_of(exc)
-        stats = self.stats
-        stats.sent += 1
-        if outcome == "accepted":
-            stats.accepted += 1
-        elif isinstance(exc, RateLimited):
-            stats.rate_limited += 1
-        elif outcome == "rejected":
-            stats.refused += 1
-        else:
-            stats.failed += 1
+        self.stats.count(outcome, exc)
         try:  # the call ran: its caller gets the answer even if the record cannot be written
             self._history.outcome(
                 key_id=self.key_id,
@@ -348,8 +333,7 @@ class Lane:
                 result = await self._wire(job.call, nonce)
             except NonceError as exc:
                 self._record(job, nonce, seq, started, exc)
-                self._refused()
-                if self._refusals_in_a_row >= self._threshold:
+                if self._breaker.refused():
                     self._trip(exc)
                     _settle(job.future, exc=exc)
                     return
@@ -365,15 +349,14 @@ class Lane:
                     return
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
-                self._refused()
-                if self._refusals_in_a_row >= self._threshold or isinstance(exc, LockedOut):
+                if self._breaker.refused() or isinstance(exc, LockedOut):
                     self._trip(exc)
                 _settle(job.future, exc=exc)
                 return
             except OrderlyError as exc:
                 self._record(job, nonce, seq, started, exc)
                 if not isinstance(exc, TransientError):
-                    self._accepted()
+                    self._breaker.accepted()
                 _settle(job.future, exc=exc)
                 return
             except asyncio.CancelledError:
@@ -394,69 +377,21 @@ class Lane:
                 return
             else:
                 self._record(job, nonce, seq, started, None)
-                self._accepted()
+                self._breaker.accepted()
                 _settle(job.future, result=result)
                 return
 
-    # --- the breaker (kept in the key's store: it survives restarts) ---------------------
-
-    def _load_breaker(self) -> None:
-        refusals, until = self._source.breaker()
-        self._refusals_in_a_row = refusals
-        left = until - wall(self._clock)
-        if left > 0:
-            self._paused_until = self._clock.monotonic() + left
-            log.warning(
-                "lane_paused_at_start",
-                key_id=self.key_id,
-                exchange=self.exchange,
-                resume_in_s=round(left, 1),
-                detail="an earlier process paused this key after repeated refusals",
-            )
-
-    def _save_breaker(self, paused_until: float = 0.0) -> None:
-        try:
-            self._source.save_breaker(self._refusals_in_a_row, paused_until)
-        except StateError as exc:  # the breaker still holds in this process
-            log.warning("breaker_not_saved", key_id=self.key_id, error=exc.message)
-
-    def _refused(self) -> None:
-        self._refusals_in_a_row += 1
-        self._save_breaker()
-
-    def _accepted(self) -> None:
-        if self._refusals_in_a_row:
-            self._refusals_in_a_row = 0
-            self._save_breaker()
+    # --- the breaker (framework/breaker.py: kept in the key's store) ---------------------
 
     def _trip(self, cause: NonceError | AuthError) -> None:
-        """Stop sending for the cool-down: the exchange locks keys after repeated failures.
-        Nonce refusals on a strict lane, which sends its nonces in increasing order, mean
-        someone else uses the key: that is said, with what to check."""
-        self._paused_until = self._clock.monotonic() + self._cooldown
-        self.stats.paused += 1
+        """Stop sending for the cool-down (framework/breaker.py); every queued call fails."""
         if isinstance(cause, NonceError) and self.ordering == "strict":
-            self.pause_reason = ELSEWHERE
-        log.error(
-            "lane_paused",
-            key_id=self.key_id,
-            exchange=self.exchange,
-            refusals_in_a_row=self._refusals_in_a_row,
-            cooldown_s=self._cooldown,
-            code=cause.code,
-            reason=self.pause_reason,
-        )
+            self.pause_reason = ELSEWHERE  # its own nonces only go up: someone else's do not
+        self.stats.paused += 1
         try:
-            self._history.paused(
-                key_id=self.key_id,
-                code=cause.code,
-                refusals=self._refusals_in_a_row,
-                cooldown_s=self._cooldown,
-            )
+            self._breaker.trip(cause.code, self.pause_reason, self._history)
         except StateError as failed:
             self._stop_sending(failed)
-        self._refusals_in_a_row = 0
-        self._save_breaker(wall(self._clock) + self._cooldown)
         self._fail_queued(self._paused())
 
     def _fail_queued(self, exc: OrderlyError) -> None:

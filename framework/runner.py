@@ -3,10 +3,10 @@
     orderly run config/paper.toml
 
 One ``asyncio.TaskGroup`` owns every task: the event dispatcher (hooks, one at a time, in
-event order), ticker polling, order polling, the strategy's timers and the live summary.
-A polling failure is logged and retried with exponential backoff (up to
-``[runner].max_backoff_s``); it never stops the bot, even when it is not a typed error (an
-answer no parser foresaw is logged as ``poll_crashed`` with its traceback).
+event order), the streams (framework/streaming.py), ticker and order polling, the
+strategy's timers and the live summary. A polling failure is logged and retried with
+exponential backoff (up to ``[runner].max_backoff_s``); it never stops the bot, even when it
+is not a typed error (an answer no parser foresaw is logged as ``poll_crashed``).
 
 Events reach the strategy through an :class:`~framework.inbox.Inbox`: fills and order
 updates are never dropped, ticks are conflated (the newest per pair), and the summary shows
@@ -22,8 +22,8 @@ switch is left armed (the exchange cancels the orders when it lapses).
 A second signal cancels everything at once (exit 130); the nonce floor is safe either way,
 because the store reserves ahead of every nonce sent.
 
-Exit codes: 0 stopped on request, 1 stopped by ``on_hook_error = "stop_bot"``, 2 bad
-config or refused key, 130 forced.
+Exit codes: 0 stopped on request, 1 by ``on_hook_error = "stop_bot"``, 2 bad config or
+refused key, 3 a state file cannot be written, 4 open orders left, 130 forced.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from pydantic import BaseModel
@@ -39,7 +39,8 @@ from pydantic import BaseModel
 from framework import log as logging_setup
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
-from framework.errors import AuthError, ConfigError, OrderlyError, StateError
+from framework.errors import OrderlyError, StateError
+from framework.eventloop import run_event_loop
 from framework.events import Fill, OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
@@ -47,6 +48,7 @@ from framework.journal import OrderJournal
 from framework.loading import build_strategy, load_strategy
 from framework.log import get_logger
 from framework.paths import private_file
+from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.streaming import Feed
@@ -56,10 +58,9 @@ from framework.venue import Venue
 log = get_logger("framework.runner")
 
 EXIT_OK, EXIT_STOPPED_BY_STRATEGY, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
-#: A state file (nonce store, nonce history, order journal) could not be written.
-EXIT_STATE = 3
-#: Stopped, but the open orders could not be cancelled (the dead-man switch stays armed).
-EXIT_ORDERS_LEFT = 4
+#: 3: a state file (nonce store, history, journal) cannot be written; 4: stopped, but the
+#: open orders could not be cancelled (the dead-man switch stays armed).
+EXIT_STATE, EXIT_ORDERS_LEFT = 3, 4
 
 
 # --- the runner ---------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class Runner:
         config = self.config
         strategy_cls, params = load_strategy(config)
         async with open_venue(config) as venue:
-            await self._check_key(venue)
+            await check_key(venue, self.clock)
             try:
                 await self._check_clock(venue)
             except OrderlyError as exc:  # the periodic check tries again
@@ -224,7 +225,8 @@ class Runner:
                 group.create_task(self._summary(venue, strategy, guard, execution), name="summary")
             )
             if feed is not None:
-                loops.append(group.create_task(self._stream(venue, feed), name="streams"))
+                pairs = config.strategy.pairs
+                loops.append(group.create_task(feed.run(venue, pairs, self._say), name="streams"))
 
             def start_timer(period: float, callback: Timer) -> None:
                 loops.append(group.create_task(self._timer(guard, period, callback)))
@@ -303,32 +305,10 @@ class Runner:
                 log.warning("final_poll_failed", attempt=attempt, error=str(exc))
                 await self.clock.sleep(min(0.2 * 2**attempt, 2.0))
 
-    async def _check_key(self, venue: Venue, tries: int = 5) -> None:
-        """Is the key accepted? A refusal stops the bot (ConfigError); an exchange that
-        fails otherwise is asked again, backing off, before the bot gives up."""
-        for attempt in range(tries):
-            try:
-                await venue.balances()
-                return
-            except AuthError as exc:
-                raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
-            except OrderlyError as exc:
-                if attempt == tries - 1:
-                    raise
-                log.warning("key_check_failed", attempt=attempt, error=str(exc))
-                await self.clock.sleep(min(0.5 * 2**attempt, 5.0))
-
     async def _check_clock(self, venue: Venue) -> None:
-        """Compare the local clock with the exchange's; warn past ``clock_skew_warn_s``.
-        Nonces never go backwards whatever the clock does; order deadlines use the offset."""
-        offset = await venue.clock_offset()
-        if abs(offset) > self.config.runner.clock_skew_warn_s:
-            log.warning(
-                "clock_skew", offset_s=round(offset, 3), warn_s=self.config.runner.clock_skew_warn_s
-            )
-            self._say(f"warning: the local clock is {offset:+.1f} s off the exchange's")
-        else:
-            log.info("clock_checked", offset_s=round(offset, 3))
+        warning = await check_clock(venue, self.config.runner.clock_skew_warn_s)
+        if warning is not None:
+            self._say(warning)
 
     async def _dispatch(self, guard: Guard, inbox: Inbox, journal: OrderJournal | None) -> None:
         while (event := await inbox.get()) is not None:
@@ -370,17 +350,6 @@ class Runner:
             strategy.ctx._remember(ticker)
             emit(ticker)
 
-    async def _stream(self, venue: Venue, feed: Feed) -> None:
-        """The venue's streams. If they stop (they cannot start: a pair the exchange cannot
-        name; or a bug), the bot carries on polling: nothing of theirs is needed to trade."""
-        assert self.config.strategy is not None
-        try:
-            await venue.stream(feed, self.config.strategy.pairs)
-        except Exception as exc:  # never fatal: polling covers everything streams bring
-            log.error("streams_failed", exc_info=exc)
-            self._say(f"streaming stopped ({exc}); polling instead")
-        feed.live.clear()
-
     async def _timer(self, guard: Guard, period: float, callback: Timer) -> None:
         while True:
             await self.clock.sleep(period)
@@ -402,28 +371,17 @@ class Runner:
         *,
         final: bool = False,
     ) -> None:
-        tally, lane = self.tally, venue.stats
-        marks = strategy.ctx.tickers()
-        pnl = tally.pnl(marks)
-        prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in marks.items())
-        elapsed = self.clock.monotonic() - tally.started
         self._say(
-            f"{'final' if final else f'[{elapsed:6.0f}s]'}  {prices}  fills {tally.fills}  "
-            f"pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {len(execution.book.open())}"
-            f"  rejected {tally.rejected}  tick lag {tally.tick_lag:.2f}s"
-            f"  nonces sent {lane.sent} refused {lane.refused}"
-            f"{f'  rate limited {lane.rate_limited}' if lane.rate_limited else ''}"
-            f"  paused {lane.paused}  hook errors {guard.failures}  {guard.state.value}"
+            self.tally.line(
+                strategy.ctx.tickers(),
+                venue.stats,
+                open_orders=len(execution.book.open()),
+                hook_errors=guard.failures,
+                state=guard.state.value,
+                final=final,
+                now=self.clock.monotonic(),
+            )
         )
-
-
-def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on uvloop (asyncio's loop where uvloop is missing)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 def run(config: Config) -> int:

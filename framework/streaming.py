@@ -21,7 +21,7 @@ every ``[runner].stream_poll_s`` while the orders stream is up (a safety net), e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from framework.clock import Clock
 from framework.errors import OrderlyError
@@ -29,7 +29,7 @@ from framework.events import BookTop, Candle, Fill, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
 from framework.strategy import Context
-from framework.venue import VenueOrder
+from framework.venue import Venue, VenueOrder
 
 log = get_logger("framework.streaming")
 
@@ -96,6 +96,16 @@ class Feed:
         self._gap = True
 
     # --- what the runner asks -------------------------------------------------------------
+
+    async def run(self, venue: Venue, pairs: Sequence[str], say: Callable[[str], None]) -> None:
+        """The venue's streams. If they stop (they cannot start: a pair the exchange cannot
+        name; or a bug), the bot carries on polling: nothing of theirs is needed to trade."""
+        try:
+            await venue.stream(self, pairs)
+        except Exception as exc:  # never fatal: polling covers everything streams bring
+            log.error("streams_failed", exc_info=exc)
+            say(f"streaming stopped ({exc}); polling instead")
+        self.live.clear()
 
     @property
     def market_live(self) -> bool:

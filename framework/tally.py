@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from framework.call import LaneStats
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.events import Fill, OrderState, OrderUpdate, Ticker
 
@@ -37,3 +38,26 @@ class Tally:
                 return None
             value += volume * marks[pair].mid
         return value
+
+    def line(
+        self,
+        marks: dict[str, Ticker],
+        lane: LaneStats,
+        *,
+        open_orders: int,
+        hook_errors: int,
+        state: str,
+        final: bool,
+        now: float,
+    ) -> str:
+        """The terminal summary line."""
+        pnl = self.pnl(marks)
+        prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in marks.items())
+        return (
+            f"{'final' if final else f'[{now - self.started:6.0f}s]'}  {prices}  fills "
+            f"{self.fills}  pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {open_orders}"
+            f"  rejected {self.rejected}  tick lag {self.tick_lag:.2f}s"
+            f"  nonces sent {lane.sent} refused {lane.refused}"
+            f"{f'  rate limited {lane.rate_limited}' if lane.rate_limited else ''}"
+            f"  paused {lane.paused}  hook errors {hook_errors}  {state}"
+        )
