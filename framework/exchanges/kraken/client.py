@@ -15,8 +15,7 @@ parameters nest is sent as JSON, and ``body_encoding="json"`` sends every call a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
@@ -28,14 +27,21 @@ from framework.errors import (
     ConfigError,
     ExchangeError,
     InvalidRequest,
-    OrderlyError,
 )
 from framework.events import Ticker
 from framework.exchanges.base import LaneClient, amount, plain
 from framework.exchanges.kraken.errors import EXCHANGE
 from framework.exchanges.kraken.limits import TIERS, Pacer
 from framework.exchanges.kraken.spec import check_secret
-from framework.exchanges.kraken.wire import KrakenWire, form_value, parse
+from framework.exchanges.kraken.wire import (
+    AddOrderResult,
+    CancelResult,
+    KrakenWire,
+    ServerTime,
+    form_value,
+    order_amount,
+    parse,
+)
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import KRAKEN_MAX, IncreasingNonces
@@ -51,24 +57,6 @@ if TYPE_CHECKING:
 log = get_logger("framework.exchanges.kraken")
 
 DEFAULT_BASE_URL = "https://api.kraken.com"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerTime:
-    unixtime: int
-    rfc1123: str
-
-
-@dataclass(frozen=True, slots=True)
-class AddOrderResult:
-    txids: tuple[str, ...]
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResult:
-    count: int
-    pending: bool
 
 
 class KrakenClient(LaneClient):
@@ -328,7 +316,7 @@ class KrakenClient(LaneClient):
         """Place one order. ``cl_ord_id`` and ``userref`` are mutually exclusive."""
         if side not in ("buy", "sell"):
             raise InvalidRequest(f"side must be 'buy' or 'sell'; got {side!r}", endpoint="AddOrder")
-        if _decimal(volume, "AddOrder", field="volume") <= 0:
+        if order_amount(volume, "AddOrder", field="volume") <= 0:
             raise InvalidRequest(f"volume must be positive; got {volume}", endpoint="AddOrder")
         if ordertype == "limit" and price is None:
             raise InvalidRequest("a limit order needs a price", endpoint="AddOrder")
@@ -407,13 +395,3 @@ class KrakenClient(LaneClient):
             last=amount(data["c"][0], "last", positive=True),
             time=wall(self.clock),
         )
-
-
-def _decimal(value: Any, endpoint: str, *, field: str = "amount") -> Decimal:
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        cls: type[OrderlyError] = InvalidRequest if endpoint == "AddOrder" else ExchangeError
-        raise cls(
-            f"{field} is not a number: {value!r}", exchange=EXCHANGE, endpoint=endpoint
-        ) from None

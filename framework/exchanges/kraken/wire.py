@@ -12,14 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from framework.call import PrivateCall
 from framework.clock import Clock, wall
-from framework.errors import ExchangeError, OrderlyError, RateLimited, TransientError
-from framework.exchanges.kraken.errors import NOT_EXECUTED, translate
+from framework.errors import (
+    ExchangeError,
+    InvalidRequest,
+    OrderlyError,
+    RateLimited,
+    TransientError,
+)
+from framework.exchanges.kraken.errors import EXCHANGE, NOT_EXECUTED, translate
 from framework.exchanges.kraken.limits import Pacer
 from framework.exchanges.kraken.signer import sign
 from framework.log import get_logger
@@ -163,3 +170,32 @@ class KrakenWire:
         if self._pacer is not None:  # placement times decide what cancelling will cost
             self._pacer.answered(call, result)
         return result
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    unixtime: int
+    rfc1123: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddOrderResult:
+    txids: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    count: int
+    pending: bool
+
+
+def order_amount(value: Any, endpoint: str, *, field: str = "amount") -> Decimal:
+    """An amount a caller gave: InvalidRequest for an order, ExchangeError otherwise."""
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        cls: type[OrderlyError] = InvalidRequest if endpoint == "AddOrder" else ExchangeError
+        raise cls(
+            f"{field} is not a number: {value!r}", exchange=EXCHANGE, endpoint=endpoint
+        ) from None
