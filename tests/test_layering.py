@@ -53,3 +53,17 @@ def test_the_sandbox_exchange_does_not_borrow_the_clients_code() -> None:
         for p in modules
     }
     assert {k: v for k, v in borrowed.items() if v} == {}
+
+
+#: Files still over the limit, with the length they may not exceed (a ratchet: lower it as
+#: they shrink; a new file over the limit fails).
+OVER_LIMIT = {"dispatch.py": 422}
+
+
+def test_no_framework_file_grows_past_400_lines() -> None:
+    too_long = {}
+    for path in FRAMEWORK.rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        if lines > OVER_LIMIT.get(str(path.relative_to(FRAMEWORK)), 400):
+            too_long[str(path.relative_to(FRAMEWORK))] = lines
+    assert too_long == {}
