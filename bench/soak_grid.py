@@ -13,7 +13,9 @@ believes is open, and with ``drain_timeout_s = 60`` so that a reconciliation und
 before it compares. The grid's settings are config/paper.toml's (re-quote every 15 s) on the
 intermediate tier: a grid that re-quotes faster than its tier's engine counter allows (young
 cancels cost up to 8 points) backs up its strict lane, and polls wait behind paced cancels.
-Everything runs on 127.0.0.1 and stops by itself.
+The runner streams ticks and fills from the sandbox's WebSocket (the sandbox's REST faults
+do not touch it; reconnections are tested in tests/test_streams.py). Everything runs on
+127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ from framework.secret import key_id
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_config(tmp: Path, url: str) -> Path:
+def write_config(tmp: Path, url: str, ws_url: str) -> Path:
     path = tmp / "soak.toml"
     path.write_text(f"""
 [exchange]
 name = "kraken"
 base_url = "{url}"
+ws_url = "{ws_url}"
+ws_auth_url = "{ws_url}"
 tier = "intermediate"
 timeout_s = 2
 order_deadline_s = 5
@@ -88,7 +92,9 @@ async def soak(minutes: float, seed: int) -> int:
     )
     log.configure("error", stream=io.StringIO())
     async with Sandbox(dict([creds]), faults=faults, tier="intermediate", seed=seed) as sandbox:
-        runner = Runner(load(write_config(tmp, sandbox.base_url)), out=io.StringIO())
+        runner = Runner(
+            load(write_config(tmp, sandbox.base_url, sandbox.ws_url)), out=io.StringIO()
+        )
         task = asyncio.create_task(runner.main(install_signals=False))
         started = time.monotonic()
         last, flat_minutes = 0, 0

@@ -99,6 +99,7 @@ class Lane:
         self._history = history
         self._retries = nonce_retries
         self._clock = clock
+        self._monotonic = clock.monotonic  # bound once: read several times per call
         self._queue: asyncio.Queue[tuple[_Job, ...] | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._worker: asyncio.Task[None] | None = None
@@ -200,14 +201,14 @@ class Lane:
             raise LaneClosed("lane was never started: use `async with lane`", **self._where())
         if self.broken is not None:
             raise self.broken
-        if self._breaker.paused_for() > 0:
+        if self._breaker.paused_until and self._breaker.paused_for() > 0:
             raise self._paused()
 
     async def submit(self, call: PrivateCall) -> Any:
         """Queue ``call``; return its parsed result or raise its typed error."""
         self._admit()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((_Job(call, future, self._clock.monotonic()),))
+        self._queue.put_nowait((_Job(call, future, self._monotonic()),))
         return await future
 
     async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]:
@@ -215,7 +216,7 @@ class Lane:
         its result, or the :class:`OrderlyError` it raised."""
         self._admit()
         loop = asyncio.get_running_loop()
-        now = self._clock.monotonic()
+        now = self._monotonic()
         jobs = tuple(_Job(call, loop.create_future(), now) for call in calls)
         self._queue.put_nowait(jobs)
         return list(await asyncio.gather(*(job.future for job in jobs), return_exceptions=True))
@@ -265,8 +266,8 @@ class Lane:
         if self.broken is not None:
             _settle(job.future, exc=self.broken)
             return False
-        now = self._clock.monotonic()
-        if self._breaker.paused_for() > 0:
+        now = self._monotonic()
+        if self._breaker.paused_until > now:
             _settle(job.future, exc=self._paused())
             return False
         if job.call.not_after is not None and now > job.call.not_after:
@@ -304,7 +305,7 @@ class Lane:
             nonce=nonce,
             seq=self._seq,
             endpoint=job.call.endpoint,
-            queued_s=self._clock.monotonic() - job.enqueued,
+            queued_s=self._monotonic() - job.enqueued,
         )
         return nonce, self._seq
 
@@ -318,7 +319,7 @@ class Lane:
                 seq=seq,
                 endpoint=job.call.endpoint,
                 outcome=outcome,
-                rtt_s=self._clock.monotonic() - started,
+                rtt_s=self._monotonic() - started,
                 code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
             )
         except StateError as failed:
@@ -328,7 +329,7 @@ class Lane:
         """Send one call with its nonce through the wire, record the outcome, answer the
         caller. A refused nonce is retried here with a fresh one."""
         for attempt in range(self._retries + 1):
-            started = self._clock.monotonic()
+            started = self._monotonic()
             try:
                 result = await self._wire(job.call, nonce)
             except NonceError as exc:
@@ -380,8 +381,6 @@ class Lane:
                 self._breaker.accepted()
                 _settle(job.future, result=result)
                 return
-
-    # --- the breaker (framework/breaker.py: kept in the key's store) ---------------------
 
     def _trip(self, cause: NonceError | AuthError) -> None:
         """Stop sending for the cool-down (framework/breaker.py); every queued call fails."""

@@ -241,3 +241,32 @@ async def test_an_order_whose_websocket_answer_is_lost_is_ambiguous_never_refuse
         placed = {o.cl_ord_id: o.txid for o in sandbox.engine.open.values()}
     assert set(placed) == {"lost-answer", "second"} and again["order_id"] == placed["second"]
     assert socket.connections == 2
+
+
+async def test_an_unreachable_websocket_costs_no_token(unused_tcp_port: int) -> None:
+    """The token is a nonce-signed REST call with a rate cost: it is fetched only once a
+    connection stands, never for a host that cannot be reached (a firewall would otherwise
+    cost one private call per reconnection, forever)."""
+    fetched = 0
+
+    async def token() -> str:
+        nonlocal fetched
+        fetched += 1
+        return "unused"
+
+    dead = f"ws://127.0.0.1:{unused_tcp_port}/v2"
+    streams = KrakenStreams(
+        url=dead,
+        auth_url=dead,
+        symbols={"BTC/USD": "XBTUSD"},
+        token=token,
+        clock=SYSTEM_CLOCK,
+        backoff=(0.01, 0.02),
+    )
+    sink = Recorder()
+    task = asyncio.create_task(streams.run(sink))
+    await asyncio.wait([task], timeout=0.3)  # a dozen attempts on each connection
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert fetched == 0 and streams.connections == 0

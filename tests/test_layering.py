@@ -57,7 +57,7 @@ def test_the_sandbox_exchange_does_not_borrow_the_clients_code() -> None:
 
 #: Files still over the limit, with the length they may not exceed (a ratchet: lower it as
 #: they shrink; a new file over the limit fails).
-OVER_LIMIT = {"dispatch.py": 422}
+OVER_LIMIT = {"dispatch.py": 421}
 
 
 def test_no_framework_file_grows_past_400_lines() -> None:

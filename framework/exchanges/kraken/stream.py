@@ -125,9 +125,10 @@ class KrakenStreams:
 
     async def _session(self, purpose: str, http: aiohttp.ClientSession, sink: Sink) -> None:
         private = purpose == "orders"
-        token = await self._token() if private else None
         async with http.ws_connect(self.auth_url if private else self.url) as ws:
             self.connections += 1
+            # the token only once connected: an unreachable host costs no private call
+            token = await self._token() if private else None
             for request in self._subscriptions(purpose, token):
                 await ws.send_str(json.dumps(request))
             if private:

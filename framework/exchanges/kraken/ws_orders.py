@@ -136,10 +136,15 @@ class OrderSocket:
                 return self._ws
             if self._http is None:
                 self._http = aiohttp.ClientSession()
-            self._token_value = await self._token()
-            self._ws = await self._http.ws_connect(
+            ws = await self._http.ws_connect(
                 self.url, timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout_s)
             )
+            try:  # the token once connected: an unreachable host costs no private call
+                self._token_value = await self._token()
+            except BaseException:
+                await ws.close()
+                raise
+            self._ws = ws
             self.connections += 1
             self._reader = asyncio.create_task(self._read(self._ws))
             return self._ws
