@@ -3,6 +3,7 @@ send it, and how each outcome is counted and recorded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -103,3 +104,24 @@ class KeyLane(Protocol):
     async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]: ...
 
     async def close(self, grace: float | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class Job:
+    """A call waiting in a lane: the call, its caller's future, when it was queued."""
+
+    call: PrivateCall
+    future: asyncio.Future[Any]
+    enqueued: float
+
+
+def settle(
+    future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None
+) -> None:
+    """Answer a caller, unless it stopped waiting (cancelled after its call was sent)."""
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

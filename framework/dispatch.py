@@ -1,10 +1,8 @@
 """The Lane: one queue and one worker per API key, so nonces go out in send order.
 
     caller ──submit(call)──▶ queue ──worker──▶ nonce = source.next()   (in queue order)
-                                               history.assigned(...)
-                                               result = await wire(call, nonce)
-                                               history.outcome(...)
-    caller ◀──── result or typed error ────────┘
+                                               history.assigned(...); await wire(call, nonce)
+    caller ◀──── result or typed error ────────┘ history.outcome(...)
 
 Ordering policy, set by ``max_in_flight`` and the nonce source:
 
@@ -35,11 +33,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from framework.breaker import ELSEWHERE, Breaker
-from framework.call import LaneStats, Pace, PrivateCall, Wire, outcome_of
+from framework.call import Job, LaneStats, Pace, PrivateCall, Wire, outcome_of, settle
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
     AmbiguousOutcome,
@@ -58,13 +55,6 @@ from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce, NonceSource
 
 log = get_logger("framework.dispatch")
-
-
-@dataclass(slots=True)
-class _Job:
-    call: PrivateCall
-    future: asyncio.Future[Any]
-    enqueued: float
 
 
 _STOP = None
@@ -100,7 +90,7 @@ class Lane:
         self._retries = nonce_retries
         self._clock = clock
         self._monotonic = clock.monotonic  # bound once: read several times per call
-        self._queue: asyncio.Queue[tuple[_Job, ...] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Job, ...] | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
@@ -152,7 +142,6 @@ class Lane:
 
     async def close(self, grace: float | None = None) -> None:
         """Stop intake, finish what is queued and in flight, then persist the nonce floor.
-
         After ``grace`` seconds, calls still queued fail with :class:`LaneClosed` and calls
         in flight are cancelled (and recorded as failed)."""
         if self._closing:
@@ -208,7 +197,7 @@ class Lane:
         """Queue ``call``; return its parsed result or raise its typed error."""
         self._admit()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((_Job(call, future, self._monotonic()),))
+        self._queue.put_nowait((Job(call, future, self._monotonic()),))
         return await future
 
     async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]:
@@ -217,7 +206,7 @@ class Lane:
         self._admit()
         loop = asyncio.get_running_loop()
         now = self._monotonic()
-        jobs = tuple(_Job(call, loop.create_future(), now) for call in calls)
+        jobs = tuple(Job(call, loop.create_future(), now) for call in calls)
         self._queue.put_nowait(jobs)
         return list(await asyncio.gather(*(job.future for job in jobs), return_exceptions=True))
 
@@ -242,7 +231,7 @@ class Lane:
                     except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
                         if self.max_in_flight > 1:
                             self._slots.release()
-                        _settle(job.future, exc=exc)
+                        settle(job.future, exc=exc)
                         if isinstance(exc, StateError):
                             self._stop_sending(exc)
                         continue
@@ -258,20 +247,20 @@ class Lane:
             **self._where(),
         )
 
-    def _may_send(self, job: _Job) -> bool:
+    def _may_send(self, job: Job) -> bool:
         """Whether a queued call may still go; if not, its caller is answered (nothing of
         it was sent): gave up, lane paused, or waited past its time window."""
         if job.future.done():  # the caller gave up while queued
             return False
         if self.broken is not None:
-            _settle(job.future, exc=self.broken)
+            settle(job.future, exc=self.broken)
             return False
         now = self._monotonic()
         if self._breaker.paused_until > now:
-            _settle(job.future, exc=self._paused())
+            settle(job.future, exc=self._paused())
             return False
         if job.call.not_after is not None and now > job.call.not_after:
-            _settle(
+            settle(
                 job.future,
                 exc=TransientError(
                     "call waited past its time window and was not sent",
@@ -282,12 +271,12 @@ class Lane:
             return False
         return True
 
-    async def _next_jobs(self) -> tuple[_Job, ...] | None:
+    async def _next_jobs(self) -> tuple[Job, ...] | None:
         if self._queue.empty():  # about to wait: put the history on disk first
             self._flush()
         return await self._queue.get()
 
-    async def _execute_in_slot(self, job: _Job, nonce: Nonce, seq: int) -> None:
+    async def _execute_in_slot(self, job: Job, nonce: Nonce, seq: int) -> None:
         try:
             await self._execute(job, nonce, seq)
         finally:
@@ -295,7 +284,7 @@ class Lane:
             if self._queue.empty():
                 self._flush()
 
-    async def _assign(self, job: _Job) -> tuple[Nonce, int]:
+    async def _assign(self, job: Job) -> tuple[Nonce, int]:
         nonce = self._source.next_ready()
         if nonce is None:  # a block reservation is due: the one await on this path
             nonce = await self._source.next()
@@ -309,7 +298,7 @@ class Lane:
         )
         return nonce, self._seq
 
-    def _record(self, job: _Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
+    def _record(self, job: Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
         outcome = "accepted" if exc is None else outcome_of(exc)
         self.stats.count(outcome, exc)
         try:  # the call ran: its caller gets the answer even if the record cannot be written
@@ -325,7 +314,7 @@ class Lane:
         except StateError as failed:
             self._stop_sending(failed)
 
-    async def _execute(self, job: _Job, nonce: Nonce, seq: int) -> None:
+    async def _execute(self, job: Job, nonce: Nonce, seq: int) -> None:
         """Send one call with its nonce through the wire, record the outcome, answer the
         caller. A refused nonce is retried here with a fresh one."""
         for attempt in range(self._retries + 1):
@@ -336,15 +325,15 @@ class Lane:
                 self._record(job, nonce, seq, started, exc)
                 if self._breaker.refused():
                     self._trip(exc)
-                    _settle(job.future, exc=exc)
+                    settle(job.future, exc=exc)
                     return
                 if attempt == self._retries:
-                    _settle(job.future, exc=exc)
+                    settle(job.future, exc=exc)
                     return
                 try:
                     nonce, seq = await self._assign(job)
                 except OrderlyError as exhausted:
-                    _settle(job.future, exc=exhausted)
+                    settle(job.future, exc=exhausted)
                     if isinstance(exhausted, StateError):
                         self._stop_sending(exhausted)
                     return
@@ -352,22 +341,22 @@ class Lane:
                 self._record(job, nonce, seq, started, exc)
                 if self._breaker.refused() or isinstance(exc, LockedOut):
                     self._trip(exc)
-                _settle(job.future, exc=exc)
+                settle(job.future, exc=exc)
                 return
             except OrderlyError as exc:
                 self._record(job, nonce, seq, started, exc)
                 if not isinstance(exc, TransientError):
                     self._breaker.accepted()
-                _settle(job.future, exc=exc)
+                settle(job.future, exc=exc)
                 return
             except asyncio.CancelledError:
                 self._record(job, nonce, seq, started, AmbiguousOutcome("cancelled in flight"))
-                _settle(job.future, exc=LaneClosed("lane closed during the call", **self._where()))
+                settle(job.future, exc=LaneClosed("lane closed during the call", **self._where()))
                 raise
             except Exception as exc:  # a bug in a wire: contain it, keep the lane alive
                 log.exception("wire_failed", key_id=self.key_id, endpoint=job.call.endpoint)
                 self._record(job, nonce, seq, started, exc)
-                _settle(
+                settle(
                     job.future,
                     exc=ExchangeError(
                         f"unexpected {type(exc).__name__} while handling the response",
@@ -379,7 +368,7 @@ class Lane:
             else:
                 self._record(job, nonce, seq, started, None)
                 self._breaker.accepted()
-                _settle(job.future, result=result)
+                settle(job.future, result=result)
                 return
 
     def _trip(self, cause: NonceError | AuthError) -> None:
@@ -401,21 +390,10 @@ class Lane:
                 self._queue.put_nowait(_STOP)
                 break
             for job in jobs:
-                _settle(job.future, exc=exc)
+                settle(job.future, exc=exc)
 
     def __repr__(self) -> str:
         return (
             f"Lane(key_id={self.key_id!r}, exchange={self.exchange!r}, "
             f"ordering={self.ordering!r}, sent={self._seq})"
         )
-
-
-def _settle(
-    future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None
-) -> None:
-    if future.done():  # the caller was cancelled after the call was sent
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)

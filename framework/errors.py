@@ -13,9 +13,10 @@
     │   ├── RateLimited        back off until the limit decays
     │   └── LanePaused         the lane's breaker tripped after repeated auth refusals; wait
     ├── UsageError             the calling code used Orderly wrongly (e.g. a client not opened)
+    │   └── InvalidArguments   found wrong before anything was recorded or sent (not a refusal)
     ├── OrderRejected          the exchange refused the order; never retried
     │   ├── InsufficientFunds
-    │   └── InvalidRequest     the call's parameters are wrong
+    │   └── InvalidRequest     the exchange found the call's parameters wrong
     ├── AmbiguousOutcome       the call may or may not have run: reconcile before anything else
     ├── ExchangeError          the exchange said something we do not understand
     ├── LaneClosed             the lane no longer accepts calls
@@ -105,6 +106,11 @@ class RateLimited(TransientError):
 
 class UsageError(OrderlyError):
     """The calling code used Orderly wrongly (a client used outside ``async with``...)."""
+
+
+class InvalidArguments(UsageError):
+    """The arguments of a call are wrong, found by Orderly before anything was recorded or
+    sent (an exchange's refusal of the parameters is :class:`InvalidRequest`)."""
 
 
 class LanePaused(TransientError):

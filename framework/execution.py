@@ -19,7 +19,7 @@ reconciliation: the order still reaches a known state and its events are still e
 
 Exchange refusals do not raise: the order comes back REJECTED with the exchange's reason, and
 the same update is delivered to ``on_order``. Arguments that are not orders raise
-:class:`InvalidRequest` before anything is recorded.
+:class:`InvalidArguments` before anything is recorded.
 
 An order is never sent twice blindly. A send whose answer is lost, or arrives but cannot be
 understood (``AmbiguousOutcome``, ``ExchangeError``, or anything unexpected: the call was
@@ -42,7 +42,7 @@ from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
     AmbiguousOutcome,
     ExchangeError,
-    InvalidRequest,
+    InvalidArguments,
     OrderlyError,
     OrderRejected,
     TransientError,
@@ -312,13 +312,15 @@ class Execution:
         elif isinstance(target, str):
             cl_ord_id = target
         else:
-            raise InvalidRequest(
+            raise InvalidArguments(
                 f"cancel takes an OrderUpdate or a client order id, not {type(target).__name__}",
                 endpoint="cancel",
             )
         order = self.book.get(cl_ord_id)
         if order is None:
-            raise InvalidRequest(f"no order with client order id {cl_ord_id!r}", endpoint="cancel")
+            raise InvalidArguments(
+                f"no order with client order id {cl_ord_id!r}", endpoint="cancel"
+            )
         if not order.state.is_open:
             return False
         if cl_ord_id not in self._cancels:

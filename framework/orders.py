@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
-from framework.errors import InvalidRequest
+from framework.errors import InvalidArguments
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.log import get_logger
 
@@ -49,24 +49,24 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
 
 def _amount(value: Decimal | str | int, name: str) -> Decimal:
     if isinstance(value, bool):
-        raise InvalidRequest(f"{name} must be a number, not a boolean ({value!r})")
+        raise InvalidArguments(f"{name} must be a number, not a boolean ({value!r})")
     if isinstance(value, float):
-        raise InvalidRequest(
+        raise InvalidArguments(
             f"{name} must be a Decimal, str or int, not float ({value!r}): "
             "floats cannot hold prices exactly"
         )
     try:
         amount = Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
-        raise InvalidRequest(f"{name} is not a number: {value!r}") from None
+        raise InvalidArguments(f"{name} is not a number: {value!r}") from None
     if not amount.is_finite() or amount <= 0:
-        raise InvalidRequest(f"{name} must be positive; got {value}")
+        raise InvalidArguments(f"{name} must be positive; got {value}")
     return amount
 
 
 def _check_side(side: str) -> None:
     if side not in ("buy", "sell"):
-        raise InvalidRequest(f"side must be 'buy' or 'sell'; got {side!r}")
+        raise InvalidArguments(f"side must be 'buy' or 'sell'; got {side!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +103,10 @@ Order = LimitOrder | MarketOrder
 
 
 def check_orders(requests: object, *, what: str = "order") -> list[Order]:
-    """``requests`` as a list of orders, or :class:`InvalidRequest` naming the first thing
+    """``requests`` as a list of orders, or :class:`InvalidArguments` naming the first thing
     that is not a LimitOrder or MarketOrder. Nothing is recorded before this passes."""
     if isinstance(requests, str | bytes) or not isinstance(requests, Sequence):
-        raise InvalidRequest(
+        raise InvalidArguments(
             f"place_batch takes a list of orders, not {type(requests).__name__}",
             endpoint="place_batch",
         )
@@ -114,7 +114,7 @@ def check_orders(requests: object, *, what: str = "order") -> list[Order]:
     for index, request in enumerate(orders):
         if not isinstance(request, LimitOrder | MarketOrder):
             where = f"{what} {index}" if what == "orders" else what
-            raise InvalidRequest(
+            raise InvalidArguments(
                 f"{where} is a {type(request).__name__}, not a LimitOrder or MarketOrder",
                 endpoint="place_batch" if what == "orders" else "place",
             )

@@ -84,7 +84,7 @@ class Context:
     async def place(self, order: Order) -> OrderUpdate:
         """Send one order. Returns its state once the exchange answered: ACCEPTED (or
         already FILLED for a market order later), or REJECTED with ``reason``. Never
-        raises for an exchange refusal; raises ``InvalidRequest`` if ``order`` is not a
+        raises for an exchange refusal; raises ``InvalidArguments`` if ``order`` is not a
         LimitOrder or MarketOrder (nothing is recorded then). The send belongs to the
         framework: if this hook is cancelled (its time limit), the order still reaches a
         known state and its events still come."""

@@ -14,7 +14,7 @@ import pytest
 
 from framework.clock import ManualClock
 from framework.config import Config
-from framework.errors import InvalidRequest
+from framework.errors import InvalidArguments, InvalidRequest
 from framework.events import OrderState
 from framework.exchanges.base import plain
 from framework.exchanges.bitunix.venue import order_fields as bitunix_fields
@@ -86,9 +86,9 @@ def test_amounts_go_on_the_wire_as_plain_decimals() -> None:
 
 
 def test_a_boolean_is_not_an_amount() -> None:
-    with pytest.raises(InvalidRequest, match="boolean"):
+    with pytest.raises(InvalidArguments, match="boolean"):
         MarketOrder(pair="XBTUSD", side="buy", volume=True)  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequest, match="boolean"):
+    with pytest.raises(InvalidArguments, match="boolean"):
         LimitOrder(pair="XBTUSD", side="buy", volume=Decimal(1), price=True)  # type: ignore[arg-type]
 
 

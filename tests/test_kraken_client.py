@@ -13,6 +13,7 @@ from framework.errors import (
     AmbiguousOutcome,
     AuthError,
     ConfigError,
+    InvalidArguments,
     InvalidRequest,
     OrderRejected,
     TransientError,
@@ -59,18 +60,18 @@ async def test_json_encoding_and_nested_params(creds: tuple[str, str]) -> None:
 async def test_user_mistakes_are_typed_before_sending(creds: tuple[str, str]) -> None:
     key, secret = creds
     async with Sandbox({key: secret}) as sandbox, client(key, secret, sandbox.base_url) as k:
-        with pytest.raises(InvalidRequest, match="needs a price"):
+        with pytest.raises(InvalidArguments, match="needs a price"):
             await k.add_order(pair="XBTUSD", side="buy", ordertype="limit", volume="1")
-        with pytest.raises(InvalidRequest, match="side"):
+        with pytest.raises(InvalidArguments, match="side"):
             await k.add_order(
                 pair="XBTUSD",
                 side="long",
                 ordertype="market",  # type: ignore[arg-type]
                 volume="1",
             )
-        with pytest.raises(InvalidRequest, match="not a number"):
+        with pytest.raises(InvalidArguments, match="not a number"):
             await k.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="lots")
-        with pytest.raises(InvalidRequest, match="mutually exclusive"):
+        with pytest.raises(InvalidArguments, match="mutually exclusive"):
             await k.add_order(
                 pair="XBTUSD", side="buy", ordertype="market", volume="1", cl_ord_id="a", userref=1
             )

@@ -55,9 +55,9 @@ def test_the_sandbox_exchange_does_not_borrow_the_clients_code() -> None:
     assert {k: v for k, v in borrowed.items() if v} == {}
 
 
-#: Files still over the limit, with the length they may not exceed (a ratchet: lower it as
-#: they shrink; a new file over the limit fails).
-OVER_LIMIT = {"dispatch.py": 421}
+#: Files allowed over the limit, with the length they may not exceed (a ratchet: lower it
+#: as they shrink; a new file over the limit fails). None today.
+OVER_LIMIT: dict[str, int] = {}
 
 
 def test_no_framework_file_grows_past_400_lines() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from framework.clock import Clock, ScaledClock
 from framework.config import Config
-from framework.errors import InvalidRequest
+from framework.errors import InvalidArguments, OrderRejected, UsageError
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.exchanges.kraken.venue import KrakenVenue, kraken_venue
 from framework.execution import Execution
@@ -142,13 +142,15 @@ async def test_bad_arguments_are_refused_before_anything_is_recorded(
 ) -> None:
     async with exchange(tmp_path, creds) as (box, venue):
         execution = Execution(venue, lambda event: None)
-        with pytest.raises(InvalidRequest, match="not a LimitOrder or MarketOrder"):
+        with pytest.raises(InvalidArguments, match="not a LimitOrder or MarketOrder") as caught:
             await execution.place(bad)
-        with pytest.raises(InvalidRequest):
+        # the caller's mistake, not the exchange's refusal: nothing was sent
+        assert isinstance(caught.value, UsageError) and not isinstance(caught.value, OrderRejected)
+        with pytest.raises(InvalidArguments):
             await execution.place_batch([BUY, bad])
-        with pytest.raises(InvalidRequest, match="list of orders"):
+        with pytest.raises(InvalidArguments, match="list of orders"):
             await execution.place_batch(bad if bad is not None else 3)
-        with pytest.raises(InvalidRequest, match=r"cancel takes|no order with"):
+        with pytest.raises(InvalidArguments, match=r"cancel takes|no order with"):
             await execution.cancel(bad if bad is not None else 3)
         assert len(execution.book) == 0 and execution.open_orders() == []
         assert (await execution.place(BUY)).state is OrderState.ACCEPTED  # still works

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from framework.errors import InvalidRequest
+from framework.errors import InvalidArguments
 from framework.events import Fill, OrderState
 from framework.orders import TRANSITIONS, LimitOrder, MarketOrder, OrderBook, batches
 
@@ -16,13 +16,13 @@ S = OrderState
 def test_requests_check_themselves() -> None:
     order = LimitOrder(pair="XBTUSD", side="buy", volume="0.5", price=100)  # type: ignore[arg-type]
     assert order.volume == Decimal("0.5") and order.price == Decimal(100)
-    with pytest.raises(InvalidRequest, match="float"):
+    with pytest.raises(InvalidArguments, match="float"):
         LimitOrder(pair="XBTUSD", side="buy", volume=0.1, price=Decimal(1))  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequest, match="positive"):
+    with pytest.raises(InvalidArguments, match="positive"):
         MarketOrder(pair="XBTUSD", side="sell", volume=Decimal(0))
-    with pytest.raises(InvalidRequest, match="side"):
+    with pytest.raises(InvalidArguments, match="side"):
         MarketOrder(pair="XBTUSD", side="long", volume=Decimal(1))  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequest, match="not a number"):
+    with pytest.raises(InvalidArguments, match="not a number"):
         MarketOrder(pair="XBTUSD", side="buy", volume="lots")  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from framework.errors import AuthError, InvalidRequest, OrderRejected, TransientError
+from framework.errors import AuthError, InvalidArguments, OrderRejected, TransientError
 from framework.exchanges.synthetix import SynthetixClient, recover, sign_action
 from framework.exchanges.synthetix.client import order_id_of
 from framework.exchanges.synthetix.signer import typed_data
@@ -171,7 +171,7 @@ async def test_place_and_cancel_round_trip() -> None:
         cancelled = await snx.cancel_orders([order_id])
         assert [order_id_of(c) for c in cancelled if isinstance(c, dict)] == [order_id]
         assert "canceled" in cancelled[0]
-        with pytest.raises(InvalidRequest, match="quantity"):
+        with pytest.raises(InvalidArguments, match="quantity"):
             await snx.place_orders([{"symbol": "BTC-USDT", "side": "buy", "orderType": "market"}])
 
 

@@ -37,7 +37,7 @@ from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
     ConfigError,
     ExchangeError,
-    InvalidRequest,
+    InvalidArguments,
     OrderlyError,
 )
 from framework.exchanges.base import LaneClient, plain
@@ -200,7 +200,7 @@ class BitunixClient(LaneClient):
         in order: ``{"orderId", "clientId"}``, or the error that refused it. Every order needs
         a ``clientId``: the answer maps results back by it."""
         if any(not o.get("clientId") for o in orders):
-            raise InvalidRequest(
+            raise InvalidArguments(
                 "every order of a batch needs a clientId", exchange=EXCHANGE, endpoint="batch_order"
             )
         out: list[dict[str, Any] | OrderlyError] = []
@@ -245,7 +245,7 @@ class BitunixClient(LaneClient):
     ) -> dict[str, Any]:
         orders = [{"orderId": i} for i in order_ids] + [{"clientId": c} for c in client_ids]
         if not orders:
-            raise InvalidRequest("give order_ids or client_ids", endpoint="cancel_orders")
+            raise InvalidArguments("give order_ids or client_ids", endpoint="cancel_orders")
         result: dict[str, Any] = await self.private(
             "POST", TRADE + "cancel_orders", {"symbol": symbol, "orderList": orders}
         )
@@ -255,7 +255,7 @@ class BitunixClient(LaneClient):
         self, *, order_id: str | None = None, client_id: str | None = None
     ) -> dict[str, Any]:
         if (order_id is None) == (client_id is None):
-            raise InvalidRequest(
+            raise InvalidArguments(
                 "give exactly one of order_id or client_id", endpoint="get_order_detail"
             )
         params = {"orderId": order_id} if order_id is not None else {"clientId": client_id}
@@ -325,9 +325,9 @@ def _order(
     reduce_only: bool | None,
 ) -> dict[str, Any]:
     if side not in ("BUY", "SELL"):
-        raise InvalidRequest(f"side must be BUY or SELL; got {side!r}", endpoint="place_order")
+        raise InvalidArguments(f"side must be BUY or SELL; got {side!r}", endpoint="place_order")
     if order_type == "LIMIT" and price is None:
-        raise InvalidRequest("a LIMIT order needs a price", endpoint="place_order")
+        raise InvalidArguments("a LIMIT order needs a price", endpoint="place_order")
     fields = {
         "symbol": symbol,
         "side": side,

@@ -26,7 +26,7 @@ from framework.dispatch import Lane
 from framework.errors import (
     ConfigError,
     ExchangeError,
-    InvalidRequest,
+    InvalidArguments,
 )
 from framework.events import Ticker
 from framework.exchanges.base import LaneClient, amount, plain
@@ -315,13 +315,15 @@ class KrakenClient(LaneClient):
     ) -> AddOrderResult:
         """Place one order. ``cl_ord_id`` and ``userref`` are mutually exclusive."""
         if side not in ("buy", "sell"):
-            raise InvalidRequest(f"side must be 'buy' or 'sell'; got {side!r}", endpoint="AddOrder")
+            raise InvalidArguments(
+                f"side must be 'buy' or 'sell'; got {side!r}", endpoint="AddOrder"
+            )
         if order_amount(volume, "AddOrder", field="volume") <= 0:
-            raise InvalidRequest(f"volume must be positive; got {volume}", endpoint="AddOrder")
+            raise InvalidArguments(f"volume must be positive; got {volume}", endpoint="AddOrder")
         if ordertype == "limit" and price is None:
-            raise InvalidRequest("a limit order needs a price", endpoint="AddOrder")
+            raise InvalidArguments("a limit order needs a price", endpoint="AddOrder")
         if cl_ord_id is not None and userref is not None:
-            raise InvalidRequest(
+            raise InvalidArguments(
                 "cl_ord_id and userref are mutually exclusive", endpoint="AddOrder"
             )
         params: dict[str, Any] = {
@@ -348,7 +350,7 @@ class KrakenClient(LaneClient):
     ) -> CancelResult:
         """Cancel by ``txid`` (or userref) or by ``cl_ord_id``."""
         if (txid is None) == (cl_ord_id is None):
-            raise InvalidRequest("give exactly one of txid or cl_ord_id", endpoint="CancelOrder")
+            raise InvalidArguments("give exactly one of txid or cl_ord_id", endpoint="CancelOrder")
         params = {"txid": txid} if txid is not None else {"cl_ord_id": cl_ord_id}
         result = await self.private("CancelOrder", params)
         return CancelResult(
@@ -358,7 +360,7 @@ class KrakenClient(LaneClient):
     async def query_orders(self, txids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Orders by txid (at most 50)."""
         if not 1 <= len(txids) <= 50:
-            raise InvalidRequest("QueryOrders takes 1 to 50 txids", endpoint="QueryOrders")
+            raise InvalidArguments("QueryOrders takes 1 to 50 txids", endpoint="QueryOrders")
         result: dict[str, dict[str, Any]] = await self.private(
             "QueryOrders", {"txid": ",".join(txids)}
         )

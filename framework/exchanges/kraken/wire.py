@@ -21,7 +21,7 @@ from framework.call import PrivateCall
 from framework.clock import Clock, wall
 from framework.errors import (
     ExchangeError,
-    InvalidRequest,
+    InvalidArguments,
     OrderlyError,
     RateLimited,
     TransientError,
@@ -191,11 +191,11 @@ class CancelResult:
 
 
 def order_amount(value: Any, endpoint: str, *, field: str = "amount") -> Decimal:
-    """An amount a caller gave: InvalidRequest for an order, ExchangeError otherwise."""
+    """An amount a caller gave: InvalidArguments for an order, ExchangeError otherwise."""
     try:
         return Decimal(str(value))
     except InvalidOperation:
-        cls: type[OrderlyError] = InvalidRequest if endpoint == "AddOrder" else ExchangeError
+        cls: type[OrderlyError] = InvalidArguments if endpoint == "AddOrder" else ExchangeError
         raise cls(
             f"{field} is not a number: {value!r}", exchange=EXCHANGE, endpoint=endpoint
         ) from None

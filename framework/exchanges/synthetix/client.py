@@ -41,6 +41,7 @@ from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
     AuthError,
     ConfigError,
+    InvalidArguments,
     InvalidRequest,
     OrderlyError,
     OrderRejected,
@@ -181,7 +182,7 @@ class SynthetixClient(LaneClient):
         """A signed read (SubAccountAction): with a nonce through the lane, or without one
         beside it (``read_nonce``)."""
         if action not in READS:
-            raise InvalidRequest(f"not a Synthetix read: {action}", exchange=EXCHANGE)
+            raise InvalidArguments(f"not a Synthetix read: {action}", exchange=EXCHANGE)
         try:
             if self.read_nonce:
                 return await self.lane.submit(PrivateCall(action, params))
@@ -237,7 +238,7 @@ class SynthetixClient(LaneClient):
         for order in full:
             missing = [k for k in ("symbol", "side", "orderType", "quantity") if not order.get(k)]
             if missing:
-                raise InvalidRequest(
+                raise InvalidArguments(
                     f"order misses {', '.join(missing)}", exchange=EXCHANGE, endpoint="placeOrders"
                 )
         response = await self.lane.submit(
@@ -251,7 +252,7 @@ class SynthetixClient(LaneClient):
         """Cancel by venue order ids (CancelOrders) or by client order ids
         (CancelOrdersByCloid), not both; one result per id, in order."""
         if bool(order_ids) == bool(client_order_ids):
-            raise InvalidRequest(
+            raise InvalidArguments(
                 "give order ids or client order ids", exchange=EXCHANGE, endpoint="cancelOrders"
             )
         params: dict[str, Any] = (
