@@ -9,8 +9,9 @@
   subscribed), and again when the server answers ``EAPI:Invalid token``.
 
 Executions become fills and final states. A fill's trade id is the trade event's ``exec_id``,
-taken to be the id REST's TradesHistory keys the trade by, so a fill seen both ways counts
-once (the sandbox does so; not yet checked against the live exchange: see the README).
+the id REST's TradesHistory keys the trade by (Kraken's documented example: a ``T…`` id
+of that form), so a fill seen both ways counts once; the sandbox does the same. Not yet
+checked against the live exchange: see the README.
 Each time executions are (re)subscribed (their snapshot arrives) and on any missing
 ``sequence`` number the feed is told of a gap, and the runner reconciles by REST. A
 connection silent past ``silence_s`` (the server sends a heartbeat every second) is made
