@@ -27,6 +27,7 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 import aiohttp
@@ -241,12 +242,14 @@ def _too_deep(payload: bytes, limit: int) -> bool:
     return False
 
 
-def decode_json(payload: bytes, max_depth: int = MAX_DEPTH) -> Any:
+def decode_json(payload: bytes | str, max_depth: int = MAX_DEPTH, *, decimals: bool = False) -> Any:
     """``payload`` decoded, or None if it is not JSON or nests deeper than ``max_depth``
-    (checked before decoding, so no answer can exhaust the stack)."""
-    if _too_deep(payload, max_depth):
+    (checked before decoding, so no answer can exhaust the stack). With ``decimals``,
+    numbers with a fraction become :class:`~decimal.Decimal` with their digits."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if _too_deep(raw, max_depth):
         return None
     try:
-        return json.loads(payload)
+        return json.loads(raw, parse_float=Decimal) if decimals else json.loads(raw)
     except (ValueError, RecursionError):
         return None

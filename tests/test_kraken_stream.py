@@ -270,3 +270,26 @@ async def test_an_unreachable_websocket_costs_no_token(unused_tcp_port: int) -> 
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert fetched == 0 and streams.connections == 0
+
+
+async def test_a_message_nested_too_deep_costs_a_reconnection_not_the_stream(
+    creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200,000 open brackets would exhaust the parser's stack (RecursionError, which used to
+    end the streams for the rest of the run); they are refused unread."""
+    honest = ws_messages.encode
+    sent: list[str] = []
+
+    def spoil_first_ticker(message: dict[str, Any]) -> str:
+        if message.get("channel") == "ticker" and not sent:
+            sent.append("deep")
+            return "[" * 200_000
+        return honest(message)
+
+    monkeypatch.setattr(ws_messages, "encode", spoil_first_ticker)
+    async with (
+        Sandbox(dict([creds]), market=fast_market()) as sandbox,
+        streaming(sandbox, creds[0]) as (streams, sink),
+    ):
+        await sink.until(lambda: any(isinstance(e, Ticker) for e in sink.events))
+    assert sent == ["deep"] and streams.connections >= 3

@@ -18,7 +18,6 @@ private on one path): any v2 client can stream from it and trade on it.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +32,7 @@ from framework.sandbox.market import PAIRS
 from framework.sandbox.sim_order import SimOrder
 from framework.sandbox.ws_methods import OrderMethods, Refusal
 from framework.sandbox.ws_subscriptions import PRIVATE, Subscriptions
+from framework.transport import decode_json
 
 if TYPE_CHECKING:
     from framework.sandbox.server import Sandbox
@@ -243,11 +243,7 @@ class SandboxWebSocket(Subscriptions):
 
     def _request(self, conn: Connection, text: str) -> None:
         time_in = msg.rfc3339(self.market.now())
-        try:
-            request = json.loads(text, parse_float=Decimal)
-        except ValueError:
-            conn.send({"error": "Malformed request", "success": False, "time_in": time_in})
-            return
+        request = decode_json(text, decimals=True)  # None: not JSON, or nested too deep
         if not isinstance(request, dict):
             conn.send({"error": "Malformed request", "success": False, "time_in": time_in})
             return

@@ -38,6 +38,7 @@ from framework.events import BookTop, Candle, Fill, Ticker
 from framework.exchanges.base import SHAPE_ERRORS, amount, venue_fill
 from framework.exchanges.kraken.book import Book, BookOutOfSync
 from framework.log import get_logger
+from framework.transport import decode_json
 from framework.venue import VenueOrder
 
 log = get_logger("framework.exchanges.kraken.stream")
@@ -138,9 +139,9 @@ class KrakenStreams:
                 frame = await ws.receive(timeout=self.silence_s)
                 if frame.type is not aiohttp.WSMsgType.TEXT:
                     raise ConnectionError(f"{purpose} stream closed ({frame.type.name})")
-                message = json.loads(frame.data, parse_float=Decimal)
-                if not isinstance(message, dict):
-                    continue
+                message = decode_json(frame.data, decimals=True)
+                if not isinstance(message, dict):  # not JSON, too deep, or not an object
+                    raise ValueError(f"{purpose} stream sent what is not a JSON object")
                 sink.up(purpose, True)
                 self._heard[purpose] = True
                 resubscribe = self._handle(message, sink)

@@ -19,7 +19,6 @@ Every other call (reads, polls, the dead-man switch, cancel_all) stays on REST.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ import aiohttp
 from framework.errors import AmbiguousOutcome, TransientError
 from framework.exchanges.kraken.errors import translate
 from framework.log import get_logger
+from framework.transport import decode_json
 
 log = get_logger("framework.exchanges.kraken.ws_orders")
 
@@ -156,12 +156,11 @@ class OrderSocket:
             async for frame in ws:
                 if frame.type is not aiohttp.WSMsgType.TEXT:
                     break
-                with contextlib.suppress(ValueError):
-                    message = json.loads(frame.data)
-                    req_id = message.get("req_id") if isinstance(message, dict) else None
-                    waiting = self._pending.get(req_id) if isinstance(req_id, int) else None
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(message)
+                message = decode_json(frame.data)  # None: not JSON, or too deep to read
+                req_id = message.get("req_id") if isinstance(message, dict) else None
+                waiting = self._pending.get(req_id) if isinstance(req_id, int) else None
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(message)
         finally:
             for waiting in self._pending.values():
                 if not waiting.done():
