@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 from framework.clock import Clock
 from framework.errors import OrderlyError
-from framework.events import BookTop, Candle, Fill, Ticker
+from framework.events import BookTop, Candle, Fill, OrderState, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
 from framework.strategy import Context
@@ -113,10 +113,12 @@ class Feed:
 
     async def poll_orders(self) -> None:
         """The orders loop's action: poll now if a gap asks for it, if the orders stream
-        is down, or if the safety-net period has passed; otherwise nothing."""
+        is down, if an order is still UNKNOWN (each poll looks for it again, as without
+        streams), or if the safety-net period has passed; otherwise nothing."""
         now = self.clock.monotonic()
         due = now - self._last_poll >= self.safety_poll_s
-        if not (self._gap or due or not self.live.get("orders", False)):
+        unknown = any(o.state is OrderState.UNKNOWN for o in self.execution.book.open())
+        if not (self._gap or due or unknown or not self.live.get("orders", False)):
             return
         gap, self._gap = self._gap, False
         try:
