@@ -65,7 +65,7 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def streaming(
-    sandbox: Sandbox, account: str, tokens: list[str] | None = None
+    sandbox: Sandbox, account: str, tokens: list[str] | None = None, token_interval_s: float = 0
 ) -> AsyncIterator[tuple[KrakenStreams, Recorder]]:
     fetched: list[str] = []
 
@@ -83,6 +83,7 @@ async def streaming(
         token=token,
         clock=SYSTEM_CLOCK,
         backoff=(0.01, 0.05),
+        token_interval_s=token_interval_s,
     )
     sink = Recorder()
     task = asyncio.create_task(streams.run(sink))
@@ -293,3 +294,19 @@ async def test_a_message_nested_too_deep_costs_a_reconnection_not_the_stream(
     ):
         await sink.until(lambda: any(isinstance(e, Ticker) for e in sink.events))
     assert sent == ["deep"] and streams.connections >= 3
+
+
+async def test_a_server_dropping_every_connection_costs_one_token_per_interval(
+    creds: tuple[str, str],
+) -> None:
+    """Each token is a private call with a rate cost: connections cut every 20-60 ms for a
+    second cost a token per 0.5 s, not one per connection."""
+    rules = fast_market()
+    async with (
+        Sandbox(dict([creds]), market=rules, ws_drop_every_s=(0.02, 0.06), seed=3) as sandbox,
+        streaming(sandbox, creds[0], token_interval_s=0.5) as (streams, sink),
+    ):
+        await sink.until(lambda: sandbox.ws.drops >= 15 and streams.connections >= 10)
+        issued = len(sandbox.engine.ws_tokens)
+    # without the interval every orders connection, about half of them, would take one
+    assert 1 <= issued and issued * 3 <= streams.connections

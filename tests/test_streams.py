@@ -58,7 +58,9 @@ async def test_every_fill_arrives_once_through_twenty_dropped_connections(
         trades = sandbox.engine.trades_of(creds[0])
         tokens = list(sandbox.engine.ws_tokens)
     written = logs.getvalue() + (tmp_path / "history.jsonl").read_text()
-    assert len(tokens) >= 20 and not any(token in written for token in tokens)  # secret
+    assert tokens and not any(token in written for token in tokens)  # secret
+    # ~8 s of connections dropped every 0.1-0.3 s: one token per 5 s at most, never one a drop
+    assert len(tokens) <= 3
     fills = [e for e in seen if isinstance(e, Fill)]
     delivered = Counter(f.trade_id for f in fills)
     assert isinstance(seen[-1], Stopping)
@@ -66,7 +68,7 @@ async def test_every_fill_arrives_once_through_twenty_dropped_connections(
     assert sorted(delivered) == sorted(tid for tid, _ in trades)  # none lost
     events = [json.loads(line) for line in logs.getvalue().splitlines()]
     names = Counter(e["event"] for e in events)
-    assert names["stream_gap"] >= 20  # each reconnect reconciled by REST
+    assert names["stream_gap"] >= 2  # each resubscription of executions reconciled by REST
     assert names["book_out_of_sync"] == 0  # every book message verified, none failed
     books = [e for e in seen if isinstance(e, BookTop)]
     assert books and all(b.bids[0][0] < b.asks[0][0] for b in books)

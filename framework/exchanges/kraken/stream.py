@@ -84,6 +84,7 @@ class KrakenStreams:
         depth: int = 10,
         backoff: tuple[float, float] = (0.1, 10.0),
         silence_s: float = 5.0,
+        token_interval_s: float = 5.0,
     ) -> None:
         self.url, self.auth_url = url, auth_url
         self.symbols = symbols  # v2 symbol -> Orderly's pair name
@@ -92,6 +93,11 @@ class KrakenStreams:
         self.depth = depth
         self.backoff = backoff
         self.silence_s = silence_s
+        #: Least time between two tokens (each a private call with a rate cost): a server
+        #: that drops the orders connection at once, again and again, costs at most one
+        #: call per ``token_interval_s`` (0.2/s, under Kraken's slowest counter decay).
+        self.token_interval_s = token_interval_s
+        self._last_token = float("-inf")
         self.books = {symbol: Book(symbol, depth) for symbol in symbols}
         self.connections = 0
         self._sequence: int | None = None
@@ -127,10 +133,17 @@ class KrakenStreams:
 
     async def _session(self, purpose: str, http: aiohttp.ClientSession, sink: Sink) -> None:
         private = purpose == "orders"
+        if private:  # polling covers what this wait costs
+            await self.clock.sleep(
+                self._last_token + self.token_interval_s - self.clock.monotonic()
+            )
         async with http.ws_connect(self.auth_url if private else self.url) as ws:
             self.connections += 1
             # the token only once connected: an unreachable host costs no private call
-            token = await self._token() if private else None
+            token = None
+            if private:
+                self._last_token = self.clock.monotonic()
+                token = await self._token()
             for request in self._subscriptions(purpose, token):
                 await ws.send_str(json.dumps(request))
             if private:
