@@ -309,4 +309,4 @@ async def test_a_server_dropping_every_connection_costs_one_token_per_interval(
         await sink.until(lambda: sandbox.ws.drops >= 15 and streams.connections >= 10)
         issued = len(sandbox.engine.ws_tokens)
     # without the interval every orders connection, about half of them, would take one
-    assert 1 <= issued and issued * 3 <= streams.connections
+    assert issued >= 1 and issued * 3 <= streams.connections
