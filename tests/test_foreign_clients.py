@@ -1,4 +1,4 @@
-"""Kraken clients nobody here wrote (ccxt, python-kraken-sdk) trade against the sandbox,
+"""Kraken clients nobody here wrote (ccxt, python-kraken-sdk, krakenex) trade against the sandbox,
 unchanged, with their own signing and nonces: every call's result is checked."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt
+import krakenex
 from kraken.spot import Market, SpotWSClient, Trade, User
 
 from framework.exchanges.kraken.book import Book
@@ -180,3 +181,38 @@ async def test_python_kraken_sdk_websocket_client_streams_and_trades(
         apply(wire(entry["bids"]), wire(entry["asks"]), entry["checksum"])
         checked += 1
     assert checked >= 2 and not book.stale
+
+
+async def test_krakenex_trades_against_the_sandbox(creds: tuple[str, str]) -> None:
+    """krakenex 2.2, the oldest of them (requests, its own nonces and signing), in a thread."""
+    async with Sandbox(dict([creds])) as sandbox:
+        api = krakenex.API(*creds)
+        api.uri = sandbox.base_url
+
+        def session() -> None:
+            ticker = api.query_public("Ticker", {"pair": "XBTUSD"})
+            assert ticker["error"] == [] and "XXBTZUSD" in ticker["result"]
+            assert Decimal(api.query_private("Balance")["result"]["ZUSD"]) == 100_000
+            placed = api.query_private(
+                "AddOrder",
+                {
+                    "pair": "XBTUSD",
+                    "type": "buy",
+                    "ordertype": "limit",
+                    "volume": "0.001",
+                    "price": "1000",
+                    "userref": 7,
+                },
+            )
+            (txid,) = placed["result"]["txid"]
+            assert list(api.query_private("OpenOrders", {"userref": 7})["result"]["open"]) == [txid]
+            assert api.query_private("CancelOrder", {"txid": txid})["result"]["count"] == 1
+            closed = api.query_private("QueryOrders", {"txid": txid})["result"][txid]
+            assert closed["status"] == "canceled"
+            assert api.query_private("CancelOrder", {"txid": txid})["error"] == [
+                "EOrder:Unknown order"
+            ]
+
+        await asyncio.to_thread(session)
+        (stats,) = sandbox.stats().values()
+    assert stats["invalid_nonce"] == 0 and stats["invalid_signature"] == 0
