@@ -1,7 +1,8 @@
 """The ``orderly`` command.
 
     orderly run CONFIG                          run a strategy until SIGINT/SIGTERM/SIGHUP
-    orderly sandbox [--port P] [--nonce-window N] [--delay-ms LO HI] [--config FILE]
+    orderly sandbox [--port P] [--nonce-window N] [--delay-ms LO HI] [--ws-drop-every LO HI]
+                    [--config FILE]
     orderly nonces tail  [-n N] [--follow] [--file PATH]
     orderly nonces show  --key ID [--last N] [--file PATH]
     orderly nonces check [--file PATH] [--also PATH ...]
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("LO", "HI"),
         help="random delay before the nonce check",
+    )
+    sandbox.add_argument(
+        "--ws-drop-every",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="cut every WebSocket connection at random moments LO..HI s apart",
     )
     sandbox.add_argument("--lockout-threshold", type=int, help="auth failures before lockout")
     sandbox.add_argument("--lockout-s", type=float, help="lockout length in seconds")
@@ -143,6 +151,7 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
         "port": args.port,
         "nonce_window": args.nonce_window,
         "delay_ms": tuple(args.delay_ms) if args.delay_ms else None,
+        "ws_drop_every_s": tuple(args.ws_drop_every) if args.ws_drop_every else None,
         "lockout_threshold": args.lockout_threshold,
         "lockout_s": args.lockout_s,
         "seed": args.seed,

@@ -213,6 +213,11 @@ class SandboxConfig(_Section):
     delay_ms: tuple[float, float] = Field(
         (0.0, 0.0), description="random delay before the nonce check, [low, high] ms"
     )
+    ws_drop_every_s: tuple[float, float] | None = Field(
+        None,
+        description="cut every WebSocket connection at random moments [low, high] s apart"
+        " (seeded): try a bot's reconnection; unset = never",
+    )
     seed: int | None = Field(None, description="seed for the random delay and the market")
     step_s: float = Field(0.25, gt=0, description="one market price step every step_s")
     volatility: float = Field(0.0002, ge=0, description="stdev of one step's log return")

@@ -91,3 +91,14 @@ async def test_ledgers_follow_the_trades(creds: tuple[str, str]) -> None:
         assert set(await kraken.private("QueryLedgers", {"id": first})) == {first}
         only_btc = (await kraken.private("Ledgers", {"asset": "XXBT"}))["ledger"]
         assert {e["asset"] for e in only_btc.values()} == {"XXBT"}
+
+
+def test_sandbox_config_can_cut_websockets_at_random() -> None:
+    """``[sandbox] ws_drop_every_s`` (``orderly sandbox --ws-drop-every``) reaches the
+    sandbox's WebSocket; unset, it never cuts."""
+    from framework.config import Config
+    from framework.sandbox.paper import sandbox_from
+
+    config = Config.model_validate({"sandbox": {"ws_drop_every_s": [20, 60]}})
+    assert sandbox_from(config).ws.drop_every_s == (20, 60)
+    assert sandbox_from(Config()).ws.drop_every_s is None

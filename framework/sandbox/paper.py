@@ -60,6 +60,7 @@ def sandbox_from(config: Config) -> Sandbox:
             late_s=cfg.late_s,
         ),
         delay_ms=cfg.delay_ms,
+        ws_drop_every_s=cfg.ws_drop_every_s,
         seed=cfg.seed,
         port=cfg.port,
     )
