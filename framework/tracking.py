@@ -136,9 +136,14 @@ class Tracker:
         await self._poll_states(busy)
 
     async def poll_fills(self) -> None:
+        """TradesHistory from ``since`` (less an overlap): every fill of ours there is taken
+        (once per trade id), and ``since`` moves to the newest of them. Only this complete
+        view moves it: a streamed fill does not, or a trade the stream missed, older than
+        one it brought, would fall behind the point the next poll reads from."""
         found = await self.venue.fills_since(self.since - OVERLAP_S)
         for txid, fill in sorted(found, key=lambda item: item[1].time):
-            self.take_fill(txid, fill)
+            if self.take_fill(txid, fill):
+                self.since = max(self.since, fill.time)
 
     def take_fill(self, txid: str, fill: Fill) -> bool:
         """One trade, from a poll or a stream: counted and emitted once per trade id.
@@ -150,7 +155,6 @@ class Tracker:
         fill = dataclasses.replace(fill, cl_ord_id=order.cl_ord_id, pair=order.request.pair)
         if not self.book.apply_fill(order, fill):
             return True
-        self.since = max(self.since, fill.time)
         self.emit(fill)
         full = order.filled >= order.request.volume
         self.update(order, OrderState.FILLED if full else OrderState.PARTIALLY_FILLED)

@@ -14,6 +14,7 @@ from framework.events import Fill, OrderState
 from framework.orders import LimitOrder, OrderBook
 from framework.strategy import Context
 from framework.streaming import Feed
+from framework.tracking import Tracker
 
 
 class Execution:
@@ -102,3 +103,39 @@ async def test_a_failed_reconciliation_is_owed_and_a_fill_ahead_of_its_answer_wa
     await made.poll_orders()
     await made.poll_orders()  # settled: quiet again
     assert execution.polls == 6
+
+
+class Trades:
+    """A venue whose TradesHistory holds ``fills``: what fills_since gives."""
+
+    def __init__(self, fills: list[tuple[str, Fill]]) -> None:
+        self.fills = fills
+        self.asked: list[float] = []
+
+    async def fills_since(self, since: float) -> list[tuple[str, Fill]]:
+        self.asked.append(since)
+        return [(t, f) for t, f in self.fills if f.time >= since]
+
+
+async def test_a_streamed_fill_never_hides_an_older_one_from_the_poll() -> None:
+    """The stream misses trade A (its connection was half-open), then brings trade B 60 s
+    later. The REST poll that follows must still find A: a streamed fill does not move the
+    point the poll reads TradesHistory from (it did, and A was lost)."""
+    clock = ManualClock()
+    book = OrderBook(clock)
+    (order,) = book.record_all(
+        [LimitOrder(pair="XBTUSD", side="buy", volume=Decimal(2), price=Decimal(1))]
+    )
+    book.set_txid(order, "O1")
+    one = Decimal(1)
+    a = Fill("TA", "", "O1", "XBTUSD", "buy", one, one, Decimal(0), True, 1000.0)
+    b = Fill("TB", "", "O1", "XBTUSD", "buy", one, one, Decimal(0), True, 1060.0)
+    venue = Trades([("O1", a), ("O1", b)])
+    seen: list[Any] = []
+    tracker = Tracker(venue, book, seen.append, since=990.0, clock=clock)  # type: ignore[arg-type]
+    assert tracker.take_fill("O1", b)  # streamed
+    await tracker.poll_fills()
+    fills = [e.trade_id for e in seen if isinstance(e, Fill)]
+    assert fills == ["TB", "TA"] and order.filled == 2
+    await tracker.poll_fills()  # the poll's own view moves it on: A and B are behind it now
+    assert venue.asked[-1] >= 1060.0 - 5 and len(fills) == 2
