@@ -28,6 +28,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.gaps: list[str] = []
+        self.ups: list[tuple[str, bool]] = []
         self.changed = asyncio.Event()
 
     def _add(self, item: Any) -> None:
@@ -35,7 +36,7 @@ class Recorder:
         self.changed.set()
 
     def up(self, purpose: str, live: bool) -> None:
-        pass
+        self.ups.append((purpose, live))
 
     def ticker(self, ticker: Ticker) -> None:
         self._add(ticker)
@@ -310,3 +311,22 @@ async def test_a_server_dropping_every_connection_costs_one_token_per_interval(
         issued = len(sandbox.engine.ws_tokens)
     # without the interval every orders connection, about half of them, would take one
     assert issued >= 1 and issued * 3 <= streams.connections
+
+
+async def test_executions_count_as_subscribed_at_the_ack_snapshot_or_not(
+    creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked with snap_orders false, an exchange may send no snapshot at all: the
+    acknowledgment is what says the subscription holds (then: live, and one REST
+    reconciliation). Heartbeats alone never make the orders stream live."""
+    async with Sandbox(dict([creds]), market=fast_market()) as sandbox:
+        send_snapshots = sandbox.ws._snapshots
+
+        def no_executions_snapshot(conn: Any, params: dict[str, Any]) -> None:
+            if params.get("channel") != "executions":
+                send_snapshots(conn, params)
+
+        monkeypatch.setattr(sandbox.ws, "_snapshots", no_executions_snapshot)
+        async with streaming(sandbox, creds[0]) as (_, sink):
+            await sink.until(lambda: len(sink.gaps) == 1)
+        assert ("orders", True) in sink.ups

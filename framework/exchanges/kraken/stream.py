@@ -12,7 +12,7 @@ Executions become fills and final states. A fill's trade id is the trade event's
 the id REST's TradesHistory keys the trade by (Kraken's documented example: a ``T…`` id
 of that form), so a fill seen both ways counts once; the sandbox does the same. Not yet
 checked against the live exchange: see the README.
-Each time executions are (re)subscribed (their snapshot arrives) and on any missing
+Each time executions are (re)subscribed (the subscription is acknowledged) and on any missing
 ``sequence`` number the feed is told of a gap, and the runner reconciles by REST. A
 connection silent past ``silence_s`` (the server sends a heartbeat every second) is made
 again. Backoff: a connection that worked until it was lost reconnects at once (0.1 s, with
@@ -155,7 +155,8 @@ class KrakenStreams:
                 message = decode_json(frame.data, decimals=True)
                 if not isinstance(message, dict):  # not JSON, too deep, or not an object
                     raise ValueError(f"{purpose} stream sent what is not a JSON object")
-                sink.up(purpose, True)
+                if not private:  # orders: live once executions are subscribed (below)
+                    sink.up(purpose, True)
                 self._heard[purpose] = True
                 resubscribe = self._handle(message, sink)
                 if resubscribe is not None:
@@ -193,6 +194,13 @@ class KrakenStreams:
             if "Invalid token" in error:
                 self._heard["orders"] = False  # refused: back off before the next token
                 raise ConnectionError("the WebSocket token was refused: fetching a new one")
+            return None
+        result = message.get("result")
+        if message.get("method") == "subscribe" and isinstance(result, dict):
+            if result.get("channel") == "executions":  # acked: from here on it all streams
+                self._sequence = None
+                sink.up("orders", True)  # not before: heartbeats alone bring no fills
+                sink.gap("executions subscribed")  # what passed before is asked of REST
             return None
         channel = message.get("channel")
         data = message.get("data")
@@ -257,9 +265,8 @@ class KrakenStreams:
 
     def _executions(self, message: dict[str, Any], sink: Sink) -> None:
         sequence = message.get("sequence")
-        if message.get("type") == "snapshot":  # subscribed: from here on it all streams
+        if message.get("type") == "snapshot":  # the numbering starts here
             self._sequence = sequence if isinstance(sequence, int) else None
-            sink.gap("executions subscribed")  # what passed before is asked of REST
             return
         if isinstance(sequence, int):
             if self._sequence is not None and sequence != self._sequence + 1:
