@@ -126,3 +126,7 @@ class Fill:
     fee: Decimal
     maker: bool
     time: float
+    #: The exchange's second id for the same trade, when it has one (Kraken: ``#`` and the
+    #: pair's integer ``trade_id``, carried by both REST and the WebSocket), so a trade
+    #: reported under either id still counts once.
+    alt_id: str | None = None

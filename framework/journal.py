@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS fills (
     delivered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (exchange, key_id, trade_id)
 );
+CREATE TABLE IF NOT EXISTS fill_ids (
+    exchange  TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    cl_ord_id TEXT NOT NULL,
+    alt_id    TEXT NOT NULL,
+    PRIMARY KEY (exchange, key_id, cl_ord_id, alt_id)
+);
 """
 
 _OPEN = tuple(s.value for s in OrderState if s.is_open)
@@ -154,6 +161,11 @@ class OrderJournal:
                 self._db.execute(
                     "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0)", row
                 )
+                if fill.alt_id is not None:  # the trade's second id: it counts once either way
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO fill_ids VALUES (?,?,?,?)",
+                        (self.exchange, self.key_id, fill.cl_ord_id, fill.alt_id),
+                    )
                 self._db.execute(_UPSERT, self._row(order))
         except sqlite3.Error as exc:
             raise self._error("write a fill", exc) from None
@@ -177,11 +189,14 @@ class OrderJournal:
             ).fetchall()
             orders = [_order(row) for row in rows]
             for order in orders:
+                where = (self.exchange, self.key_id, order.cl_ord_id)
                 order.trade_ids = {
                     tid
                     for (tid,) in self._db.execute(
-                        "SELECT trade_id FROM fills WHERE exchange=? AND key_id=? AND cl_ord_id=?",
-                        (self.exchange, self.key_id, order.cl_ord_id),
+                        "SELECT trade_id FROM fills WHERE exchange=? AND key_id=? AND cl_ord_id=? "
+                        "UNION SELECT alt_id FROM fill_ids "
+                        "WHERE exchange=? AND key_id=? AND cl_ord_id=?",
+                        where + where,
                     )
                 }
         except (sqlite3.Error, ValueError, ArithmeticError) as exc:

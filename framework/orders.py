@@ -278,10 +278,12 @@ class OrderBook:
         return True
 
     def apply_fill(self, order: TrackedOrder, fill: Fill) -> bool:
-        """Count a fill once per trade id. Returns False for a trade already seen."""
-        if fill.trade_id in order.trade_ids:
+        """Count a fill once per trade id (either of its ids, when it has two). Returns
+        False for a trade already seen."""
+        ids = {fill.trade_id} if fill.alt_id is None else {fill.trade_id, fill.alt_id}
+        if ids & order.trade_ids:
             return False
-        order.trade_ids.add(fill.trade_id)
+        order.trade_ids |= ids
         order.filled += fill.volume
         order.cost += fill.volume * fill.price
         order.updated = fill.time

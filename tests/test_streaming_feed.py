@@ -3,7 +3,9 @@ only for a gap, an order still UNKNOWN, a stream that is down, or the safety-net
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from framework.clock import ManualClock
 from framework.errors import TransientError
 from framework.events import Fill, OrderState
+from framework.journal import OrderJournal
 from framework.orders import LimitOrder, OrderBook
 from framework.strategy import Context
 from framework.streaming import Feed
@@ -139,3 +142,31 @@ async def test_a_streamed_fill_never_hides_an_older_one_from_the_poll() -> None:
     assert fills == ["TB", "TA"] and order.filled == 2
     await tracker.poll_fills()  # the poll's own view moves it on: A and B are behind it now
     assert venue.asked[-1] >= 1060.0 - 5 and len(fills) == 2
+
+
+async def test_a_trade_under_two_ids_counts_once_even_after_a_restart(tmp_path: Path) -> None:
+    """Should an exchange's stream and REST name one trade differently (Kraken's carry a
+    second id both share, the pair's integer trade_id), the trade counts once: live, and
+    after a restart, when the journal is all that remembers it."""
+    clock = ManualClock()
+    journal = OrderJournal(tmp_path / "orders.sqlite", exchange="kraken", key_id="k")
+    book = OrderBook(clock, journal)
+    (order,) = book.record_all(
+        [LimitOrder(pair="XBTUSD", side="buy", volume=Decimal(2), price=Decimal(1))]
+    )
+    book.set_txid(order, "O1")
+    one = Decimal(1)
+    streamed = Fill("EXEC-1", "", "O1", "XBTUSD", "buy", one, one, Decimal(0), True, 5.0, "#42")
+    polled = Fill("TRADE-1", "", "O1", "XBTUSD", "buy", one, one, Decimal(0), True, 5.0, "#42")
+    seen: list[Any] = []
+    tracker = Tracker(Trades([("O1", polled)]), book, seen.append, since=0.0, clock=clock)  # type: ignore[arg-type]
+    assert tracker.take_fill("O1", streamed)
+    await tracker.poll_fills()
+    assert [e.trade_id for e in seen if isinstance(e, Fill)] == ["EXEC-1"]
+    journal.close()
+    again = OrderJournal(tmp_path / "orders.sqlite", exchange="kraken", key_id="k")
+    restored = OrderBook(clock, again)
+    restored.restore(again.open_orders())
+    (back,) = list(restored)
+    assert not restored.apply_fill(back, dataclasses.replace(polled, cl_ord_id=back.cl_ord_id))
+    again.close()

@@ -328,6 +328,7 @@ def venue_fill(
     fee: Any,
     maker: bool,
     at: float,
+    alt_id: Any = None,
 ) -> tuple[str, Fill]:
     """One exchange trade as a Venue reports it: ``(order id, Fill)``, amounts as Decimal
     from the exchange's strings, the fee as a positive cost, the client order id left empty
@@ -344,6 +345,7 @@ def venue_fill(
         fee=abs(amount(fee or "0", "fee")),
         maker=maker,
         time=float(at),
+        alt_id=None if alt_id is None or alt_id == "" else str(alt_id),
     )
 
 

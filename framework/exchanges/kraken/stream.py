@@ -10,8 +10,8 @@
 
 Executions become fills and final states. A fill's trade id is the trade event's ``exec_id``,
 the id REST's TradesHistory keys the trade by (Kraken's documented example: a ``T…`` id
-of that form), so a fill seen both ways counts once; the sandbox does the same. Not yet
-checked against the live exchange: see the README.
+of that form); both also carry the pair's integer ``trade_id``, the fill's ``alt_id``, so a
+trade seen both ways counts once even if the first ids differed.
 Each time executions are (re)subscribed (the subscription is acknowledged) and on any missing
 ``sequence`` number the feed is told of a gap, and the runner reconciles by REST. A
 connection silent past ``silence_s`` (the server sends a heartbeat every second) is made
@@ -287,6 +287,7 @@ class KrakenStreams:
                     fee=sum((amount(f["qty"], "fee") for f in entry.get("fees") or ()), Decimal(0)),
                     maker=entry.get("liquidity_ind") == "m",
                     at=_time(entry["timestamp"]),
+                    alt_id=f"#{entry['trade_id']}" if entry.get("trade_id") is not None else None,
                 )
                 cl_ord_id = entry.get("cl_ord_id")
                 if cl_ord_id:

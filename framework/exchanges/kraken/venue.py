@@ -240,6 +240,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
                         fee=t["fee"],
                         maker=bool(t.get("maker", False)),
                         at=float(t["time"]),
+                        alt_id=f"#{t['trade_id']}" if t.get("trade_id") is not None else None,
                     )
                 )
             offset += len(trades)
