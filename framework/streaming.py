@@ -10,13 +10,14 @@ A venue that streams (Kraken over WebSocket v2, and so the sandbox) runs
                         REST poll), then the order's state; one for an order whose own
                         answer is not in yet is left to the next poll (a gap)
     order(reported)     a final state (filled, cancelled, expired); the same
-    gap(why)            a connection came back or a message was missed: reconcile by REST
-                        now (fills since the last one seen, states of open orders)
+    gap(why)            a subscription came back or a message was missed: reconcile by
+                        REST at the next order poll (fills since the last one the poll saw,
+                        states of open orders)
     up(purpose, live)   whether "market" / "orders" data is flowing
 
 Polling stays: tickers are polled only while the market stream is down; fills and states
-every ``[runner].stream_poll_s`` while the orders stream is up (a safety net), every
-``order_poll_s`` otherwise.
+every ``[runner].stream_poll_s`` while the orders stream is up (a safety net), and every
+``order_poll_s`` while it is down, after a gap, or while an order is UNKNOWN.
 """
 
 from __future__ import annotations
