@@ -3,6 +3,8 @@ only for a gap, an order still UNKNOWN, a stream that is down, or the safety-net
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from decimal import Decimal
 from pathlib import Path
@@ -170,3 +172,26 @@ async def test_a_trade_under_two_ids_counts_once_even_after_a_restart(tmp_path: 
     (back,) = list(restored)
     assert not restored.apply_fill(back, dataclasses.replace(polled, cl_ord_id=back.cl_ord_id))
     again.close()
+
+
+async def test_a_gap_is_repaired_at_once_not_at_the_next_order_poll() -> None:
+    """The orders loop may be 10 s away (kraken.example.toml): a gap told by the stream is
+    reconciled by REST right away, one poll at a time with the loop's own."""
+    made, execution, _ = feed()
+    await made.poll_orders()  # the safety net's first run
+    told = asyncio.Event()
+
+    class Venue:
+        async def stream(self, sink: Feed, pairs: Any) -> None:
+            sink.gap("executions subscribed")
+            told.set()
+            await asyncio.Event().wait()  # streams until cancelled
+
+    task = asyncio.create_task(made.run(Venue(), ["XBTUSD"], lambda line: None))  # type: ignore[arg-type]
+    await told.wait()
+    for _ in range(3):  # let the repair run
+        await asyncio.sleep(0)
+    assert execution.polls == 2
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
