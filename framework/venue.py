@@ -56,6 +56,8 @@ class Venue(Protocol):
         """Stop the key's lane at once (a forced exit); the nonce floor is still written."""
         ...
 
+    #: Why the key's lane stopped sending for good (a state file it cannot write), or None.
+    broken: OrderlyError | None
     #: Whether :meth:`stream` pushes real-time data; the runner polls otherwise.
     streaming: bool
 

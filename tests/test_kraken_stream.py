@@ -330,3 +330,30 @@ async def test_executions_count_as_subscribed_at_the_ack_snapshot_or_not(
         async with streaming(sandbox, creds[0]) as (_, sink):
             await sink.until(lambda: len(sink.gaps) == 1)
         assert ("orders", True) in sink.ups
+
+
+def test_a_config_pointing_rest_at_a_sandbox_streams_from_it_too() -> None:
+    """``base_url`` at an ``orderly sandbox`` and no ``ws_url``: the streams come from that
+    sandbox's /v2, never from Kraken's own (real prices beside sandbox orders would make a
+    strategy trade on the wrong market). Kraken's REST, or ws_url given, as written."""
+    from framework.config import Config
+    from framework.exchanges.kraken.spec import KrakenSettings
+    from framework.exchanges.kraken.venue import ws_urls_of
+
+    sandbox = Config.model_validate(
+        {"exchange": {"name": "kraken", "base_url": "http://127.0.0.1:8990"}}
+    )
+    assert ws_urls_of(sandbox) == ("ws://127.0.0.1:8990/v2", "ws://127.0.0.1:8990/v2")
+    kraken = Config.model_validate({"exchange": {"name": "kraken"}})
+    assert ws_urls_of(kraken) == ("wss://ws.kraken.com/v2", "wss://ws-auth.kraken.com/v2")
+    given = Config.model_validate(
+        {
+            "exchange": {
+                "name": "kraken",
+                "base_url": "http://127.0.0.1:8990",
+                "ws_url": "ws://127.0.0.1:9000/v2",
+            }
+        }
+    )
+    assert ws_urls_of(given)[0] == "ws://127.0.0.1:9000/v2"
+    assert KrakenSettings().ws_url is None  # derived unless given

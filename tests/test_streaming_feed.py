@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from framework.clock import ManualClock
-from framework.errors import TransientError
+from framework.errors import StateError, TransientError
 from framework.events import Fill, OrderState
 from framework.journal import OrderJournal
 from framework.orders import LimitOrder, OrderBook
@@ -28,6 +28,8 @@ class Execution:
     def __init__(self, clock: ManualClock) -> None:
         self.book = OrderBook(clock)
         self.tracker = self
+        self.venue = self
+        self.broken: StateError | None = None
         self.polls = 0
         self.fail = False
 
@@ -195,3 +197,14 @@ async def test_a_gap_is_repaired_at_once_not_at_the_next_order_poll() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def test_a_broken_lane_is_said_even_when_the_streams_ask_for_no_poll() -> None:
+    """The runner stops (exit 3) when a poll meets the lane's StateError; streams make polls
+    rare, so the orders loop raises it itself (a full disk went unnoticed until the safety
+    net, the bot sending nothing meanwhile)."""
+    made, execution, _ = feed()
+    await made.poll_orders()
+    execution.broken = StateError("nonce store: database or disk is full")
+    with pytest.raises(StateError, match="disk is full"):
+        await made.poll_orders()

@@ -273,6 +273,11 @@ class ClientVenue(Generic[Client]):
     def stats(self) -> LaneStats:
         return self.client.lane.stats
 
+    @property
+    def broken(self) -> OrderlyError | None:
+        """Why the key's lane stopped sending for good (a state file it cannot write)."""
+        return self.client.lane.broken
+
     async def abort(self) -> None:
         await self.client.lane.close(grace=0)
 

@@ -170,6 +170,7 @@ class Sandbox:
             self._driver.cancel()
             await asyncio.gather(self._driver, return_exceptions=True)
             self._driver = None
+        await self.ws.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -129,6 +129,22 @@ class SandboxWebSocket(Subscriptions):
         self.drops += 1
         return cut
 
+    async def close_all(self, grace_s: float = 1.0) -> None:
+        """Close every connection (going away, 1001); one that does not close in time is
+        cut. A server stopping with clients connected would otherwise wait for them."""
+        closing = [
+            conn.ws.close(code=1001, message=b"server stopping") for conn in self.connections
+        ]
+        try:
+            async with asyncio.timeout(grace_s):
+                await asyncio.gather(*closing, return_exceptions=True)
+        except TimeoutError:
+            pass
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.connections.clear()
+
     # --- the driver -----------------------------------------------------------------------
 
     async def run(self) -> None:

@@ -25,11 +25,13 @@ class KrakenSettings(BaseModel):
     order_deadline_s: float = Field(
         5.0, ge=2, le=60, description="Kraken deadline on each order; bounds reconciliation"
     )
-    ws_url: str = Field(
-        "wss://ws.kraken.com/v2", description="Kraken WebSocket v2, public (ticker, book, ohlc)"
+    ws_url: str | None = Field(
+        None,
+        description="Kraken WebSocket v2, public (ticker, book, ohlc); default: Kraken's, or"
+        " ws://HOST:PORT/v2 of base_url when base_url is not Kraken's (an orderly sandbox)",
     )
-    ws_auth_url: str = Field(
-        "wss://ws-auth.kraken.com/v2", description="Kraken WebSocket v2, private (executions)"
+    ws_auth_url: str | None = Field(
+        None, description="Kraken WebSocket v2, private (executions); default as ws_url"
     )
     order_entry: Literal["rest", "ws"] = Field(
         "rest",

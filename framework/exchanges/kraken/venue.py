@@ -31,6 +31,19 @@ from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
 MAX_BATCH = 15
+KRAKEN_WS, KRAKEN_WS_AUTH = "wss://ws.kraken.com/v2", "wss://ws-auth.kraken.com/v2"
+
+
+def ws_urls_of(config: Config) -> tuple[str, str]:
+    """The WebSocket URLs (public, private) of ``config``: as given; else Kraken's for
+    Kraken's REST; else ``ws://HOST:PORT/v2`` of ``base_url`` (an ``orderly sandbox``), so a
+    bot never streams one market's prices while it trades on another."""
+    settings = settings_of(config, KrakenSettings)
+    base_url = (config.exchange.base_url or DEFAULT_BASE_URL).rstrip("/")
+    if base_url == DEFAULT_BASE_URL:
+        return settings.ws_url or KRAKEN_WS, settings.ws_auth_url or KRAKEN_WS_AUTH
+    public = settings.ws_url or "ws" + base_url.removeprefix("http") + "/v2"
+    return public, settings.ws_auth_url or public  # a sandbox: one path for both
 
 
 class KrakenVenue(ClientVenue[KrakenClient]):
@@ -44,7 +57,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         self,
         client: KrakenClient,
         name: str = EXCHANGE,
-        ws_urls: tuple[str, str] = (KrakenSettings().ws_url, KrakenSettings().ws_auth_url),
+        ws_urls: tuple[str, str] = (KRAKEN_WS, KRAKEN_WS_AUTH),
     ) -> None:
         self.name = name
         self.client = client
@@ -296,7 +309,7 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
         base_url,
         tier=tier,
         pool=pool,
-        ws_urls=(settings.ws_url, settings.ws_auth_url),
+        ws_urls=ws_urls_of(config),
     ) as venue:
         yield venue
 
