@@ -102,3 +102,28 @@ def test_sandbox_config_can_cut_websockets_at_random() -> None:
     config = Config.model_validate({"sandbox": {"ws_drop_every_s": [20, 60]}})
     assert sandbox_from(config).ws.drop_every_s == (20, 60)
     assert sandbox_from(Config()).ws.drop_every_s is None
+
+
+async def test_a_sandbox_traded_by_rest_alone_keeps_nothing_for_websocket_clients(
+    creds: tuple[str, str],
+) -> None:
+    """The WebSocket feeds keep public trades until the next push; with no client
+    subscribed they kept them for ever (and a late subscriber got the backlog as news)."""
+    from decimal import Decimal
+
+    from framework.sandbox import Sandbox
+
+    async with Sandbox(dict([creds])) as sandbox:
+        ask = sandbox.market.quote("XBTUSD")[1]
+        for _ in range(3):
+            sandbox.engine.add_order(
+                creds[0],
+                {
+                    "pair": "XBTUSD",
+                    "type": "buy",
+                    "ordertype": "limit",
+                    "volume": "0.001",
+                    "price": str((ask * 2).quantize(Decimal("0.1"))),
+                },
+            )
+        assert len(sandbox.engine.trades) == 3 and sandbox.ws._public_trades == []

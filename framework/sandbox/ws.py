@@ -217,9 +217,15 @@ class SandboxWebSocket(Subscriptions):
         )
 
     def _on_order_event(self, kind: str, order: SimOrder, trade_id: str | None) -> None:
+        """Push an engine event to the connections that want it; nothing is kept or built
+        for no one (a sandbox traded by REST alone would pile up its public trades)."""
+        mine = [c for c in self.connections if c.account == order.key]
         trade = self.engine.trades.get(trade_id) if trade_id is not None else None
+        watched = trade is not None and any(c.channels.get("trade") for c in self.connections)
+        if not mine and not watched:
+            return
         now = self.market.now()
-        if trade is not None:
+        if trade is not None and watched:  # (watched implies a trade; said for mypy)
             self._public_trades.append(
                 {
                     "symbol": msg.SYMBOL_OF[order.pair],
@@ -232,9 +238,7 @@ class SandboxWebSocket(Subscriptions):
                 }
             )
         entry = msg.execution(kind, order, trade, trade_id, now)
-        for conn in list(self.connections):
-            if conn.account != order.key:
-                continue
+        for conn in mine:
             if "executions" in conn.channels:
                 conn.send({"channel": "executions", "type": "update", "data": [entry]})
             if trade is not None and "balances" in conn.channels:
