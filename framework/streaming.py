@@ -54,7 +54,6 @@ class Feed:
         self.clock = clock
         self.safety_poll_s = safety_poll_s
         self.live: dict[str, bool] = {}
-        self.gaps = 0
         self._gap = False
         self._last_poll = float("-inf")
         self._waiting: set[str] = set()  # our orders the stream reported before their answer
@@ -96,7 +95,6 @@ class Feed:
 
     def gap(self, why: str) -> None:
         log.info("stream_gap", why=why)
-        self.gaps += 1
         self._gap = True
         self._wake.set()
 
