@@ -154,4 +154,4 @@ async def test_the_kraken_venue_reads_the_precision_from_asset_pairs(
         fine = LimitOrder(pair="XBTUSD", side="buy", volume=Decimal("1E-3"), price=Decimal(1000))
         txid = await venue.place(fine, "a" * 32)
         (placed,) = [o for o in sandbox.engine.orders.values() if o.txid == txid]
-        assert placed.price == Decimal("1000.0") and venue._precisions["XBTUSD"] == (1, 8)
+        assert placed.price == Decimal("1000.0") and venue._pairs["XBTUSD"].precision == (1, 8)

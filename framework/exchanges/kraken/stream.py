@@ -26,7 +26,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -303,14 +303,3 @@ class KrakenStreams:
                         reason=entry.get("reason"),
                     )
                 )
-
-
-async def symbols_of(
-    pairs: Sequence[str], asset_pair: Callable[[str], Awaitable[Any]]
-) -> dict[str, str]:
-    """v2 symbol -> Orderly pair name, from each pair's AssetPairs ``wsname``."""
-    found = {}
-    for pair in pairs:
-        info = await asset_pair(pair)
-        found[ws_symbol(str(info["wsname"]))] = pair
-    return found

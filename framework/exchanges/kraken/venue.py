@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
@@ -22,7 +22,7 @@ from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.order_fields import Precision, order_params, venue_order
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
-from framework.exchanges.kraken.stream import KrakenStreams, symbols_of, ws_symbol
+from framework.exchanges.kraken.stream import KrakenStreams, ws_symbol
 from framework.exchanges.kraken.wire import deadline
 from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
 from framework.nonce import SqliteStore
@@ -46,6 +46,14 @@ def ws_urls_of(config: Config) -> tuple[str, str]:
     return public, settings.ws_auth_url or public  # a sandbox: one path for both
 
 
+class PairInfo(NamedTuple):
+    """What the venue reads of a pair's AssetPairs entry."""
+
+    precision: tuple[int, int]  # price, volume decimals
+    assets: PairAssets
+    wsname: str  # v1 WebSocket name (XBT/USD); "" if Kraken gave none
+
+
 class KrakenVenue(ClientVenue[KrakenClient]):
     """A Venue over one KrakenClient (one key, one lane)."""
 
@@ -63,22 +71,33 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         self.client = client
         self.ws_urls = ws_urls
         self.key_id = client.key_id
-        self._assets: dict[str, PairAssets] = {}
-        self._precisions: dict[str, tuple[int, int]] = {}
-        self._ws_symbols: dict[str, str] = {}
+        self._pairs: dict[str, PairInfo] = {}  # pair -> what its AssetPairs entry says
+
+    async def _pair_info(self, pair: str) -> PairInfo:
+        """The pair's AssetPairs entry, asked until one can be read, then kept."""
+        if pair not in self._pairs:
+            result = await self.client.public("AssetPairs", {"pair": pair})
+            if not isinstance(result, dict) or not result:
+                raise ConfigError(f"Kraken does not know the pair {pair!r}", exchange=EXCHANGE)
+            info = next(iter(result.values()))
+            self._pairs[pair] = PairInfo(
+                (int(info["pair_decimals"]), int(info["lot_decimals"])),
+                PairAssets(base=str(info["base"]), quote=str(info["quote"])),
+                str(info.get("wsname", "")),
+            )
+        return self._pairs[pair]
 
     async def _precision(self, pair: str) -> Precision:
-        """The pair's price and volume decimals (AssetPairs, once per pair); unknown when
-        Kraken cannot say now (the amounts then go as given, in plain decimals)."""
-        if pair not in self._precisions:
-            try:
-                result = await self.client.public("AssetPairs", {"pair": pair})
-                info = next(iter(result.values()))
-                known = (int(info["pair_decimals"]), int(info["lot_decimals"]))
-            except (OrderlyError, *SHAPE_ERRORS, StopIteration):
-                return (None, None)
-            self._precisions[pair] = known
-        return self._precisions[pair]
+        """The pair's price and volume decimals; unknown when Kraken cannot say now (the
+        amounts then go as given, in plain decimals)."""
+        try:
+            return (await self._pair_info(pair)).precision
+        except (OrderlyError, *SHAPE_ERRORS):
+            return (None, None)
+
+    async def _ws_token(self) -> str:
+        """A WebSocket token: a private call, so through the key's lane."""
+        return str((await self.client.private("GetWebSocketsToken", {}))["token"])
 
     #: With ``[exchange] order_entry = "ws"``: orders and cancels go by WebSocket.
     order_socket: OrderSocket | None = None
@@ -113,10 +132,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         ]
 
     async def _ws_symbol(self, pair: str) -> str:
-        if pair not in self._ws_symbols:
-            result = await self.client.public("AssetPairs", {"pair": pair})
-            self._ws_symbols[pair] = ws_symbol(str(next(iter(result.values()))["wsname"]))
-        return self._ws_symbols[pair]
+        return ws_symbol((await self._pair_info(pair)).wsname)
 
     async def place(self, order: Order, cl_ord_id: str) -> str:
         if self.order_socket is not None:
@@ -265,30 +281,17 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     async def stream(self, sink: Any, pairs: Sequence[str]) -> None:
         """Kraken WebSocket v2 (framework/exchanges/kraken/stream.py) until cancelled."""
-
-        async def asset_pair(pair: str) -> Any:
-            return next(iter((await self.client.public("AssetPairs", {"pair": pair})).values()))
-
-        async def token() -> str:
-            return str((await self.client.private("GetWebSocketsToken", {}))["token"])
-
         streams = KrakenStreams(
             url=self.ws_urls[0],
             auth_url=self.ws_urls[1],
-            symbols=await symbols_of(pairs, asset_pair),
-            token=token,
+            symbols={ws_symbol((await self._pair_info(p)).wsname): p for p in pairs},
+            token=self._ws_token,
             clock=self.client.clock,
         )
         await streams.run(sink)
 
     async def pair_assets(self, pair: str) -> PairAssets:
-        if pair not in self._assets:
-            result = await self.client.public("AssetPairs", {"pair": pair})
-            if not isinstance(result, dict) or not result:
-                raise ConfigError(f"Kraken does not know the pair {pair!r}", exchange=EXCHANGE)
-            info = next(iter(result.values()))
-            self._assets[pair] = PairAssets(base=str(info["base"]), quote=str(info["quote"]))
-        return self._assets[pair]
+        return (await self._pair_info(pair)).assets
 
 
 @contextlib.asynccontextmanager
@@ -357,13 +360,9 @@ async def kraken_venue(
     )
     venue = KrakenVenue(client, name, *([ws_urls] if ws_urls else []))
     if settings_of(config, KrakenSettings).order_entry == "ws":
-
-        async def token() -> str:
-            return str((await client.private("GetWebSocketsToken", {}))["token"])
-
         venue.order_socket = OrderSocket(
             venue.ws_urls[1],
-            token,
+            venue._ws_token,
             key_id=client.key_id,
             exchange=name,
             timeout_s=config.exchange.timeout_s,
