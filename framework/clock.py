@@ -39,13 +39,11 @@ def wall(clock: Clock) -> float:
 
 
 class SystemClock:
-    """The real clocks of the machine."""
+    """The real clocks of the machine (the functions themselves: no Python frame per read,
+    and a lane reads the clock several times a call)."""
 
-    def wall_ns(self) -> int:
-        return time.time_ns()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+    wall_ns = staticmethod(time.time_ns)
+    monotonic = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
