@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
+from framework.clock import ManualClock
 from framework.sandbox import Sandbox
+from framework.sandbox.ws import Connection
+from framework.sandbox.ws_methods import Refusal
 from tests.helpers.kraken import client
 
 
@@ -127,3 +132,23 @@ async def test_a_sandbox_traded_by_rest_alone_keeps_nothing_for_websocket_client
                 },
             )
         assert len(sandbox.engine.trades) == 3 and sandbox.ws._public_trades == []
+
+
+def test_expired_websocket_tokens_are_forgotten_but_a_connection_keeps_its_own(
+    creds: tuple[str, str],
+) -> None:
+    """A weeks-long sandbox kept every token it ever issued (one per bot per 5 s at most);
+    expired ones now go when the next is issued. A connection that subscribed with a token
+    goes on using it after it expires (as on Kraken, while it stays connected); a new
+    connection cannot."""
+    clock = ManualClock()
+    sandbox = Sandbox(dict([creds]), clock=clock)  # not started: no market driver
+    first = sandbox.engine.get_websockets_token(creds[0], {})["token"]
+    subscribed = Connection(ws=None)  # type: ignore[arg-type]
+    assert sandbox.ws._authorise(subscribed, {"token": first}) == creds[0]
+    clock.advance(901)
+    second = sandbox.engine.get_websockets_token(creds[0], {})["token"]
+    assert list(sandbox.engine.ws_tokens) == [second]
+    assert sandbox.ws._authorise(subscribed, {"token": first}) == creds[0]
+    with pytest.raises(Refusal, match="EAPI:Invalid token"):
+        sandbox.ws._authorise(Connection(ws=None), {"token": first})  # type: ignore[arg-type]

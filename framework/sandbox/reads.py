@@ -148,9 +148,13 @@ class KrakenReads:
         return {i: mine[i] for i in ids if i in mine}
 
     def get_websockets_token(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A token for the private WebSocket feeds (valid 15 minutes, as Kraken's)."""
+        """A token for the private WebSocket feeds (valid 15 minutes, as Kraken's). Expired
+        tokens are forgotten here (a connection keeps the one it subscribed with)."""
+        now = self.market.now()
+        for stale in [t for t, (_, expiry) in self.ws_tokens.items() if expiry < now]:
+            del self.ws_tokens[stale]
         token = secrets.token_urlsafe(24)
-        self.ws_tokens[token] = (key, self.market.now() + 900)
+        self.ws_tokens[token] = (key, now + 900)
         return {"token": token, "expires": 900}
 
     def query_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class Connection:
     ws: web.WebSocketResponse
     transport: asyncio.Transport | None = None
     account: str | None = None  # set by the first private subscription or order
+    token: str | None = None  # the token that set it
     books: dict[str, tuple[int, list[list[str]], list[list[str]]]] = field(default_factory=dict)
     channels: dict[str, set[Any]] = field(default_factory=dict)  # channel -> symbols/intervals
     sequence: dict[str, int] = field(default_factory=dict)

@@ -24,10 +24,12 @@ class Subscriptions:
 
     def _authorise(self, conn: Connection, params: dict[str, Any]) -> str:
         token = params.get("token")
+        if conn.account is not None and token is not None and str(token) == conn.token:
+            return conn.account  # its own token: good while it stays connected, as on Kraken
         held = self.engine.ws_tokens.get(str(token)) if token is not None else None
-        if held is None or (held[1] < self.market.now() and conn.account is None):
+        if held is None or held[1] < self.market.now():
             raise Refusal("EAPI:Invalid token")
-        conn.account = held[0]
+        conn.account, conn.token = held[0], str(token)
         return held[0]
 
     def _pairs(self, params: dict[str, Any]) -> list[str]:
