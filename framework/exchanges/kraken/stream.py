@@ -26,7 +26,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -212,35 +212,22 @@ class KrakenStreams:
                 if again is not None:
                     return again
         elif channel == "ticker" and isinstance(data, list):
-            for entry in data:
-                pair = self.symbols.get(str(entry.get("symbol")))
-                if pair is not None:
-                    sink.ticker(
-                        Ticker(
-                            pair,
-                            amount(entry["bid"], "bid"),
-                            amount(entry["ask"], "ask"),
-                            amount(entry["last"], "last"),
-                            wall(self.clock),
-                        )
-                    )
+            for pair, entry in self._entries(data):
+                bid, ask, last = (amount(entry[f], f) for f in ("bid", "ask", "last"))
+                sink.ticker(Ticker(pair, bid, ask, last, wall(self.clock)))
         elif channel == "ohlc" and isinstance(data, list):
-            for entry in data:
-                pair = self.symbols.get(str(entry.get("symbol")))
-                if pair is not None:
-                    sink.candle(
-                        Candle(
-                            pair,
-                            int(entry["interval"]),
-                            _time(entry["interval_begin"]),
-                            amount(entry["open"], "open"),
-                            amount(entry["high"], "high"),
-                            amount(entry["low"], "low"),
-                            amount(entry["close"], "close"),
-                            amount(entry["volume"], "volume"),
-                        )
-                    )
+            for pair, entry in self._entries(data):
+                prices = (amount(entry[f], f) for f in ("open", "high", "low", "close", "volume"))
+                begin = _time(entry["interval_begin"])
+                sink.candle(Candle(pair, int(entry["interval"]), begin, *prices))
         return None
+
+    def _entries(self, data: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(pair, entry) for each entry of a message about a pair this stream follows."""
+        for entry in data:
+            pair = self.symbols.get(str(entry.get("symbol"))) if isinstance(entry, dict) else None
+            if pair is not None:
+                yield pair, entry
 
     def _book(self, kind: Any, entry: dict[str, Any], sink: Sink) -> dict[str, Any] | None:
         symbol = str(entry.get("symbol"))
