@@ -30,12 +30,13 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from framework import Fill, LimitOrder, Strategy, Ticker
+from framework import Fill, Strategy, Ticker
 from framework.config import load
 from framework.eventloop import run_event_loop
 from framework.runner import Runner
 from framework.sandbox import Sandbox, generate_credentials
 from framework.sandbox.market import MarketRules
+from strategies.grid import ladder
 
 
 class LatencyGrid(Strategy):
@@ -52,16 +53,7 @@ class LatencyGrid(Strategy):
             return
         tick = Decimal("0.1")
         await self.ctx.place_batch(
-            [
-                LimitOrder(
-                    pair=ticker.pair,
-                    side=side,
-                    volume=Decimal("0.001"),
-                    price=((ticker.mid + sign * tick * n * 3) / tick).to_integral_value() * tick,
-                )
-                for n in (1, 2)
-                for side, sign in (("buy", -1), ("sell", 1))
-            ]
+            ladder(ticker.pair, ticker.mid, 2, 3 * tick, Decimal("0.001"), tick)
         )
 
     async def on_fill(self, fill: Fill) -> None:

@@ -22,6 +22,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from framework import LimitOrder, OrderState, OrderUpdate, Started, Strategy, Ticker
 
 
+def ladder(
+    pair: str, mid: Decimal, levels: int, step: Decimal, volume: Decimal, tick: Decimal
+) -> list[LimitOrder]:
+    """``levels`` bids ``step`` apart below ``mid`` and as many asks above it, nearest level
+    first (bid, ask, bid, ...), prices rounded down to the pair's ``tick``."""
+    return [
+        LimitOrder(
+            pair=pair,
+            side=side,
+            volume=volume,
+            price=((mid + sign * step * level) / tick).to_integral_value(ROUND_DOWN) * tick,
+        )
+        for level in range(1, levels + 1)
+        for side, sign in (("buy", -1), ("sell", 1))
+    ]
+
+
 class Grid(Strategy):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,16 +71,7 @@ class Grid(Strategy):
     async def lay(self, ticker: Ticker) -> None:
         p = self.params
         step = ticker.mid * p.spacing_bps / Decimal(10_000)
-        orders = [
-            LimitOrder(
-                pair=self.pair,
-                side=side,
-                volume=p.volume,
-                price=self.round(ticker.mid + sign * step * level),
-            )
-            for level in range(1, p.levels + 1)
-            for side, sign in (("buy", -1), ("sell", 1))
-        ]
+        orders = ladder(self.pair, ticker.mid, p.levels, step, p.volume, p.tick)
         placed = await self.ctx.place_batch(orders)  # one AddOrderBatch per side-chunk
         refused = [u for u in placed if u.state is OrderState.REJECTED]
         if refused:
@@ -74,6 +82,3 @@ class Grid(Strategy):
     async def on_order(self, update: OrderUpdate) -> None:
         if update.state is OrderState.FILLED:
             self.ctx.log.info("grid_level_filled", side=update.side, price=str(update.avg_price))
-
-    def round(self, price: Decimal) -> Decimal:
-        return (price / self.params.tick).to_integral_value(ROUND_DOWN) * self.params.tick

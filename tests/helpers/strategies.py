@@ -18,6 +18,9 @@ from framework import (
     Strategy,
     Ticker,
 )
+from strategies.grid import ladder
+
+TICK = Decimal("0.1")  # XBTUSD's price tick
 
 
 class Seen(list[object]):
@@ -103,17 +106,7 @@ class Busy(Strategy):
         ticker = self.ctx.ticker("XBTUSD")
         if ticker is None:
             return
-        tick = Decimal("0.1")
-        orders = [
-            LimitOrder(
-                pair="XBTUSD",
-                side=side,
-                price=(ticker.mid * (1 + sign * Decimal(n) / 1000)).quantize(tick),
-                volume=Decimal("0.001"),
-            )
-            for n in (1, 2, 3)
-            for side, sign in (("buy", -1), ("sell", 1))
-        ]
+        orders = ladder("XBTUSD", ticker.mid, 3, ticker.mid / 1000, Decimal("0.001"), TICK)
         await self.ctx.place_batch(orders)
         for order in self.ctx.open_orders()[:4]:
             if order.state is not OrderState.SUBMITTED:
@@ -187,18 +180,9 @@ class StreamGrid(Strategy):
             SEEN.append(book)
         if len(self.ctx.open_orders()) >= 4:
             return
-        tick = Decimal("0.1")
-        orders = [
-            LimitOrder(
-                pair=ticker.pair,
-                side=side,
-                volume=Decimal("0.001"),
-                price=((ticker.mid + sign * tick * n * 3) / tick).to_integral_value() * tick,
-            )
-            for n in (1, 2)
-            for side, sign in (("buy", -1), ("sell", 1))
-        ]
-        await self.ctx.place_batch(orders)
+        await self.ctx.place_batch(
+            ladder(ticker.pair, ticker.mid, 2, 3 * TICK, Decimal("0.001"), TICK)
+        )
 
     async def on_fill(self, fill: Fill) -> None:
         SEEN.append(fill)
