@@ -167,9 +167,22 @@ class Execution:
         """How the restored orders fared while the bot was down."""
         await self.tracker.resume(self._busy)
 
+    @property
+    def broken(self) -> OrderlyError | None:
+        """Why orders can no longer be sent or written down safely (the lane's state
+        files, the order journal), or None: the runner then stops."""
+        return self.venue.broken or self.book.broken
+
     async def poll(self) -> None:
         """Fetch new fills and final states; emit what changed, oldest first."""
         await self.tracker.poll(self._busy)
+
+    async def poll_orders(self) -> None:
+        """The orders loop's action without streams (with them: Feed.poll_orders):
+        :attr:`broken` raised (the runner stops), else :meth:`poll`."""
+        if self.broken is not None:
+            raise self.broken
+        await self.poll()
 
     def open_orders(self) -> list[OrderUpdate]:
         return [o.snapshot() for o in self.book.open()]

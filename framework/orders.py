@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
-from framework.errors import InvalidArguments
+from framework.errors import InvalidArguments, StateError
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.log import get_logger
 
@@ -182,6 +182,10 @@ class OrderBook:
         self._clock = clock
         self.journal = journal
         self.retain_finished_s = retain_finished_s
+        #: Why the journal stopped taking writes (a full disk...), or None. From then on no
+        #: new order is recorded (none could be found again after a crash); changes to the
+        #: orders already out still apply in memory, so they can be followed and cancelled.
+        self.broken: StateError | None = None
 
     def _forget_finished(self) -> None:
         """Drop from memory the orders finished longer ago than ``retain_finished_s``."""
@@ -192,9 +196,28 @@ class OrderBook:
             if order.txid is not None:
                 self._by_txid.pop(order.txid, None)
 
-    def _save(self, *orders: TrackedOrder) -> None:
-        if self.journal is not None:
+    def _save(self, *orders: TrackedOrder, before_send: bool = False) -> None:
+        """Write ``orders`` to the journal. A failed write breaks the journal for good;
+        it raises only ``before_send`` (the order then does not go out)."""
+        if self.journal is None:
+            return
+        try:
+            if self.broken is not None:
+                raise self.broken
             self.journal.save(*orders)
+        except StateError as exc:
+            self._broke(exc)
+            if before_send:
+                raise
+
+    def _broke(self, exc: StateError) -> None:
+        if self.broken is None:
+            self.broken = exc
+            log.error(
+                "journal_unwritable",
+                error=exc.message,
+                detail="no new order goes out; orders already out are still followed",
+            )
 
     def record(self, request: Order) -> TrackedOrder:
         """Assign a client order id and record the order, before anything is sent."""
@@ -207,7 +230,7 @@ class OrderBook:
         orders = [
             TrackedOrder(r, new_client_order_id(), created=now, updated=now) for r in requests
         ]
-        self._save(*orders)
+        self._save(*orders, before_send=True)
         for order in orders:
             self._orders[order.cl_ord_id] = order
             log.info(
@@ -244,7 +267,7 @@ class OrderBook:
         batch = list(orders)
         for order in batch:
             order.sent_at = now
-        self._save(*batch)
+        self._save(*batch, before_send=True)
         return now
 
     def open(self) -> list[TrackedOrder]:
@@ -287,9 +310,21 @@ class OrderBook:
         order.filled += fill.volume
         order.cost += fill.volume * fill.price
         order.updated = fill.time
-        if self.journal is not None:
-            self.journal.fill(order, fill)
+        if self.journal is not None and self.broken is None:
+            try:
+                self.journal.fill(order, fill)
+            except StateError as exc:
+                self._broke(exc)
         return True
+
+    def delivered(self, trade_id: str) -> None:
+        """The strategy's ``on_fill`` has had this fill (written down, so a restart does
+        not deliver it again)."""
+        if self.journal is not None and self.broken is None:
+            try:
+                self.journal.delivered(trade_id)
+            except StateError as exc:
+                self._broke(exc)
 
 
 def batches(requests: Sequence[Order], limit: int) -> list[list[int]]:

@@ -181,7 +181,7 @@ class Runner:
         )
         runner = config.runner
         async with asyncio.TaskGroup() as group:
-            dispatcher = group.create_task(self._dispatch(guard, inbox, journal), name="dispatcher")
+            dispatcher = group.create_task(self._dispatch(guard, inbox, execution), name="dispatch")
             inbox.put(Started(wall(self.clock), inherited=tuple(inherited)))
             if inherited:
                 self._say(f"inherited {len(inherited)} open orders from {config.state.journal}")
@@ -209,7 +209,7 @@ class Runner:
 
             repeated: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
                 ("tickers", runner.tick_interval_s, poll_tickers),
-                ("orders", runner.order_poll_s, feed.poll_orders if feed else execution.poll),
+                ("orders", runner.order_poll_s, (feed or execution).poll_orders),
                 ("clock", runner.clock_check_s, lambda: self._check_clock(venue)),
             ]
             if runner.dead_man_timeout_s:
@@ -310,13 +310,13 @@ class Runner:
         if warning is not None:
             self._say(warning)
 
-    async def _dispatch(self, guard: Guard, inbox: Inbox, journal: OrderJournal | None) -> None:
+    async def _dispatch(self, guard: Guard, inbox: Inbox, execution: Execution) -> None:
         while (event := await inbox.get()) is not None:
             if isinstance(event, Ticker):
                 self.tally.tick_lag = wall(self.clock) - event.time
             await guard.deliver(event)
-            if journal is not None and isinstance(event, Fill):
-                journal.delivered(event.trade_id)
+            if isinstance(event, Fill):
+                execution.book.delivered(event.trade_id)
 
     async def _repeat(
         self, what: str, period: float, action: Callable[[], Awaitable[None]]

@@ -137,8 +137,8 @@ class Feed:
         """The orders loop's action: poll now if a gap asks for it, if the orders stream
         is down, if an order is still UNKNOWN (each poll looks for it again, as without
         streams), or if the safety-net period has passed; otherwise nothing."""
-        if self.execution.venue.broken is not None:  # nothing can be sent: say so, stop
-            raise self.execution.venue.broken
+        if self.execution.broken is not None:  # nothing can be sent: say so, stop
+            raise self.execution.broken
         async with self._polling:  # the orders loop and the gap repair, one at a time
             now = self.clock.monotonic()
             due = now - self._last_poll >= self.safety_poll_s

@@ -8,6 +8,7 @@ import asyncio
 import errno
 import io
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from framework.config import load
 from framework.errors import StateError
 from framework.exchanges.kraken.client import KrakenClient
+from framework.journal import OrderJournal
 from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
 from framework.runner import EXIT_ORDERS_LEFT, EXIT_STATE, Runner
@@ -155,3 +157,49 @@ async def test_cancel_on_stop_failing_leaves_the_dead_man_armed_and_exits_non_ze
         assert sandbox.engine._dead_man  # armed, never disarmed
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "could not cancel" in line and "dead-man switch stays armed" in line
+
+
+@pytest.mark.parametrize("full_at", ["the market order", "the first fill delivered"])
+async def test_a_journal_that_cannot_be_written_stops_the_bot_and_its_orders_are_cancelled(
+    tmp_path: Path,
+    creds: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    full_at: str,
+) -> None:
+    """The order journal's disk fills up: no new order goes out (none could be found again
+    after a crash), the bot stops with one line and exit 3, and the orders it has resting
+    are still cancelled on the way out (the journal's failure does not block changes in
+    memory). Before, a place failing in a hook was a hook error and the bot ran on, unable
+    to trade; a fill that could not be marked delivered crashed the bot (exit 1) with its
+    orders open."""
+    config = write_config(
+        tmp_path, "tests.helpers.strategies:Recorder", params="cancel_on_fill = false"
+    )
+    journal = tmp_path / "orders.sqlite"
+    text = config.read_text().replace("[state]\n", f'[state]\njournal = "{journal}"\n')
+    config.write_text(text)
+    write = OrderJournal._write
+
+    def fills_up(
+        self: OrderJournal, doing: str, sql: str, rows: Iterable[tuple[object, ...]]
+    ) -> None:
+        rows = list(rows)  # the Recorder's resting limit order is written; then the disk fills
+        market = any("market" in row for row in rows)
+        if full or (market if full_at == "the market order" else doing.endswith("delivered")):
+            full.append(doing)
+            raise self._error(doing, sqlite3.OperationalError("database or disk is full"))
+        write(self, doing, sql, rows)
+
+    full: list[str] = []
+    monkeypatch.setattr(OrderJournal, "_write", fills_up)
+    async with Sandbox(dict([creds])) as sandbox:
+        _, task = await trading(config, sandbox, creds, monkeypatch)
+        async with asyncio.timeout(20):
+            assert await task == EXIT_STATE
+        assert not sandbox.engine.open  # cancelled on stop
+        sent = {o.ordertype for o in sandbox.engine.orders.values()}
+    assert sent == ({"limit"} if full_at == "the market order" else {"limit", "market"})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("orderly: stopped: a state file cannot be written: order journal")
+    assert "disk is full" in line and "0 orders left open" in line
