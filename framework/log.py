@@ -8,10 +8,11 @@ string in an event that contains a registered value has it replaced by ``***``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -70,6 +71,53 @@ class _ToStructlog(logging.Handler):
         )
 
 
+class FailSafeStream:
+    """An output stream (a log file, standard output) whose failures (a full disk, a closed
+    pipe) cost lines, never the code that writes: the first failure is said once on stderr,
+    lines are dropped until a write works again, and the recovery is said with the count."""
+
+    def __init__(self, stream: TextIO, name: str) -> None:
+        self._stream = stream
+        self.name = name
+        self.dropped = 0
+        self._failing: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            written = self._stream.write(text)
+        except OSError as exc:
+            self._failed(exc)
+            return 0
+        return written
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if self._failing is not None:
+            self._failing = None
+            _say(f"orderly: {self.name} is written again ({self.dropped} lines lost)")
+
+    def isatty(self) -> bool:
+        return False
+
+    def _failed(self, exc: OSError) -> None:
+        self.dropped += 1
+        if self._failing is None:
+            self._failing = exc
+            _say(
+                f"orderly: {self.name} cannot be written ({exc.strerror or exc}): its lines"
+                " are lost until it can; trading goes on"
+            )
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr itself gone: nothing to say
+        print(line, file=sys.stderr, flush=True)
+
+
 def configure(
     level: str = "info",
     *,
@@ -81,9 +129,9 @@ def configure(
 
     Until it is called, Orderly as a library is quiet: warnings and above go to stderr,
     secrets redacted. ``capture_stdlib`` routes the standard library's logging (aiohttp,
-    asyncio) into the same stream. Loggers are not cached, so a later call (a test, or
-    ``orderly run`` closing its log file) takes effect everywhere; hot paths check
-    :func:`enabled` instead."""
+    asyncio) into the same stream. A stream that fails (a full disk) loses log lines, never
+    raises. Loggers are not cached, so a later call (a test, or ``orderly run`` closing its
+    log file) takes effect everywhere; hot paths check :func:`enabled` instead."""
     global _level
     _level = _LEVELS.get(level.lower(), _LEVELS["info"])
     out = stream if stream is not None else sys.stderr
@@ -111,7 +159,9 @@ def configure(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.PrintLoggerFactory(
+            cast(TextIO, FailSafeStream(out, f"log {getattr(out, 'name', 'stream')}"))
+        ),
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()

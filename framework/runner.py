@@ -18,9 +18,8 @@ orders are cancelled if ``[runner].cancel_on_stop``, a last poll collects the fi
 final states, every event produced until then reaches ``on_fill``/``on_order``, and only
 then ``on_stop`` runs; the lane drains what is in flight (at most ``drain_timeout_s``) and
 writes the nonce floor, logs are flushed; exit 0. If cancelling on stop fails, the dead-man
-switch is left armed (the exchange cancels the orders when it lapses).
-A second signal cancels everything at once (exit 130); the nonce floor is safe either way,
-because the store reserves ahead of every nonce sent.
+switch is left armed (the exchange cancels the orders when it lapses). A second signal
+cancels everything at once (exit 130); the nonce floor is safe: the store reserves ahead.
 
 Exit codes: 0 stopped on request, 1 by ``on_hook_error = "stop_bot"``, 2 bad config or
 refused key, 3 a state file cannot be written, 4 open orders left, 130 forced.
@@ -32,7 +31,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from pydantic import BaseModel
 
@@ -46,7 +45,7 @@ from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import build_strategy, load_strategy
-from framework.log import get_logger
+from framework.log import FailSafeStream, get_logger
 from framework.paths import private_file
 from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
@@ -75,6 +74,7 @@ class Runner:
         self.config = config
         self.clock = clock
         self.out = out or sys.stdout
+        self._out = cast(TextIO, FailSafeStream(self.out, "standard output"))  # never raises
         self._stop = asyncio.Event()
         self._reason = "stop requested"
         self._exit = EXIT_OK
@@ -83,7 +83,7 @@ class Runner:
         self.tally = Tally(clock)
 
     def _say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(text, file=self._out, flush=True)
 
     def request_stop(self, reason: str, *, exit_code: int = EXIT_OK) -> None:
         """Begin a graceful stop (idempotent)."""

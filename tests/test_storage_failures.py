@@ -8,6 +8,7 @@ import asyncio
 import errno
 import io
 import sqlite3
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from framework.exchanges.kraken.client import KrakenClient
 from framework.journal import OrderJournal
 from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
-from framework.runner import EXIT_ORDERS_LEFT, EXIT_STATE, Runner
+from framework.runner import EXIT_ORDERS_LEFT, EXIT_STATE, EXIT_STOPPED_BY_STRATEGY, Runner, run
 from framework.sandbox import Fault, FaultRules, Sandbox
 from tests.helpers import strategies
 from tests.test_runner import write_config
@@ -203,3 +204,45 @@ async def test_a_journal_that_cannot_be_written_stops_the_bot_and_its_orders_are
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("orderly: stopped: a state file cannot be written: order journal")
     assert "disk is full" in line and "0 orders left open" in line
+
+
+class FillsUp(io.StringIO):
+    """A file on a disk that fills up after its first ``room`` lines."""
+
+    def __init__(self, name: str, room: int) -> None:
+        super().__init__()
+        self.name, self.room = name, room
+
+    def write(self, text: str) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= text.count("\n")
+        return super().write(text)
+
+    def flush(self) -> None:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_log_file_or_stdout_that_cannot_be_written_costs_lines_not_the_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found with a 300 kB tmpfs under the log file: the bot died at the next log line
+    (exit 1, "unexpected OSError") with its orders open; standard output redirected to a
+    full disk (or a closed pipe) did the same at the next summary line. Now each loses
+    lines, says so once on stderr, and the bot goes on to its own end (here: stop_bot,
+    exit 1 on purpose)."""
+    config = write_config(
+        tmp_path,
+        "tests.helpers.strategies:Recorder",
+        params="fail_on_tick = true",
+        runner='on_hook_error = "stop_bot"\nstreams = false',
+    )
+    log_file = FillsUp(str(tmp_path / "log.jsonl"), room=3)
+    monkeypatch.setattr("framework.runner.open", lambda *a, **k: log_file, raising=False)
+    monkeypatch.setattr(sys, "stdout", FillsUp("<stdout>", room=0))
+    assert run(load(config)) == EXIT_STOPPED_BY_STRATEGY  # an OSError would have escaped
+    err = capsys.readouterr().err
+    for what in (f"log {tmp_path / 'log.jsonl'}", "standard output"):
+        assert err.count(f"{what} cannot be written (No space left on device): its lines") == 1
+    assert "stopping: on_tick failed: RuntimeError" in err
