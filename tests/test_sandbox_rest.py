@@ -4,10 +4,13 @@ CancelOrderBatch and GetWebSocketsToken, in Kraken's shapes."""
 
 from __future__ import annotations
 
+import json
+import random
 from decimal import Decimal
 
 import pytest
 
+from framework.call import PrivateCall
 from framework.clock import ManualClock
 from framework.sandbox import Sandbox
 from framework.sandbox.ws import Connection
@@ -152,3 +155,37 @@ def test_expired_websocket_tokens_are_forgotten_but_a_connection_keeps_its_own(
     assert sandbox.ws._authorise(subscribed, {"token": first}) == creds[0]
     with pytest.raises(Refusal, match="EAPI:Invalid token"):
         sandbox.ws._authorise(Connection(ws=None), {"token": first})  # type: ignore[arg-type]
+
+
+#: What a careless or hostile client sends: numbers that are not, out of range, not finite.
+ODD = ["", "-1", "1e400", "NaN", "Infinity", "1E+30", "abc", "1,2", "[]", "null", "é", "0.001"]
+ENDPOINTS = [
+    "AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "CancelAllOrdersAfter",
+    "EditOrder", "AmendOrder", "QueryOrders", "OpenOrders", "ClosedOrders", "TradesHistory",
+    "QueryTrades", "Ledgers", "QueryLedgers", "Balance", "TradeBalance",
+]  # fmt: skip
+FIELDS = [
+    "pair", "type", "ordertype", "volume", "price", "oflags", "cl_ord_id", "userref",
+    "txid", "timeout", "deadline", "start", "end", "ofs", "asset", "id", "trades",
+]  # fmt: skip
+
+
+async def test_odd_parameters_get_a_kraken_error_never_an_http_500(
+    creds: tuple[str, str],
+) -> None:
+    """Seeded: 600 signed private calls with odd values in every field (a trade first, so
+    the reads have rows to filter). Every answer is Kraken's envelope with HTTP 200; an
+    ``ofs`` or ``start`` that is not a number was an HTTP 500 (ValueError in the sandbox)."""
+    rng = random.Random(11)
+    async with Sandbox(dict([creds])) as sandbox, client(*creds, sandbox.base_url) as kraken:
+        await kraken.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="0.01")
+        nonces = iter(range(3 * 10**12, 4 * 10**12))  # above the lane's ms nonces
+        for _ in range(600):
+            endpoint = rng.choice(ENDPOINTS)
+            params = {rng.choice(FIELDS): rng.choice(ODD) for _ in range(rng.randint(1, 5))}
+            if rng.random() < 0.3:  # an order that is well formed but for one field
+                params = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", **params}
+            request = kraken.wire.build(PrivateCall(endpoint, params), next(nonces))
+            answer = await kraken.transport.send(request)
+            envelope = json.loads(answer.body)
+            assert answer.status == 200 and isinstance(envelope["error"], list), (params, answer)

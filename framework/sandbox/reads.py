@@ -6,10 +6,11 @@ change."""
 
 from __future__ import annotations
 
+import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.market import PAIRS, Market
@@ -17,10 +18,42 @@ from framework.sandbox.sim_order import SimOrder
 
 #: Kraken's page size for ClosedOrders and TradesHistory.
 PAGE = 50
+T = TypeVar("T")
 
 
 def truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1")
+
+
+def _number(body: Mapping[str, Any], name: str) -> float | None:
+    """``body[name]`` as a finite number, None when absent; Kraken's invalid-arguments
+    error naming the field when it is not one."""
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise KrakenFailure(f"EGeneral:Invalid arguments:{name}")
+    return number
+
+
+def page_of(
+    rows: list[T], body: Mapping[str, Any], time_of: Callable[[T], float]
+) -> tuple[list[T], int]:
+    """One page of a history given newest first (the rows after ``start`` and up to
+    ``end``, Unix seconds, :data:`PAGE` of them from ``ofs``) and how many rows match."""
+    start, end, ofs = (_number(body, name) for name in ("start", "end", "ofs"))
+    if ofs is not None and (ofs < 0 or ofs != int(ofs)):
+        raise KrakenFailure("EGeneral:Invalid arguments:ofs")
+    kept = [
+        row
+        for row in rows
+        if (start is None or time_of(row) > start) and (end is None or time_of(row) <= end)
+    ]
+    return kept[int(ofs or 0) : int(ofs or 0) + PAGE], len(kept)
 
 
 class KrakenReads:
@@ -131,14 +164,9 @@ class KrakenReads:
         assets = {a for a in str(body.get("asset", "all")).split(",") if a and a != "all"}
         if assets:
             entries = [(i, e) for i, e in entries if e["asset"] in assets]
-        start, end = body.get("start"), body.get("end")
-        if start is not None:
-            entries = [(i, e) for i, e in entries if e["time"] > float(start)]
-        if end is not None:
-            entries = [(i, e) for i, e in entries if e["time"] <= float(end)]
         entries.reverse()
-        ofs = int(body.get("ofs", 0))
-        return {"ledger": dict(entries[ofs : ofs + PAGE]), "count": len(entries)}
+        page, count = page_of(entries, body, lambda entry: float(entry[1]["time"]))
+        return {"ledger": dict(page), "count": count}
 
     def query_ledgers(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         ids = [i for i in str(body.get("id", "")).split(",") if i]
@@ -187,18 +215,10 @@ class KrakenReads:
     def closed_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
         closed = [o for o in self._select(key, self._filters(body), None) if o.status != "open"]
-        start, end = body.get("start"), body.get("end")
-        if start is not None:
-            closed = [o for o in closed if (o.closetm or 0) > float(start)]
-        if end is not None:
-            closed = [o for o in closed if (o.closetm or 0) <= float(end)]
         closed.sort(key=lambda o: o.closetm or 0, reverse=True)
-        ofs = int(body.get("ofs", 0))
+        page, count = page_of(closed, body, lambda o: o.closetm or 0)
         trades = truthy(body.get("trades"))
-        return {
-            "closed": {o.txid: o.kraken(trades) for o in closed[ofs : ofs + PAGE]},
-            "count": len(closed),
-        }
+        return {"closed": {o.txid: o.kraken(trades) for o in page}, "count": count}
 
     def trades_of(self, key: str) -> list[tuple[str, dict[str, Any]]]:
         """Every trade of ``key``, oldest first, as ``(trade id, trade)``."""
@@ -207,11 +227,6 @@ class KrakenReads:
 
     def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         mine = self.trades_of(key)
-        start, end = body.get("start"), body.get("end")
-        if start is not None:
-            mine = [(i, t) for i, t in mine if t["time"] > float(start)]
-        if end is not None:
-            mine = [(i, t) for i, t in mine if t["time"] <= float(end)]
         mine.sort(key=lambda item: item[1]["time"], reverse=True)
-        ofs = int(body.get("ofs", 0))
-        return {"trades": dict(mine[ofs : ofs + PAGE]), "count": len(mine)}
+        page, count = page_of(mine, body, lambda item: float(item[1]["time"]))
+        return {"trades": dict(page), "count": count}
