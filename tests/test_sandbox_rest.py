@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import random
 from decimal import Decimal
+from typing import Any
 
+import aiohttp
 import pytest
 
 from framework.call import PrivateCall
@@ -189,3 +191,38 @@ async def test_odd_parameters_get_a_kraken_error_never_an_http_500(
             answer = await kraken.transport.send(request)
             envelope = json.loads(answer.body)
             assert answer.status == 200 and isinstance(envelope["error"], list), (params, answer)
+
+
+#: Odd values for the WebSocket methods: wrong types where lists, numbers or ids belong.
+WS_ODD: list[Any] = ["", -1, 1e30, "NaN", "abc", None, [], {}, True, 10**30, [1, {}], {"a": 1}]
+WS_FIELDS = [
+    "order_type", "side", "order_qty", "symbol", "limit_price", "order_id", "cl_ord_id",
+    "order_userref", "time_in_force", "post_only", "timeout", "orders", "deadline",
+]  # fmt: skip
+WS_METHODS = [
+    "add_order", "amend_order", "cancel_order", "cancel_all", "cancel_all_orders_after",
+    "batch_add", "batch_cancel", "subscribe", "nope",
+]  # fmt: skip
+
+
+async def test_odd_websocket_requests_get_an_error_answer_and_keep_the_connection(
+    creds: tuple[str, str],
+) -> None:
+    """Seeded: 300 authorised WebSocket v2 requests with wrongly typed fields. Each gets its
+    answer on the same connection; an ``order_id`` or ``orders`` that was a number instead
+    of a list raised TypeError in the sandbox and cost the client its connection."""
+    rng = random.Random(5)
+    async with Sandbox(dict([creds])) as sandbox, aiohttp.ClientSession() as http:
+        token = sandbox.engine.get_websockets_token(creds[0], {})["token"]
+        async with http.ws_connect(sandbox.ws_url) as ws:
+            assert json.loads((await ws.receive(timeout=5)).data)["channel"] == "status"
+            for req_id in range(300):
+                params = {rng.choice(WS_FIELDS): rng.choice(WS_ODD) for _ in range(3)}
+                request = {"method": rng.choice(WS_METHODS), "params": params, "req_id": req_id}
+                await ws.send_str(json.dumps({**request, "params": {**params, "token": token}}))
+                while True:  # past heartbeats and channel data, to this request's answer
+                    message = await ws.receive(timeout=5)
+                    assert message.type == aiohttp.WSMsgType.TEXT, (request, message)
+                    answer = json.loads(message.data)
+                    if answer.get("req_id") == req_id:
+                        break

@@ -284,7 +284,10 @@ class SandboxWebSocket(Subscriptions):
                 results = self._order_method(conn, method, params)
             else:
                 raise Refusal(f"Method not found: {method}")
-        except (Refusal, KrakenFailure) as refused:
+        except Exception as refused:  # a refusal; or a sandbox bug, logged: the client stays
+            if not isinstance(refused, Refusal | KrakenFailure):
+                log.exception("sandbox_request_failed", method=str(method)[:40])
+                refused = KrakenFailure("EGeneral:Internal error")
             error = refused.error if isinstance(refused, KrakenFailure) else str(refused)
             conn.send(
                 {

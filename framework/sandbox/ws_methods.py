@@ -17,6 +17,19 @@ class Refusal(Exception):
     """A request answered ``success: false`` with this error string."""
 
 
+def _ids(params: dict[str, Any], name: str) -> list[Any]:
+    """A list field of ids (``order_id``, ``cl_ord_id``, ``orders``...): absent is empty;
+    anything but a list of strings or whole numbers is refused, naming the field."""
+    value = params.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in value
+    ):
+        raise Refusal(f"EGeneral:Invalid arguments:{name}")
+    return value
+
+
 class OrderMethods:
     """``run(account, method, params)`` -> the answers to send (one per result; an
     exception in the list is an error answer of its own)."""
@@ -75,9 +88,9 @@ class OrderMethods:
         return [[{"order_id": p["txid"]} if "txid" in p else {"error": p["error"]} for p in placed]]
 
     def _cancel_order(self, account: str, params: dict[str, Any]) -> list[Any]:
-        refs = [("txid", i) for i in params.get("order_id") or []]
-        refs += [("cl_ord_id", i) for i in params.get("cl_ord_id") or []]
-        refs += [("txid", i) for i in params.get("order_userref") or []]
+        refs = [("txid", i) for i in _ids(params, "order_id")]
+        refs += [("cl_ord_id", i) for i in _ids(params, "cl_ord_id")]
+        refs += [("txid", i) for i in _ids(params, "order_userref")]
         if not refs:
             raise Refusal("Missing field: order_id")
         answers: list[Any] = []
@@ -102,7 +115,7 @@ class OrderMethods:
         return [{"amend_id": amended["amend_id"], **echoed}]
 
     def _batch_cancel(self, account: str, params: dict[str, Any]) -> list[Any]:
-        ids = [*(params.get("orders") or []), *(params.get("cl_ord_id") or [])]
+        ids = [*_ids(params, "orders"), *_ids(params, "cl_ord_id")]
         self._charge(account, "batch_cancel", {"orders": ids})
         return [{"count": self.engine.cancel_order_batch(account, {"orders": ids})["count"]}]
 
