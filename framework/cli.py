@@ -35,6 +35,13 @@ if TYPE_CHECKING:  # the rest is imported where used, so `orderly --help` answer
     from framework.config import Config
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (a larger number would wrap to another port)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: 0 to 65535")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderly",
@@ -50,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="run the sandbox exchange on 127.0.0.1")
     sandbox.add_argument("--config", type=Path, help="read [sandbox] from this TOML file")
-    sandbox.add_argument("--port", type=int, help="port (0 = any free port)")
+    sandbox.add_argument("--port", type=_port, help="port (0 = any free port)")
     sandbox.add_argument("--nonce-window", type=int, help="tolerated nonce regression")
     sandbox.add_argument(
         "--delay-ms",

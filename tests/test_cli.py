@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,28 @@ def test_sandbox_command_serves_until_signalled(tmp_path: Path) -> None:
         process.terminate()
         process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_sandbox_command_on_a_busy_or_impossible_port_says_so_in_one_line() -> None:
+    """A port in use printed a JSON traceback and "unexpected OSError" (exit 1); a port past
+    65535 silently served on another one (99999 became 34463)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "framework.cli", "sandbox", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "sandbox", "--port", "99999"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "0 to 65535" in done.stderr

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.errors import ConfigError
 from framework.log import get_logger
 from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
 from framework.sandbox.faults import ERRORS as FAULT_ERRORS
@@ -154,7 +155,14 @@ class Sandbox:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, or not ours to use
+            await self._runner.cleanup()
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                f"the sandbox cannot listen on {self.host}:{self.port}: {reason}"
+            ) from None
         self.port = self._runner.addresses[0][1]
         self._driver = asyncio.create_task(self.ws.run(), name="sandbox-ws")
         log.info("sandbox_started", url=self.base_url, keys=[key_id(k) for k in self.gate.accounts])
