@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from framework.config import Config
 from framework.errors import ConfigError
 from framework.registry import check_exchange
-from framework.strategy import Strategy
+from framework.strategy import HOOKS, Strategy
 
 
 def _find_file(name: str, config: Config) -> Path:
@@ -76,6 +77,10 @@ def load_strategy(config: Config) -> tuple[type[Strategy], BaseModel]:
         raise ConfigError(
             f"strategy.class: {config.strategy.class_} is not a framework.Strategy subclass"
         )
+    for hook in HOOKS.values():  # a plain def would be called, then its None awaited
+        if not inspect.iscoroutinefunction(getattr(cls, hook)):
+            name = f"{cls.__name__}.{hook}"
+            raise ConfigError(f"strategy.class: {name} must be 'async def' (hooks are awaited)")
     model = cls.Params
     if model.model_config.get("extra") is None:  # not said: a typo'd key is an error
         names = {*model.model_fields} | {f.alias for f in model.model_fields.values() if f.alias}

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -43,6 +44,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.errors import InvalidArguments, UsageError
 from framework.events import BookTop, Candle, Fill, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
@@ -135,8 +137,10 @@ class Context:
 
     def every(self, seconds: float, callback: Timer) -> None:
         """Call ``await callback()`` every ``seconds``, through the same guard as hooks."""
-        if seconds <= 0:
-            raise ValueError(f"timer period must be positive; got {seconds}")
+        if not seconds > 0:
+            raise InvalidArguments(f"a timer's period must be positive seconds; got {seconds!r}")
+        if not inspect.iscoroutinefunction(callback):
+            raise InvalidArguments(f"a timer must be an async function; got {callback!r}")
         if self._start_timer is not None:
             self._start_timer(seconds, callback)
         else:
@@ -173,11 +177,24 @@ class Strategy:
     #: The model of ``[strategy.params]``; ``self.params`` is an instance of it.
     Params: ClassVar[type[BaseModel]] = NoParams
 
-    ctx: Context
     params: Any
 
     def __init__(self) -> None:
         self.name = type(self).__name__
+
+    @property
+    def ctx(self) -> Context:
+        """All the strategy acts through; the runner gives it after ``__init__``."""
+        try:
+            return self._ctx
+        except AttributeError:
+            raise UsageError(
+                f"{type(self).__name__}.ctx is given after __init__: use it from on_start on"
+            ) from None
+
+    @ctx.setter
+    def ctx(self, ctx: Context) -> None:
+        self._ctx = ctx
 
     def every(self, seconds: float, callback: Timer) -> None:
         """Shorthand for ``self.ctx.every``."""

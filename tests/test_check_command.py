@@ -7,10 +7,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from framework.cli import main as orderly
+from framework.errors import InvalidArguments
+from framework.execution import Execution
+from framework.strategy import Context
 from tests.test_runner import ROOT
 
 CONFIG = """
@@ -51,6 +55,37 @@ def test_a_strategy_whose_init_raises(tmp_path: Path, capsys: pytest.CaptureFixt
     code, err = check(tmp_path, capsys, strategy=f"{tmp_path / 'broken.py'}:Broken", params="")
     assert code == 2 and len(err.splitlines()) == 1
     assert "strategy.class: Broken() raised RuntimeError: no config for me" in err
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (  # forgot async: every tick was a hook error, and check said ok
+            "    def on_tick(self, ticker):\n        pass\n",
+            "strategy.class: Forgetful.on_tick must be 'async def' (hooks are awaited)",
+        ),
+        (  # the context in __init__: an AttributeError about 'ctx'
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.pairs = self.ctx.pairs\n",
+            "Forgetful.ctx is given after __init__: use it from on_start on",
+        ),
+        (  # a timer that is not a coroutine, or a period of 0: a raw ValueError in a hook
+            "    def __init__(self):\n        super().__init__()\n        self.every(0, print)\n",
+            "Forgetful.ctx is given after __init__: use it from on_start on",
+        ),
+    ],
+    ids=["sync hook", "ctx in __init__", "timer in __init__"],
+)
+def test_a_strategy_written_the_wrong_way_is_named_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str
+) -> None:
+    (tmp_path / "forgetful.py").write_text(
+        f"from framework import Strategy\n\n\nclass Forgetful(Strategy):\n{body}"
+    )
+    code, err = check(
+        tmp_path, capsys, strategy=f"{tmp_path / 'forgetful.py'}:Forgetful", params=""
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
 
 
 def test_an_unknown_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,3 +151,17 @@ def test_the_readme_strategy_example_passes_the_projects_lint() -> None:
             cwd=ROOT,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_timer_must_be_a_coroutine_with_a_positive_period() -> None:
+    """A period of 0 raised a bare ValueError into the hook; a plain function was accepted
+    and failed at its first tick."""
+    ctx = Context(cast(Execution, None), name="t")
+
+    async def tick() -> None:
+        pass
+
+    for period, callback in ((0, tick), (float("nan"), tick), (1, print)):
+        with pytest.raises(InvalidArguments):
+            ctx.every(period, callback)  # type: ignore[arg-type]
+    ctx.every(1, tick)
