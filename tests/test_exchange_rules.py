@@ -35,6 +35,9 @@ from tests.test_runner import ROOT
 BITUNIX_KEY, BITUNIX_SECRET = "rules-bitunix-api-key-7f3a9c", "rules-bitunix-api-secret-2b8e6d"
 
 # --- the official SDK's own signatures (synthetix-sdk 0.7.0, pip), recorded -------------------
+# synthetix-sdk 0.4.0 (the version issue 12 names) gives the same five: its Signer's
+# sign_place_orders, sign_cancel_orders, sign_cancel_orders_by_cloid, sign_schedule_cancel
+# and sign_action, with these nonces and expiresAfter = nonce + 60000 (checked 2026-11-24).
 
 CLOID = "0x5f1a0c3e9b7d4a2c8e6f0b1d3a5c7e9f"
 SDK_VECTORS: list[tuple[str, dict[str, Any], tuple[int, str, str]]] = [
