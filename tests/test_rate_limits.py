@@ -12,7 +12,7 @@ from framework.errors import OrderlyError, RateLimited
 from framework.exchanges.kraken import limits
 from framework.exchanges.kraken.limits import TIERS, cancel_cost, engine_costs, rest_cost
 from framework.nonce import SqliteStore
-from framework.sandbox import Sandbox, kraken_rules
+from framework.sandbox import Sandbox, generate_credentials, kraken_rules
 from tests.helpers.kraken import client
 
 
@@ -91,3 +91,34 @@ async def test_a_restart_right_after_a_burst_is_not_refused(
             store.close()
         (stats,) = sandbox.stats().values()
     assert stats["rate_limited"] == 0 and stats["accepted"] == 36
+
+
+async def test_a_rate_limit_refusal_fills_the_pacers_counter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exchange's counter can be fuller than the pacer knows: another key of the account
+    (the engine counter is the account's), another program on the key, or a lost nonce
+    store. The pacer's first refusal now tells it the counter is full and the calls after
+    it wait for the decay; before, every call until the counter drained was refused too
+    (found running bots against one `orderly sandbox` with a fresh state directory)."""
+    slow = {"rest_max": 20, "rest_decay": 100.0, "engine_max": 20, "engine_decay": 4.0}
+    monkeypatch.setitem(TIERS, "test", limits.Tier(**slow))
+    monkeypatch.setitem(kraken_rules.TIERS, "test", kraken_rules.Tier(**slow))
+    keys = [generate_credentials() for _ in range(2)]
+    account = {key: "desk" for key, _ in keys}
+    async with Sandbox(dict(keys), tier="test", account_of=account) as sandbox:
+
+        async def orders(kraken: Any, count: int) -> list[Any]:
+            order = {"pair": "XBTUSD", "side": "buy", "ordertype": "limit", "volume": "0.001"}
+            return await asyncio.gather(
+                *(kraken.add_order(**order, price="1000") for _ in range(count)),
+                return_exceptions=True,
+            )
+
+        async with client(*keys[0], sandbox.base_url, tier="test") as first:
+            await orders(first, 19)  # the account's engine counter: full
+        async with client(*keys[1], sandbox.base_url, tier="test") as second:
+            results = await orders(second, 1) + await orders(second, 6)
+        refused = sandbox.stats()[second.key_id]["rate_limited"]
+    assert refused == sum(isinstance(r, RateLimited) for r in results) == 1, results
+    assert sum(not isinstance(r, BaseException) for r in results) == 6

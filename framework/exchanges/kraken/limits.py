@@ -62,6 +62,8 @@ REST_DOUBLE = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrade
 ENGINE_CALLS = frozenset(
     {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder", "AmendOrder"}
 )
+#: The key of the REST counter among the counters a refusal marks full (pairs are the others).
+REST = "(REST)"
 #: Extra engine cost of cancelling an order younger than each age (seconds).
 CANCEL_PENALTY: tuple[tuple[float, int], ...] = (
     (5, 8),
@@ -117,12 +119,21 @@ class Pacer:
         self._born = time.monotonic()
         self._carried_rest = False
         self._waited = False
-        self._rest = AsyncLimiter(
-            tier.rest_max - margin, (tier.rest_max - margin) / tier.rest_decay
-        )
+        self._rest = self._fresh(tier.rest_max - margin, tier.rest_decay)
         self._engine: dict[str, AsyncLimiter] = {}
+        self._full: dict[str, int] = {}  # counters the exchange said are full (REST or a pair)
         self._margin = margin
         self._orders: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def refused(self, call: PrivateCall) -> None:
+        """The exchange refused ``call`` for a full counter: it holds more than this pacer
+        counted (another key of the account, another program on the key, a lost nonce
+        store). The counter is taken as full: the next call on it waits for the decay."""
+        pairs = engine_costs(call.endpoint, call.params, self._age)
+        self._full.update(pairs if pairs else {REST: 0})
+
+    def _fresh(self, size: float, decay: float) -> AsyncLimiter:
+        return AsyncLimiter(size, size / decay)
 
     def _carried(self, limiter: AsyncLimiter, decay: float) -> float:
         """What a counter may still hold from the process before this one."""
@@ -132,10 +143,13 @@ class Pacer:
         return max(0.0, limiter.max_rate - decay * idle)
 
     async def _engine_for(self, pair: str) -> AsyncLimiter:
-        if pair not in self._engine:
+        refused = self._full.pop(pair, None) is not None
+        if refused or pair not in self._engine:  # a fresh counter, filled to what it may hold
             size = self.tier.engine_max - self._margin
-            limiter = self._engine[pair] = AsyncLimiter(size, size / self.tier.engine_decay)
-            await limiter.acquire(self._carried(limiter, self.tier.engine_decay))
+            limiter = self._engine[pair] = self._fresh(size, self.tier.engine_decay)
+            await limiter.acquire(
+                size if refused else self._carried(limiter, self.tier.engine_decay)
+            )
         return self._engine[pair]
 
     def placed(self, pair: str, *refs: str) -> None:
@@ -178,6 +192,9 @@ class Pacer:
         if not self._carried_rest:
             self._carried_rest = True
             await self._rest.acquire(self._carried(self._rest, self.tier.rest_decay))
+        if self._full.pop(REST, None) is not None:  # refused: the exchange's is full
+            self._rest = self._fresh(self._rest.max_rate, self.tier.rest_decay)
+            await self._rest.acquire(self._rest.max_rate)
         cost = rest_cost(endpoint)
         if cost:
             await self._rest.acquire(cost)

@@ -164,9 +164,18 @@ class KrakenWire:
         return Request("POST", self._base_url + path, headers, body)
 
     def parse(self, call: PrivateCall, answer: Answer) -> Any:
-        result = parse(
-            call.endpoint, answer.status, answer.body, exchange=self.exchange, key_id=self._key_id
-        )
+        try:
+            result = parse(
+                call.endpoint,
+                answer.status,
+                answer.body,
+                exchange=self.exchange,
+                key_id=self._key_id,
+            )
+        except RateLimited:
+            if self._pacer is not None:  # the exchange's counter is fuller than ours
+                self._pacer.refused(call)
+            raise
         if self._pacer is not None:  # placement times decide what cancelling will cost
             self._pacer.answered(call, result)
         return result
