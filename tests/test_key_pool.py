@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from framework.config import Config
+from framework.exchanges.kraken import limits
 from framework.exchanges.kraken.client import KrakenClient
 from framework.nonce import SqliteStore
 from framework.nonce.history import NonceHistory
 from framework.registry import open_venue
-from framework.sandbox import Sandbox, generate_credentials
+from framework.sandbox import Sandbox, generate_credentials, kraken_rules
 from framework.sandbox.auth import KrakenFailure
 from framework.secret import key_id
 
@@ -107,3 +108,29 @@ async def test_the_sandbox_counts_the_engine_per_account_and_rest_per_key() -> N
         for key, _ in keys:  # each key's REST counter is its own: 15 a key
             for _ in range(15):
                 limits.charge(key, "Balance", {}, lambda ref: None, "desk")
+
+
+async def test_the_keys_of_a_pool_pace_the_accounts_engine_counter_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kraken's matching-engine counter is the account's, per pair: each key of a pool paced
+    it alone, so two keys placed twice what the account may (the sandbox refused them)."""
+    slow = {"rest_max": 20, "rest_decay": 100.0, "engine_max": 12, "engine_decay": 12.0}
+    monkeypatch.setitem(limits.TIERS, "test", limits.Tier(**slow))
+    monkeypatch.setitem(kraken_rules.TIERS, "test", kraken_rules.Tier(**slow))
+    keys = [generate_credentials() for _ in range(2)]
+    async with Sandbox(dict(keys), tier="test", account_of={k: "desk" for k, _ in keys}) as sandbox:
+        async with KrakenClient(
+            *keys[0],
+            sandbox.base_url,
+            store=SqliteStore(tmp_path / "nonces.sqlite"),
+            history=NonceHistory(None),
+            tier="test",
+            pool=keys[1:],
+        ) as kraken:
+            order = {"pair": "XBTUSD", "side": "buy", "ordertype": "limit", "volume": "0.001"}
+            async with asyncio.timeout(20):
+                await asyncio.gather(*(kraken.add_order(**order, price="1000") for _ in range(30)))
+        refused = sum(sandbox.stats()[key_id(k)]["rate_limited"] for k, _ in keys)
+        placed = len(sandbox.engine.orders)
+    assert (refused, placed) == (0, 30)

@@ -23,11 +23,7 @@ import aiohttp
 from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.dispatch import Lane
-from framework.errors import (
-    ConfigError,
-    ExchangeError,
-    InvalidArguments,
-)
+from framework.errors import ConfigError, ExchangeError, InvalidArguments
 from framework.events import Ticker
 from framework.exchanges.base import LaneClient, amount, plain
 from framework.exchanges.kraken.errors import EXCHANGE
@@ -237,11 +233,13 @@ class KrakenClient(LaneClient):
         )
 
     def _pool_lane(self, api_key: Secret, api_secret: Secret, history: NonceHistory) -> Lane:
-        """The strict lane of one more key of the account: its own wire, nonces and
-        pacer, over this client's HTTP session."""
+        """The strict lane of one more key of the account: its own wire, nonces and pacer
+        (engine counters shared with the first key's), over this client's HTTP session."""
         assert self._store is not None
         pool_key_id = key_id(api_key)
-        pacer = Pacer(TIERS[self._tier], name=self._tier) if self._tier is not None else None
+        pacer = (
+            Pacer(TIERS[self._tier], name=self._tier, account=self.pacer) if self._tier else None
+        )
         wire = KrakenWire(
             api_key,
             api_secret,

@@ -62,8 +62,6 @@ REST_DOUBLE = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrade
 ENGINE_CALLS = frozenset(
     {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder", "AmendOrder"}
 )
-#: The key of the REST counter among the counters a refusal marks full (pairs are the others).
-REST = "(REST)"
 #: Extra engine cost of cancelling an order younger than each age (seconds).
 CANCEL_PENALTY: tuple[tuple[float, int], ...] = (
     (5, 8),
@@ -110,8 +108,16 @@ class Pacer:
     """Keeps one key under its tier's counters, in the order calls are paced."""
 
     def __init__(
-        self, tier: Tier, margin: float = 1.0, *, name: str = "", idle_s: float | None = None
+        self,
+        tier: Tier,
+        margin: float = 1.0,
+        *,
+        name: str = "",
+        idle_s: float | None = None,
+        account: Pacer | None = None,
     ) -> None:
+        """``account``: the pacer of another key of the same account, whose matching-engine
+        counters (the account's, per pair) and order placement times this one shares."""
         self.tier = tier
         self.name = name
         #: How long the key was idle before this process (None: long enough to be empty).
@@ -119,18 +125,26 @@ class Pacer:
         self._born = time.monotonic()
         self._carried_rest = False
         self._waited = False
-        self._rest = self._fresh(tier.rest_max - margin, tier.rest_decay)
-        self._engine: dict[str, AsyncLimiter] = {}
-        self._full: dict[str, int] = {}  # counters the exchange said are full (REST or a pair)
         self._margin = margin
-        self._orders: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._rest = self._fresh(tier.rest_max - margin, tier.rest_decay)
+        self._rest_full = False  # the exchange said the key's REST counter is full
+        if account is None:
+            self._engine: dict[str, AsyncLimiter] = {}
+            self._engine_full: set[str] = set()  # pairs the exchange said are full
+            self._orders: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        else:
+            self._engine, self._engine_full = account._engine, account._engine_full
+            self._orders = account._orders
 
     def refused(self, call: PrivateCall) -> None:
         """The exchange refused ``call`` for a full counter: it holds more than this pacer
-        counted (another key of the account, another program on the key, a lost nonce
-        store). The counter is taken as full: the next call on it waits for the decay."""
+        counted (another program on the key or the account, a lost nonce store). The
+        counter is taken as full: the next call on it waits for the decay."""
         pairs = engine_costs(call.endpoint, call.params, self._age)
-        self._full.update(pairs if pairs else {REST: 0})
+        if pairs:
+            self._engine_full.update(pairs)
+        else:
+            self._rest_full = True
 
     def _fresh(self, size: float, decay: float) -> AsyncLimiter:
         return AsyncLimiter(size, size / decay)
@@ -143,7 +157,8 @@ class Pacer:
         return max(0.0, limiter.max_rate - decay * idle)
 
     async def _engine_for(self, pair: str) -> AsyncLimiter:
-        refused = self._full.pop(pair, None) is not None
+        refused = pair in self._engine_full
+        self._engine_full.discard(pair)
         if refused or pair not in self._engine:  # a fresh counter, filled to what it may hold
             size = self.tier.engine_max - self._margin
             limiter = self._engine[pair] = self._fresh(size, self.tier.engine_decay)
@@ -192,7 +207,8 @@ class Pacer:
         if not self._carried_rest:
             self._carried_rest = True
             await self._rest.acquire(self._carried(self._rest, self.tier.rest_decay))
-        if self._full.pop(REST, None) is not None:  # refused: the exchange's is full
+        if self._rest_full:  # refused: the exchange's is full
+            self._rest_full = False
             self._rest = self._fresh(self._rest.max_rate, self.tier.rest_decay)
             await self._rest.acquire(self._rest.max_rate)
         cost = rest_cost(endpoint)
