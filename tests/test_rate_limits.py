@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
+from framework.config import Config
 from framework.errors import OrderlyError, RateLimited
 from framework.exchanges.kraken import limits
 from framework.exchanges.kraken.limits import TIERS, cancel_cost, engine_costs, rest_cost
+from framework.exchanges.kraken.venue import kraken_venue
 from framework.nonce import SqliteStore
+from framework.orders import LimitOrder
 from framework.sandbox import Sandbox, generate_credentials, kraken_rules
 from tests.helpers.kraken import client
 
@@ -122,3 +125,34 @@ async def test_a_rate_limit_refusal_fills_the_pacers_counter(
         refused = sandbox.stats()[second.key_id]["rate_limited"]
     assert refused == sum(isinstance(r, RateLimited) for r in results) == 1, results
     assert sum(not isinstance(r, BaseException) for r in results) == 6
+
+
+async def test_a_rate_limit_refusal_over_websocket_order_entry_fills_the_counter_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``order_entry = "ws"`` paces orders by the same pacer as REST; a refusal that came
+    back over the WebSocket did not tell it, so every order after it was refused too."""
+    slow = {"rest_max": 20, "rest_decay": 100.0, "engine_max": 20, "engine_decay": 4.0}
+    monkeypatch.setitem(TIERS, "test", limits.Tier(**slow))
+    monkeypatch.setitem(kraken_rules.TIERS, "test", kraken_rules.Tier(**slow))
+    keys = [generate_credentials() for _ in range(2)]
+    async with Sandbox(dict(keys), tier="test", account_of={k: "desk" for k, _ in keys}) as sb:
+        async with client(*keys[0], sb.base_url, tier="test") as first:
+            order = {"pair": "XBTUSD", "side": "buy", "ordertype": "limit", "volume": "0.001"}
+            await asyncio.gather(*(first.add_order(**order, price="1000") for _ in range(19)))
+        config = Config.model_validate(
+            {
+                "exchange": {"order_entry": "ws"},
+                "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h")},
+            }
+        )
+        ws = (sb.ws_url, sb.ws_url)
+        async with kraken_venue(config, *keys[1], sb.base_url, tier="test", ws_urls=ws) as venue:
+            results = []
+            for n in range(7):
+                request = LimitOrder(pair="XBTUSD", side="buy", volume="0.001", price="1000")
+                try:
+                    results += await venue.place_batch([(request, f"ws-{n}")])
+                except RateLimited as refusal:  # the whole call refused: nothing placed
+                    results.append(refusal)
+    assert sum(isinstance(r, RateLimited) for r in results) == 1, results

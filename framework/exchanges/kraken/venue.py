@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
-from framework.errors import ConfigError, ExchangeError, OrderlyError
+from framework.errors import ConfigError, ExchangeError, OrderlyError, RateLimited
 from framework.events import Fill, Ticker
 from framework.exchanges.base import (
     SHAPE_ERRORS,
@@ -102,6 +103,21 @@ class KrakenVenue(ClientVenue[KrakenClient]):
     #: With ``[exchange] order_entry = "ws"``: orders and cancels go by WebSocket.
     order_socket: OrderSocket | None = None
 
+    async def _ws_call(self, rest: PrivateCall, method: str, params: dict[str, Any]) -> Any:
+        """One order method over the WebSocket, paced as its REST twin ``rest`` (Kraken
+        shares the engine counter between them); a rate-limit refusal tells the pacer, as
+        on REST."""
+        assert self.order_socket is not None
+        pacer = self.client.pacer
+        if pacer is not None:
+            await pacer.pace_call(rest)
+        try:
+            return await self.order_socket.call(method, params)
+        except RateLimited:
+            if pacer is not None:
+                pacer.refused(rest)
+            raise
+
     async def _ws_place(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         assert self.order_socket is not None
         pair = orders[0][0].pair
@@ -110,14 +126,13 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         client = self.client
         at = wall(client.clock) + client.clock_offset_s + (client.order_deadline_s or 60)
         common = {"symbol": symbol, "deadline": deadline(at)}
-        rest_body = {"pair": pair, "orders": [{} for _ in orders]}
-        if client.pacer is not None:  # the engine counter REST and WebSocket share
-            await client.pacer.pace("AddOrder" if len(orders) == 1 else "AddOrderBatch", rest_body)
+        endpoint = "AddOrder" if len(orders) == 1 else "AddOrderBatch"
+        rest = PrivateCall(endpoint, {"pair": pair, "orders": [{} for _ in orders]})
         fields = [v2_order(order_params(o, cid, precision)) for o, cid in orders]
         if len(orders) == 1:
-            result = await self.order_socket.call("add_order", {**fields[0], **common})
+            result = await self._ws_call(rest, "add_order", {**fields[0], **common})
             return [str(result["order_id"])]
-        results = await self.order_socket.call("batch_add", {**common, "orders": fields})
+        results = await self._ws_call(rest, "batch_add", {**common, "orders": fields})
         if not isinstance(results, list) or len(results) != len(orders):
             raise ExchangeError(
                 "batch_add answered a different number of orders",
@@ -214,9 +229,8 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     async def cancel(self, cl_ord_id: str, *, pair: str, txid: str | None) -> None:
         if self.order_socket is not None:
-            if self.client.pacer is not None:
-                await self.client.pacer.pace("CancelOrder", {"cl_ord_id": cl_ord_id})
-            await self.order_socket.call("cancel_order", {"cl_ord_id": [cl_ord_id]})
+            rest = PrivateCall("CancelOrder", {"cl_ord_id": cl_ord_id})
+            await self._ws_call(rest, "cancel_order", {"cl_ord_id": [cl_ord_id]})
             return
         await self.client.cancel_order(cl_ord_id=cl_ord_id)
 
