@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal
@@ -196,28 +196,28 @@ class OrderBook:
             if order.txid is not None:
                 self._by_txid.pop(order.txid, None)
 
-    def _save(self, *orders: TrackedOrder, before_send: bool = False) -> None:
-        """Write ``orders`` to the journal. A failed write breaks the journal for good;
-        it raises only ``before_send`` (the order then does not go out)."""
+    def _write(self, write: Callable[[OrderJournal], None], *, before_send: bool = False) -> None:
+        """One write to the journal, if there is one. A failed write breaks the journal for
+        good; it raises only ``before_send`` (the order then does not go out)."""
         if self.journal is None:
             return
         try:
             if self.broken is not None:
                 raise self.broken
-            self.journal.save(*orders)
+            write(self.journal)
         except StateError as exc:
-            self._broke(exc)
+            if self.broken is None:
+                self.broken = exc
+                log.error(
+                    "journal_unwritable",
+                    error=exc.message,
+                    detail="no new order goes out; orders already out are still followed",
+                )
             if before_send:
                 raise
 
-    def _broke(self, exc: StateError) -> None:
-        if self.broken is None:
-            self.broken = exc
-            log.error(
-                "journal_unwritable",
-                error=exc.message,
-                detail="no new order goes out; orders already out are still followed",
-            )
+    def _save(self, *orders: TrackedOrder, before_send: bool = False) -> None:
+        self._write(lambda journal: journal.save(*orders), before_send=before_send)
 
     def record(self, request: Order) -> TrackedOrder:
         """Assign a client order id and record the order, before anything is sent."""
@@ -310,21 +310,13 @@ class OrderBook:
         order.filled += fill.volume
         order.cost += fill.volume * fill.price
         order.updated = fill.time
-        if self.journal is not None and self.broken is None:
-            try:
-                self.journal.fill(order, fill)
-            except StateError as exc:
-                self._broke(exc)
+        self._write(lambda journal: journal.fill(order, fill))
         return True
 
     def delivered(self, trade_id: str) -> None:
         """The strategy's ``on_fill`` has had this fill (written down, so a restart does
         not deliver it again)."""
-        if self.journal is not None and self.broken is None:
-            try:
-                self.journal.delivered(trade_id)
-            except StateError as exc:
-                self._broke(exc)
+        self._write(lambda journal: journal.delivered(trade_id))
 
 
 def batches(requests: Sequence[Order], limit: int) -> list[list[int]]:
