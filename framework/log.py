@@ -79,8 +79,9 @@ class FailSafeStream:
     def __init__(self, stream: TextIO, name: str) -> None:
         self._stream = stream
         self.name = name
-        self.dropped = 0
+        self.dropped = 0  # lines lost (a line: its writes, then one flush)
         self._failing: OSError | None = None
+        self._lost = False  # the current line
 
     def write(self, text: str) -> int:
         try:
@@ -95,8 +96,9 @@ class FailSafeStream:
             self._stream.flush()
         except OSError as exc:
             self._failed(exc)
-            return
-        if self._failing is not None:
+        if self._lost:
+            self._lost, self.dropped = False, self.dropped + 1
+        elif self._failing is not None:
             self._failing = None
             _say(f"orderly: {self.name} is written again ({self.dropped} lines lost)")
 
@@ -104,7 +106,7 @@ class FailSafeStream:
         return False
 
     def _failed(self, exc: OSError) -> None:
-        self.dropped += 1
+        self._lost = True
         if self._failing is None:
             self._failing = exc
             _say(
