@@ -3,6 +3,7 @@ exit 2; the README's strategy example passes the project's own lint."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -165,3 +166,37 @@ def test_a_timer_must_be_a_coroutine_with_a_positive_period() -> None:
         with pytest.raises(InvalidArguments):
             ctx.every(period, callback)  # type: ignore[arg-type]
     ctx.every(1, tick)
+
+
+def test_synthetix_pairs_are_checked_against_its_books(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`orderly check` said ok for any Synthetix pair, even unreachable, without saying
+    it had not looked: each configured symbol is now asked for its book (the conformance
+    server in its own process refuses an unknown symbol as Synthetix does, HTTP 400)."""
+    address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    env = {"ORDERLY_BENCH_ADDRESS": address, "ORDERLY_BENCH_SUBACCOUNTS": "1867542890123456789"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.conformance.serve", "synthetix"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        monkeypatch.setenv(
+            "ORDERLY_SYNTHETIX_PRIVATE_KEY",
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        )
+        synthetix = 'synthetix"\nsub_account_id = 1867542890123456789\nbase_url = '
+        code, err = check(tmp_path, capsys, exchange=f'{synthetix}"{url}', pair="DOGE-USDT")
+        assert code == 2 and err == "orderly: strategy.pairs: 'DOGE-USDT' not listed by synthetix"
+        code, err = check(tmp_path, capsys, exchange=f'{synthetix}"{url}', pair="BTC-USDT")
+        assert (code, err) == (0, "")
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+    code, err = check(tmp_path, capsys, exchange=f'{synthetix}"http://127.0.0.1:1', pair="X")
+    assert code == 0 and "pairs not checked: synthetix could not be reached" in err

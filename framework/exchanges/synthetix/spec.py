@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from framework.registry import ExchangeSpec, register
+
+if TYPE_CHECKING:
+    from framework.config import Config
 
 
 class SynthetixSettings(BaseModel):
@@ -48,6 +51,33 @@ def check_secret(value: str) -> str | None:
     return None
 
 
+PUBLIC = "https://papi.synthetix.io"
+
+
+async def listed_pairs(config: Config) -> set[str] | None:
+    """Which of the configured symbols Synthetix has a book for: each is asked with
+    ``getOrderbook`` (the public call the venue reads prices with). A refusal as a bad
+    request (HTTP 400/404) means not listed; anything else unclear, or no answer: None."""
+    import aiohttp  # here: registering an exchange stays cheap
+
+    base = (config.exchange.base_url or PUBLIC).rstrip("/")
+    listed: set[str] = set()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            for pair in config.strategy.pairs if config.strategy else ():
+                body = {"params": {"action": "getOrderbook", "symbol": pair, "limit": 5}}
+                async with http.post(base + "/v1/info", json=body) as answer:
+                    reply = await answer.json(content_type=None)
+                    status = reply.get("status") if isinstance(reply, dict) else None
+                    if status == "ok":
+                        listed.add(pair)
+                    elif status != "error" or answer.status not in (400, 404):
+                        return None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return listed
+
+
 SPEC = register(
     ExchangeSpec(
         name="synthetix",
@@ -55,5 +85,6 @@ SPEC = register(
         settings=SynthetixSettings,
         secrets=("ORDERLY_SYNTHETIX_PRIVATE_KEY",),
         secret_checks={"ORDERLY_SYNTHETIX_PRIVATE_KEY": check_secret},
+        pairs=listed_pairs,
     )
 )
