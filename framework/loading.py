@@ -131,19 +131,28 @@ def check(config: Config) -> list[str]:
         problem = check_format(secret.reveal()) if check_format else None
         if problem:
             raise ConfigError(f"secret {name}: {problem}")
-    if spec.pairs is None or config.strategy is None:
-        return []
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # none: the command line's case
-        listed = asyncio.run(spec.pairs(config))
+        note = asyncio.run(check_pairs(config))
     else:  # called from async code, which this blocking check must not stall
         return ["pairs not checked: check() was called inside a running event loop"]
+    return [note] if note else []
+
+
+async def check_pairs(config: Config) -> str | None:
+    """The strategy's pairs against the exchange's list (``orderly check``, and ``orderly
+    run`` before it trades): a pair it does not list is a ConfigError; returns a note when
+    the list could not be had (the exchange unreachable), else None."""
+    spec = check_exchange(config)
+    if spec.pairs is None or config.strategy is None:
+        return None
+    listed = await spec.pairs(config)
     if listed is None:
-        return [f"pairs not checked: {spec.name} could not be reached for its pair list"]
+        return f"pairs not checked: {spec.name} could not be reached for its pair list"
     unknown = [p for p in config.strategy.pairs if p not in listed]
     if unknown:
         raise ConfigError(
             f"strategy.pairs: {', '.join(map(repr, unknown))} not listed by {spec.name}"
         )
-    return []
+    return None

@@ -3,14 +3,12 @@
     orderly run config/paper.toml
 
 One ``asyncio.TaskGroup`` owns every task: the event dispatcher (hooks, one at a time, in
-event order), the streams (framework/streaming.py), ticker and order polling, the
-strategy's timers and the live summary. A polling failure is logged and retried with
-exponential backoff (up to ``[runner].max_backoff_s``); it never stops the bot, even when it
-is not a typed error (an answer no parser foresaw is logged as ``poll_crashed``).
+event order), the streams (framework/streaming.py), polls, timers and the live summary. A
+polling failure is logged and retried with exponential backoff (``[runner].max_backoff_s``);
+it never stops the bot, even when it is not a typed error (logged as ``poll_crashed``).
 
 Events reach the strategy through an :class:`~framework.inbox.Inbox`: fills and order
-updates are never dropped, ticks are conflated (the newest per pair), and the summary shows
-the tick lag (how old the last ticker was when ``on_tick`` got it).
+updates are never dropped, ticks are conflated (the newest per pair; the summary's tick lag).
 
 Stopping (SIGINT, SIGTERM or SIGHUP): new orders are refused, polling and timers stop, the order
 manager finishes the sends and reconciliations it owns (at most ``drain_timeout_s``), open
@@ -44,7 +42,7 @@ from framework.events import Fill, OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
-from framework.loading import build_strategy, load_strategy
+from framework.loading import build_strategy, check_pairs, load_strategy
 from framework.log import FailSafeStream, get_logger
 from framework.paths import private_file
 from framework.preflight import check_clock, check_key
@@ -122,6 +120,8 @@ class Runner:
     async def _run(self) -> int:
         config = self.config
         strategy_cls, params = load_strategy(config)
+        if (note := await check_pairs(config)) is not None:  # an unknown pair: ConfigError
+            log.warning("pairs_not_checked", detail=note)
         async with open_venue(config) as venue:
             await check_key(venue, self.clock)
             try:

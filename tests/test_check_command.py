@@ -200,3 +200,23 @@ def test_synthetix_pairs_are_checked_against_its_books(
         server.communicate(timeout=10)
     code, err = check(tmp_path, capsys, exchange=f'{synthetix}"http://127.0.0.1:1', pair="X")
     assert code == 0 and "pairs not checked: synthetix could not be reached" in err
+
+
+def test_run_refuses_an_unknown_pair_before_trading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`orderly check` named an unknown pair, but `orderly run` went on with blank prices,
+    polling the ticker into the exchange's refusals for as long as it ran."""
+    monkeypatch.setenv("ORDERLY_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "bot.toml"
+    path.write_text(
+        CONFIG.format(
+            exchange="sandbox",
+            strategy=f"{ROOT}/strategies/grid.py:Grid",
+            pair="BTCUSDX",
+            params="",
+        )
+    )
+    assert orderly(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "orderly: strategy.pairs: 'BTCUSDX' not listed by sandbox"
