@@ -37,6 +37,7 @@ def check(
     strategy: str = "strategies/grid.py:Grid",
     pair: str = "XBTUSD",
     params: str = "levels = 2",
+    command: str = "check",
 ) -> tuple[int, str]:
     path = tmp / "bot.toml"
     path.write_text(
@@ -44,7 +45,7 @@ def check(
             "strategies/", f"{ROOT}/strategies/"
         )
     )
-    code = orderly(["check", str(path)])
+    code = orderly([command, str(path)])
     return code, capsys.readouterr().err.strip()
 
 
@@ -208,15 +209,6 @@ def test_run_refuses_an_unknown_pair_before_trading(
     """`orderly check` named an unknown pair, but `orderly run` went on with blank prices,
     polling the ticker into the exchange's refusals for as long as it ran."""
     monkeypatch.setenv("ORDERLY_STATE_DIR", str(tmp_path / "state"))
-    path = tmp_path / "bot.toml"
-    path.write_text(
-        CONFIG.format(
-            exchange="sandbox",
-            strategy=f"{ROOT}/strategies/grid.py:Grid",
-            pair="BTCUSDX",
-            params="",
-        )
-    )
-    assert orderly(["run", str(path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "orderly: strategy.pairs: 'BTCUSDX' not listed by sandbox"
+    code, err = check(tmp_path, capsys, pair="BTCUSDX", params="", command="run")
+    assert code == 2
+    assert err.splitlines()[-1] == "orderly: strategy.pairs: 'BTCUSDX' not listed by sandbox"
