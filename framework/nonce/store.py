@@ -202,7 +202,8 @@ class SqliteStore:
             os.close(fd)
             raise StoreLocked(
                 f"another process (pid {holder}) is using this key in nonce store {self.path}; "
-                "one key per process, or share it through the Redis store",
+                "one key per process, or share it through Redis ([state] backend = 'redis';"
+                " README 'Several bots, one key')",
                 key_id=key_id,
             ) from None
         os.ftruncate(fd, 0)
