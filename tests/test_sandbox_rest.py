@@ -119,10 +119,6 @@ async def test_a_sandbox_traded_by_rest_alone_keeps_nothing_for_websocket_client
 ) -> None:
     """The WebSocket feeds keep public trades until the next push; with no client
     subscribed they kept them for ever (and a late subscriber got the backlog as news)."""
-    from decimal import Decimal
-
-    from framework.sandbox import Sandbox
-
     async with Sandbox(dict([creds])) as sandbox:
         ask = sandbox.market.quote("XBTUSD")[1]
         for _ in range(3):

@@ -53,7 +53,8 @@ def page_of(
         for row in rows
         if (start is None or time_of(row) > start) and (end is None or time_of(row) <= end)
     ]
-    return kept[int(ofs or 0) : int(ofs or 0) + PAGE], len(kept)
+    first = int(ofs or 0)
+    return kept[first : first + PAGE], len(kept)
 
 
 class KrakenReads:
