@@ -122,7 +122,10 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--producers", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--loop", nargs="+", choices=["uvloop", "asyncio"], default=["uvloop"])
     args = parser.parse_args()
-    for producers in args.producers:
-        PRODUCERS = producers
-        uvloop.run(main(args.calls, args.rounds))
+    for loop in args.loop:
+        for producers in args.producers:
+            PRODUCERS = producers
+            print(f"event loop: {loop}")
+            (uvloop.run if loop == "uvloop" else asyncio.run)(main(args.calls, args.rounds))

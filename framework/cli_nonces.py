@@ -46,7 +46,7 @@ def _format(record: dict[str, Any]) -> str:
 
 def _history_path(args: argparse.Namespace) -> Path:
     path: Path = args.file or config_at(args.config).state.history
-    from framework.nonce.history import history_files
+    from framework.nonce.reading import history_files
 
     if not history_files(path):
         raise OrderlyError(f"no nonce history at {path}")
@@ -54,7 +54,7 @@ def _history_path(args: argparse.Namespace) -> Path:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
-    from framework.nonce.history import BadLine, read_records
+    from framework.nonce.reading import BadLine, read_records
 
     return [r for r in read_records(path) if not isinstance(r, BadLine)]
 
@@ -92,7 +92,7 @@ def _check(args: argparse.Namespace) -> int:
     shared key, merged in time order: each key's nonces must strictly increase across all."""
     import heapq
 
-    from framework.nonce.history import BadLine, check, read_records
+    from framework.nonce.reading import BadLine, check, read_records
 
     path = _history_path(args)
     others = [Path(p) for p in args.also or []]
@@ -141,7 +141,7 @@ def _resume(args: argparse.Namespace) -> int:
     floor max(last sent + margin, now in its unit) + one block: above every nonce the
     history shows, and above the records a ``kill -9`` may have cost it (at most one
     64 KiB buffer, a few hundred records)."""
-    from framework.nonce.history import read_records
+    from framework.nonce.reading import read_records
     from framework.nonce.source import DEFAULT_BLOCK, NS_PER_UNIT
     from framework.nonce.store import SqliteStore
 

@@ -51,7 +51,7 @@ from framework.errors import (
     TransientError,
 )
 from framework.log import get_logger
-from framework.nonce.history import NonceHistory
+from framework.nonce.history import NonceHistory, Outcome
 from framework.nonce.source import Nonce, NonceSource
 
 log = get_logger("framework.dispatch")
@@ -159,14 +159,8 @@ class Lane:
             await self._source.close()
         except StateError as exc:  # the reserved ceiling on file still covers every nonce
             log.warning("nonce_floor_not_written", key_id=self.key_id, error=str(exc))
-        self._flush()
+        self._history.write_now(self._stop_sending)
         log.info("lane_closed", key_id=self.key_id, exchange=self.exchange, sent=self._seq)
-
-    def _flush(self) -> None:
-        try:
-            self._history.flush()
-        except StateError as exc:
-            self._stop_sending(exc)
 
     def _stop_sending(self, exc: StateError) -> None:
         """A state file cannot be written: no more calls go out on this key."""
@@ -214,7 +208,11 @@ class Lane:
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as in_flight:
-            while (jobs := await self._next_jobs()) is not _STOP:
+            while True:
+                if self._queue.empty():  # about to wait: the history goes to disk
+                    self._history.idle(self._stop_sending)
+                if (jobs := await self._queue.get()) is _STOP:
+                    break
                 for job in jobs:
                     if not self._may_send(job):
                         continue
@@ -227,14 +225,15 @@ class Lane:
                             self._slots.release()
                         continue
                     try:  # the nonce is taken here, in queue order, before the call leaves
-                        nonce, seq = await self._assign(job)
+                        nonce = self._source.next_ready()
+                        if nonce is None:  # a block reservation is due: the one await here
+                            nonce = await self._source.next()
                     except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
                         if self.max_in_flight > 1:
                             self._slots.release()
-                        settle(job.future, exc=exc)
-                        if isinstance(exc, StateError):
-                            self._stop_sending(exc)
+                        self._not_sent(job, exc)
                         continue
+                    seq = self._assigned(job, nonce)
                     if self.max_in_flight == 1:  # strict: the next call waits for this answer
                         await self._execute(job, nonce, seq)
                     else:
@@ -271,23 +270,16 @@ class Lane:
             return False
         return True
 
-    async def _next_jobs(self) -> tuple[Job, ...] | None:
-        if self._queue.empty():  # about to wait: put the history on disk first
-            self._flush()
-        return await self._queue.get()
-
     async def _execute_in_slot(self, job: Job, nonce: Nonce, seq: int) -> None:
         try:
             await self._execute(job, nonce, seq)
         finally:
             self._slots.release()
             if self._queue.empty():
-                self._flush()
+                self._history.idle(self._stop_sending)
 
-    async def _assign(self, job: Job) -> tuple[Nonce, int]:
-        nonce = self._source.next_ready()
-        if nonce is None:  # a block reservation is due: the one await on this path
-            nonce = await self._source.next()
+    def _assigned(self, job: Job, nonce: Nonce) -> int:
+        """Number the call and write its nonce to the history; returns its seq."""
         self._seq += 1
         self._history.assigned(
             key_id=self.key_id,
@@ -296,10 +288,18 @@ class Lane:
             endpoint=job.call.endpoint,
             queued_s=self._monotonic() - job.enqueued,
         )
-        return nonce, self._seq
+        return self._seq
+
+    def _not_sent(self, job: Job, exc: OrderlyError) -> None:
+        """No nonce could be taken for ``job`` (exhausted, or a store that cannot be
+        written: then nothing more is sent)."""
+        settle(job.future, exc=exc)
+        if isinstance(exc, StateError):
+            self._stop_sending(exc)
 
     def _record(self, job: Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
-        outcome = "accepted" if exc is None else outcome_of(exc)
+        outcome: Outcome = "accepted" if exc is None else outcome_of(exc)
+        code = None if exc is None else getattr(exc, "code", None) or type(exc).__name__
         self.stats.count(outcome, exc)
         try:  # the call ran: its caller gets the answer even if the record cannot be written
             self._history.outcome(
@@ -309,7 +309,7 @@ class Lane:
                 endpoint=job.call.endpoint,
                 outcome=outcome,
                 rtt_s=self._monotonic() - started,
-                code=getattr(exc, "code", None) or (type(exc).__name__ if exc else None),
+                code=code,
             )
         except StateError as failed:
             self._stop_sending(failed)
@@ -331,12 +331,11 @@ class Lane:
                     settle(job.future, exc=exc)
                     return
                 try:
-                    nonce, seq = await self._assign(job)
+                    nonce = await self._source.next()
                 except OrderlyError as exhausted:
-                    settle(job.future, exc=exhausted)
-                    if isinstance(exhausted, StateError):
-                        self._stop_sending(exhausted)
+                    self._not_sent(job, exhausted)
                     return
+                seq = self._assigned(job, nonce)
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
                 if self._breaker.refused() or isinstance(exc, LockedOut):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from pathlib import Path
 
+from framework.call import PrivateCall
 from framework.clock import ManualClock
+from framework.dispatch import Lane
 from framework.errors import AuthError
-from framework.nonce.history import NonceHistory, check, history_files, read_records
+from framework.nonce.history import NonceHistory
+from framework.nonce.reading import check, history_files, read_records
+from framework.nonce.source import IncreasingNonces, Nonce
+from framework.nonce.store import MemoryStore
 from framework.sandbox import Sandbox
 from tests.helpers.kraken import client
 
@@ -121,3 +127,63 @@ def test_writers_sharing_a_file_never_tear_a_line(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines()
     assert len(lines) == 3000
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_lines_read_back_as_the_records_whatever_their_values(tmp_path: Path) -> None:
+    """The two hot records are written from a template, the rest by orjson: either way a
+    line is the record ``recent`` shows, quotes and odd strings included."""
+    path = tmp_path / "h.jsonl"
+    history = NonceHistory(path)
+    history.assigned(key_id="k1", nonce=10**18 + 7, seq=1, endpoint="AddOrder", queued_s=0.0123)
+    history.outcome(
+        key_id="k1", nonce=10**18 + 7, seq=1, endpoint="AddOrder", outcome="accepted", rtt_s=2.5
+    )
+    history.assigned(key_id='k"2', nonce="a1b2", seq=2, endpoint='Odd"},{\n', queued_s=0)
+    history.outcome(
+        key_id='k"2',
+        nonce="a1b2",
+        seq=2,
+        endpoint='Odd"},{\n',
+        outcome="rejected",
+        rtt_s=1e-7,
+        code='EAPI:Invalid nonce "},{',
+    )
+    history.assigned(key_id="k%s", nonce=5, seq=3, endpoint='E"%d\\', queued_s=1e-9)
+    history.paused(key_id="k1", code=None, refusals=3, cooldown_s=60.0)
+    history.close()
+    lines = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert lines == history.recent(last=10)
+    events = [r["event"] for r in lines]
+    assert events == ["nonce_assigned", "nonce_outcome"] * 2 + ["nonce_assigned", "lane_paused"]
+    assert (lines[4]["key_id"], lines[4]["endpoint"]) == ("k%s", 'E"%d\\')
+    assert (lines[0]["queued_ms"], lines[1]["rtt_ms"], lines[0]["nonce"]) == (
+        12.3,
+        2500.0,
+        10**18 + 7,
+    )
+
+
+async def test_an_idle_lane_puts_its_records_on_disk_without_closing(tmp_path: Path) -> None:
+    """Calls in quick succession share one write; the last ones reach the file soon after
+    the lane goes idle (a timer, not the next call)."""
+    path = tmp_path / "h.jsonl"
+    history = NonceHistory(path)
+
+    async def instant(call: PrivateCall, nonce: Nonce) -> Nonce:
+        return nonce
+
+    source = IncreasingNonces(MemoryStore(), "k", unit="counter")
+    async with Lane(key_id="k", wire=instant, source=source, history=history) as lane:
+        for _ in range(5):
+            await lane.submit(PrivateCall("Balance"))
+        async with asyncio.timeout(5):  # bounded: the write is due within 10 ms
+            while len(path.read_bytes().splitlines()) < 10:  # noqa: ASYNC110 - a file
+                await asyncio.sleep(0.005)
+        assert [json.loads(line)["seq"] for line in path.read_bytes().splitlines()[::2]] == [
+            1,
+            2,
+            3,
+            4,
+            5,
+        ]
+    history.close()

@@ -13,41 +13,52 @@ other outcome at warning), to a bounded in-memory ring that code can query with
 (``nonces.jsonl``, ``nonces.jsonl.1`` ... oldest last). Records hold the key id, a short
 hash, never a key or a secret.
 
-Whole lines are buffered in memory (up to 64 KiB) and written with one ``write`` on an
-``O_APPEND`` descriptor when the lane's queue runs empty, when the buffer is full, and on
-close: an idle or lightly loaded bot has every record on disk at once, a busy one pays a
-write per buffer, not per record. One ``write`` is never split by a signal, so a ``kill -9``
-can lose the buffered tail of the history but never leaves half a line; several processes
-appending to one file cannot interleave inside a line. A nonce floor is never at risk: it
-lives in the store.
+Records are buffered in memory and written as whole lines with one ``write`` on an
+``O_APPEND`` descriptor when the lane's queue runs empty (at once, or :data:`WRITE_EVERY_S`
+after the previous write), when 512 records are held, and on close: an idle bot has every
+record on disk within 10 ms, a busy one pays a write per interval or buffer, not per
+record. One ``write`` is never split by a signal, so a ``kill -9`` can lose the buffered
+tail of the history but never leaves half a line; several processes appending to one file
+cannot interleave inside a line. A nonce floor is never at risk: it lives in the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
 import os
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import StateError
 from framework.log import enabled, get_logger
+from framework.nonce.reading import Record, last_nonce
 from framework.paths import private_dir
 
-_BUFFER = 64 * 1024
+_BUFFERED = 512  # records held before a write (about 100 KiB of lines)
 Outcome = Literal["accepted", "rejected", "failed", "timed_out"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "failed", "timed_out")
-Record = dict[str, Any]
+#: The longest a record waits in memory once its writer is idle (seconds).
+WRITE_EVERY_S = 0.01
+_ASSIGNED = "assigned"
+#: A record as kept before it is written or read: (wall ns, "assigned" or the outcome, key
+#: id, nonce, seq, endpoint, seconds queued or round trip, error code), or a rare record
+#: (a lane pause) as a dict already.
+Raw = tuple[int, str, str, int | str, int, str, float, str | None] | Record
 
 
 class NonceHistory:
-    """Records nonce events. ``path=None`` keeps the ring and the log only."""
+    """Records nonce events. ``path=None`` keeps the ring and the log only.
+
+    The two records of every call are kept raw (a tuple of the values and the wall time in
+    nanoseconds) in the ring and the write buffer; they become JSON lines when written and
+    dicts when read with :meth:`recent`: what a call pays is a clock read and two appends."""
 
     def __init__(
         self,
@@ -59,18 +70,22 @@ class NonceHistory:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = Path(path) if path is not None else None
-        self._ring: deque[Record] = deque(maxlen=ring_size)
+        self._ring: deque[Raw] = deque(maxlen=ring_size)
         self._max_bytes = max_bytes
         self._backups = backups
-        self._clock = clock
+        self._now_ns = clock.wall_ns
         self._pid = os.getpid()
         self._log = get_logger("framework.nonce.history")
         self._fd: int | None = None
         self._size = 0
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        self._pending: list[Raw] = []
+        self._unwritten = b""  # the tail of a short write, written first next time
+        self._line_bytes = 200  # a line's length, as last written (to rotate on time)
         self._stamp_second = -1
         self._stamp_prefix = ""
+        self._templates: dict[tuple[str, str, str], str] = {}
+        self._written_at = float("-inf")  # time.monotonic() of the last write
+        self._timer: asyncio.TimerHandle | None = None
         if self.path is not None:
             private_dir(self.path.parent)
             self._open()
@@ -93,22 +108,17 @@ class NonceHistory:
             self.path.unlink()
         self._open()
 
-    def _emit(self, record: Record) -> None:
-        self._ring.append(record)
+    def _emit(self, raw: Raw) -> None:
+        self._ring.append(raw)
         if self._fd is not None:
-            line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-            self._pending.append(line)
-            self._pending_bytes += len(line)
-            if (
-                self._pending_bytes >= _BUFFER
-                or self._size + self._pending_bytes >= self._max_bytes
-            ):
+            self._pending.append(raw)
+            held = len(self._pending)
+            if held >= _BUFFERED or self._size + held * self._line_bytes >= self._max_bytes:
                 self.flush()
 
-    def _stamp(self) -> str:
-        """RFC 3339 UTC with microseconds, as text; the seconds part is formatted once per
-        second (two records per call made this a hot spot)."""
-        seconds, rest = divmod(self._clock.wall_ns(), 1_000_000_000)
+    def _stamp(self, ns: int) -> str:
+        """RFC 3339 UTC with microseconds; the seconds part is formatted once per second."""
+        seconds, rest = divmod(ns, 1_000_000_000)
         if seconds != self._stamp_second:
             self._stamp_second = seconds
             moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
@@ -119,29 +129,9 @@ class NonceHistory:
         self, *, key_id: str, nonce: int | str, seq: int, endpoint: str, queued_s: float
     ) -> None:
         """A nonce was given to a call leaving the queue."""
-        queued_ms = round(queued_s * 1000, 3)
-        self._emit(
-            {
-                "ts": self._stamp(),
-                "event": "nonce_assigned",
-                "key_id": key_id,
-                "nonce": nonce,
-                "seq": seq,
-                "endpoint": endpoint,
-                "queued_ms": queued_ms,
-                "pid": self._pid,
-            }
-        )
-        if not enabled("debug"):
-            return
-        self._log.debug(
-            "nonce_assigned",
-            key_id=key_id,
-            nonce=nonce,
-            seq=seq,
-            endpoint=endpoint,
-            queued_ms=queued_ms,
-        )
+        self._emit((self._now_ns(), _ASSIGNED, key_id, nonce, seq, endpoint, queued_s, None))
+        if enabled("debug"):
+            self._log.debug("nonce_assigned", **self._fields(self._ring[-1]))
 
     def outcome(
         self,
@@ -155,40 +145,17 @@ class NonceHistory:
         code: str | None = None,
     ) -> None:
         """What became of the call that carried ``nonce``."""
-        rtt_ms = round(rtt_s * 1000, 3)
-        record: Record = {
-            "ts": self._stamp(),
-            "event": "nonce_outcome",
-            "key_id": key_id,
-            "nonce": nonce,
-            "seq": seq,
-            "endpoint": endpoint,
-            "outcome": outcome,
-            "rtt_ms": rtt_ms,
-            "pid": self._pid,
-        }
-        if code is not None:
-            record["code"] = code
-        self._emit(record)
-        if outcome == "accepted" and not enabled("debug"):
-            return
-        emit = self._log.debug if outcome == "accepted" else self._log.warning
-        emit(
-            "nonce_outcome",
-            key_id=key_id,
-            nonce=nonce,
-            seq=seq,
-            endpoint=endpoint,
-            outcome=outcome,
-            rtt_ms=rtt_ms,
-            code=code,
-        )
+        self._emit((self._now_ns(), outcome, key_id, nonce, seq, endpoint, rtt_s, code))
+        if outcome != "accepted":
+            self._log.warning("nonce_outcome", **self._fields(self._ring[-1]))
+        elif enabled("debug"):
+            self._log.debug("nonce_outcome", **self._fields(self._ring[-1]))
 
     def paused(self, *, key_id: str, code: str | None, refusals: int, cooldown_s: float) -> None:
         """The lane's breaker tripped: nothing is sent for ``cooldown_s``."""
         self._emit(
             {
-                "ts": self._stamp(),
+                "ts": self._stamp(self._now_ns()),
                 "event": "lane_paused",
                 "key_id": key_id,
                 "code": code,
@@ -199,30 +166,116 @@ class NonceHistory:
         )
         self.flush()
 
+    def _dict(self, raw: Raw) -> Record:
+        """A record as the file holds it."""
+        if isinstance(raw, dict):
+            return raw
+        ns, kind, key_id, nonce, seq, endpoint, seconds, code = raw
+        record: Record = {"ts": self._stamp(ns), "event": "nonce_outcome", "key_id": key_id}
+        record.update(nonce=nonce, seq=seq, endpoint=endpoint)
+        if kind is _ASSIGNED:
+            record.update(event="nonce_assigned", queued_ms=round(seconds * 1000, 3))
+        else:
+            record.update(outcome=kind, rtt_ms=round(seconds * 1000, 3))
+        record["pid"] = self._pid
+        if code is not None:
+            record["code"] = code
+        return record
+
+    def _fields(self, raw: Raw) -> Record:
+        """A record's fields for the log line (which has its own time, event and pid)."""
+        return {k: v for k, v in self._dict(raw).items() if k not in ("ts", "event", "pid")}
+
+    def _lines(self, raws: list[Raw]) -> bytes:
+        """The JSON lines of ``raws``. The two hot records are formatted with a template
+        per (event or outcome, key id, endpoint), made once with those three quoted by
+        orjson; any other record (a pause, an error code, a string nonce) goes through
+        orjson whole."""
+        templates, out = self._templates, []
+        for raw in raws:
+            if raw.__class__ is not tuple or raw[7] is not None or raw[3].__class__ is str:
+                out.append(orjson.dumps(self._dict(raw)).decode() + "\n")
+                continue
+            ns, kind, key_id, nonce, seq, endpoint, seconds, _ = raw
+            if ns // 1_000_000_000 != self._stamp_second:
+                self._stamp(ns)
+            template = templates.get((kind, key_id, endpoint)) or self._template(
+                kind, key_id, endpoint
+            )
+            out.append(
+                template
+                % (self._stamp_prefix, ns % 1_000_000_000 // 1000, nonce, seq, seconds * 1000)
+            )
+        return "".join(out).encode()
+
+    def _template(self, kind: str, key_id: str, endpoint: str) -> str:
+        event, time_field = (
+            ("nonce_assigned", "queued_ms") if kind is _ASSIGNED else ("nonce_outcome", "rtt_ms")
+        )
+        outcome = "" if kind is _ASSIGNED else f',"outcome":{_quote(kind)}'
+        template = (
+            f'{{"ts":"%s.%06d+00:00","event":"{event}","key_id":{_quote(key_id)},"nonce":%d,'
+            f'"seq":%d,"endpoint":{_quote(endpoint)}{outcome},"{time_field}":%.3f,'
+            f'"pid":{self._pid}}}\n'
+        )
+        if len(self._templates) < 1_000:  # key ids x endpoints x outcomes: a few dozen
+            self._templates[kind, key_id, endpoint] = template
+        return template
+
     def recent(self, key_id: str | None = None, last: int = 100) -> list[Record]:
         """The newest ``last`` records in the ring, oldest first, optionally for one key.
         ``ts`` is RFC 3339 text, as in the file."""
-        records = [r for r in self._ring if key_id is None or r["key_id"] == key_id]
-        return records[-last:] if last > 0 else []
+        if last <= 0:
+            return []
+        records = [self._dict(r) for r in self._ring]
+        return [r for r in records if key_id is None or r["key_id"] == key_id][-last:]
 
-    def flush(self) -> None:
-        """Write the buffered lines (whole lines, one write), then rotate if due. A write
-        the OS refuses (a full disk) raises StateError; the lines not written stay buffered
-        for the next flush."""
-        if self._fd is None or not self._pending:
+    def idle(self, failed: Callable[[StateError], None]) -> None:
+        """Its writer has nothing more for now: write the buffer at once, or, if the last
+        write was less than WRITE_EVERY_S ago, that long after it (a steady trickle of calls
+        pays one write per interval, not one per call). ``failed`` hears of a refused write.
+        """
+        if self._timer is not None or not self._pending:
             return
-        data = memoryview(b"".join(self._pending))
+        due = self._written_at + WRITE_EVERY_S - time.monotonic()
+        if due > 0:
+            self._timer = asyncio.get_running_loop().call_later(due, self.write_now, failed)
+        else:
+            self.write_now(failed)
+
+    def write_now(self, failed: Callable[[StateError], None]) -> None:
+        """:meth:`flush`, telling ``failed`` (not the caller) of a refused write."""
+        try:
+            self.flush()
+        except StateError as exc:
+            failed(exc)
+
+    def flush(self) -> bool:
+        """Write the buffered lines (whole lines, one write), then rotate if due; False if
+        there was nothing to write. A write the OS refuses (a full disk) raises StateError;
+        the lines not written stay buffered for the next flush."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._fd is None or not (self._pending or self._unwritten):
+            return False
+        self._written_at = time.monotonic()
+        data = self._lines(self._pending)
+        self._line_bytes = max(1, len(data) // max(1, len(self._pending)))
+        data = self._unwritten + data
+        self._pending.clear()
         try:
             while data:  # a regular file takes it all at once; loop only on a short write
-                data = data[os.write(self._fd, data) :]
-            self._size = os.fstat(self._fd).st_size
+                written = os.write(self._fd, data)
+                self._size += written
+                data = data[written:]
             if self._size >= self._max_bytes:
                 self._rotate()
         except OSError as exc:
             raise StateError(f"nonce history {self.path}: cannot write: {exc}") from None
         finally:
-            self._pending = [bytes(data)] if data else []
-            self._pending_bytes = len(data)
+            self._unwritten = data
+        return True
 
     def last_nonce(self, key_id: str) -> int | None:
         """The last integer nonce this history's file shows for ``key_id`` (None: none, or
@@ -244,122 +297,6 @@ class NonceHistory:
         return f"NonceHistory(path={str(self.path) if self.path else None!r})"
 
 
-# --- reading history files (``orderly nonces ...``) ---------------------------------------
-
-
-def history_files(path: Path) -> list[Path]:
-    """The file and its rotated backups, oldest first."""
-    backups = sorted(
-        (p for p in path.parent.glob(f"{path.name}.*") if p.suffix.lstrip(".").isdigit()),
-        key=lambda p: int(p.suffix.lstrip(".")),
-        reverse=True,
-    )
-    return [*backups, *([path] if path.exists() else [])]
-
-
-def _lines_backwards(file: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """The lines of ``file``, last first, read in chunks from the end."""
-    with open(file, "rb") as handle:
-        position = handle.seek(0, os.SEEK_END)
-        rest = b""
-        while position > 0:
-            size = min(chunk, position)
-            position -= size
-            handle.seek(position)
-            lines = (handle.read(size) + rest).split(b"\n")
-            rest = lines.pop(0)  # may be cut: joined with the chunk before it
-            yield from reversed(lines)
-        yield rest
-
-
-def last_nonce(path: Path, key_id: str) -> int | None:
-    """The last integer nonce the history at ``path`` gave ``key_id`` (newest file first,
-    read from its end), or None if it holds none. Nonces of a key only increase, so the last
-    one is the largest; a ``kill -9`` may have cost the history its unwritten tail."""
-    needle = f'"key_id":"{key_id}"'.encode()
-    for file in reversed(history_files(path)):
-        for line in _lines_backwards(file):
-            if needle not in line or b'"nonce_assigned"' not in line:
-                continue
-            try:
-                nonce = json.loads(line).get("nonce")
-            except ValueError:
-                continue
-            if isinstance(nonce, int) and not isinstance(nonce, bool):
-                return nonce
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class BadLine:
-    """A line of a history file that is not a JSON object."""
-
-    file: Path
-    line: int
-
-
-def read_records(path: Path) -> Iterator[Record | BadLine]:
-    """Every record of the history at ``path`` (rotated files included), in write order."""
-    for file in history_files(path):
-        with open(file, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                yield record if isinstance(record, dict) else BadLine(file, number)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One regression or duplicate found by :func:`check`."""
-
-    kind: Literal["regression", "duplicate", "unreadable"]
-    key_id: str
-    nonce: int | str | None
-    previous: int | str | None
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}: key {self.key_id}: {self.detail}"
-
-
-def check(
-    records: Iterable[Record | BadLine], pauses: list[Record] | None = None
-) -> tuple[int, list[Problem]]:
-    """Verify that each key's assigned nonces strictly increase (integers) or never repeat
-    (strings). Returns the number of assignments checked and every problem found; lane
-    pauses (not problems) are appended to ``pauses`` when it is given."""
-    pauses = pauses if pauses is not None else []
-    last: dict[str, int] = {}
-    seen: dict[str, set[int | str]] = {}
-    problems: list[Problem] = []
-    count = 0
-    for record in records:
-        if isinstance(record, BadLine):
-            problems.append(
-                Problem("unreadable", "-", None, None, f"{record.file}:{record.line} is not JSON")
-            )
-            continue
-        if record.get("event") == "lane_paused":
-            pauses.append(record)
-            continue
-        if record.get("event") != "nonce_assigned":
-            continue
-        count += 1
-        key, nonce = str(record.get("key_id")), record.get("nonce")
-        if not isinstance(nonce, int | str):
-            problems.append(Problem("unreadable", key, None, None, f"nonce {nonce!r}"))
-            continue
-        used = seen.setdefault(key, set())
-        previous = last.get(key)
-        if nonce in used:
-            problems.append(Problem("duplicate", key, nonce, previous, f"nonce {nonce} reused"))
-        elif isinstance(nonce, int) and previous is not None and nonce < previous:
-            problems.append(
-                Problem("regression", key, nonce, previous, f"nonce {nonce} after {previous}")
-            )
-        used.add(nonce)
-        if isinstance(nonce, int):
-            last[key] = nonce if previous is None else max(nonce, previous)
-    return count, problems
+def _quote(text: str) -> str:
+    """``text`` as a JSON string, ready to sit in a %-template."""
+    return orjson.dumps(text).decode().replace("%", "%%")
