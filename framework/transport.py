@@ -117,6 +117,9 @@ class AiohttpTransport:
                 headers=request.headers,
                 params=request.query,
             ) as response:
+                length = response.content_length
+                if length is not None and length <= self.max_answer:  # aiohttp reads no more
+                    return Answer(response.status, response.headers, await response.read())
                 body = bytearray()
                 async for chunk in response.content.iter_any():  # to the end, or the cap
                     body += chunk

@@ -253,7 +253,7 @@ journal = "{tmp_path / "orders.sqlite"}"
         task = asyncio.create_task(runner.main(install_signals=False))
 
         def resting() -> int:
-            return sum(o.status == "open" for o in sandbox.engine.orders.values())
+            return sum(o.is_open for o in sandbox.engine.orders.values())
 
         async with asyncio.timeout(30):
             while sum(mangler.counts.values()) - mangler.counts["pass"] < 100 or resting() < 4:

@@ -132,7 +132,7 @@ async def test_a_sandbox_traded_by_rest_alone_keeps_nothing_for_websocket_client
                     "price": str((ask * 2).quantize(Decimal("0.1"))),
                 },
             )
-        assert len(sandbox.engine.trades) == 3 and sandbox.ws._public_trades == []
+        assert len(sandbox.engine.fills) == 3 and sandbox.ws._public_trades == []
 
 
 def test_expired_websocket_tokens_are_forgotten_but_a_connection_keeps_its_own(

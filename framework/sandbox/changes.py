@@ -1,40 +1,21 @@
-"""The sandbox's AmendOrder (in place) and EditOrder (a new order replaces the old), mixed
-into the matching engine."""
+"""The sandbox's AmendOrder (in place) and EditOrder (a new order replaces the old), in
+Kraken's shapes over the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.kraken_shapes import description
 from framework.sandbox.market import ALIASES, PAIRS
-from framework.sandbox.order_checks import amount, parse_order
-from framework.sandbox.sim_order import SimOrder
-
-if TYPE_CHECKING:
-    from framework.sandbox.matching import OrderRules
+from framework.sandbox.order_checks import amount, parse_order, place
+from framework.sandbox.reads import KrakenReads
 
 
-class KrakenChanges:
-    """What the engine provides to its change endpoints."""
+class KrakenChanges(KrakenReads):
+    """Kraken's change endpoints over the engine."""
 
-    _amends: int
-    rules: OrderRules
-
-    def sync(self) -> None:
-        raise NotImplementedError
-
-    def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
-        raise NotImplementedError
-
-    def _cancel(self, orders: list[SimOrder]) -> int:
-        raise NotImplementedError
-
-    def _place(self, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
-        raise NotImplementedError
-
-    def _emit(self, kind: str, order: SimOrder, trade_id: str | None) -> None:
-        raise NotImplementedError
+    _amends = 0
 
     def amend_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Change an open order in place (same txid, same place in time): ``order_qty``
@@ -44,7 +25,7 @@ class KrakenChanges:
         ref: dict[str, Any] = {k: body[k] for k in ("txid", "cl_ord_id") if k in body}
         if len(ref) != 1:
             raise KrakenFailure("EGeneral:Invalid arguments:txid")
-        hits = self._select(key, ref, "open")
+        hits = self._select(key, ref, open_only=True)
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         order = hits[0]
@@ -71,7 +52,7 @@ class KrakenChanges:
         pair = ALIASES.get(str(body.get("pair", "")), "")
         if "txid" not in body or not pair:
             raise KrakenFailure("EGeneral:Invalid arguments:txid")
-        hits = [o for o in self._select(key, {"txid": body["txid"]}, "open") if o.pair == pair]
+        hits = [o for o in self._select(key, {"txid": body["txid"]}, True) if o.pair == pair]
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         old = hits[0]
@@ -83,8 +64,8 @@ class KrakenChanges:
             **({"userref": body.get("userref", old.userref)} if old.userref is not None else {}),
         }
         parse_order(new, pair)
-        self._cancel([old])
-        sim = self._place(key, new, pair)
+        self.cancel([old])
+        sim = place(self, key, new, pair)
         return {
             "status": "ok",
             "txid": sim.txid,
@@ -92,5 +73,5 @@ class KrakenChanges:
             "volume": str(sim.volume),
             "price": str(sim.price),
             "orders_cancelled": 1,
-            "descr": {"order": sim.description()},
+            "descr": {"order": description(sim)},
         }

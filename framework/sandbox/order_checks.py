@@ -1,18 +1,32 @@
 """What the sandbox checks in an order before the engine takes it (protocols.md's
 checklist): required fields, the order type, ``price`` for limit orders, volume precision,
 minimum size and tick size, ``userref`` xor ``cl_ord_id`` and the ``cl_ord_id`` format, and
-Kraken's ``deadline``. Each failure is Kraken's own error string."""
+Kraken's ``deadline``. Each failure is Kraken's own error string. :func:`place` hands a
+checked order to the engine (framework/sandbox/engine.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.engine import DUPLICATE_CLIENT_ID, Engine, Refused, SimOrder
 from framework.sandbox.market import PAIRS
-from framework.sandbox.sim_order import valid_cl_ord_id
+
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+
+
+def valid_cl_ord_id(value: str) -> bool:
+    """A UUID (with or without dashes) or at most 18 printable ASCII characters."""
+    return bool(_UUID.match(value)) or (
+        0 < len(value) <= 18 and value.isascii() and value.isprintable()
+    )
+
 
 ORDER_TYPES = {
     "market",
@@ -93,3 +107,27 @@ def check_deadline(body: Mapping[str, Any], now: float) -> None:
         raise KrakenFailure("EGeneral:Invalid arguments:deadline")
     if when < now:
         raise KrakenFailure("EService:Deadline elapsed")
+
+
+def place(engine: Engine, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
+    """A Kraken order (an AddOrder body, or one order of a batch) checked, then given to
+    the engine; its refusal becomes Kraken's error string."""
+    side, _, volume, price = parse_order(order, pair)
+    oflags = str(order.get("oflags", ""))
+    cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
+    try:
+        return engine.place(
+            key,
+            pair,
+            side,
+            volume,
+            price,
+            post_only="post" in oflags.split(","),
+            cl_ord_id=str(cl_ord_id) if cl_ord_id is not None else None,
+            userref=int(userref) if userref is not None else None,
+            oflags=oflags,
+        )
+    except Refused as refused:
+        if refused.reason == DUPLICATE_CLIENT_ID:
+            raise KrakenFailure(engine.rules.duplicate_cl_ord_id_error) from None
+        raise KrakenFailure("EOrder:Insufficient funds") from None

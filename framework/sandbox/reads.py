@@ -1,20 +1,21 @@
 """The sandbox's read endpoints in Kraken's shapes: Balance, BalanceEx, TradeBalance,
 QueryOrders (with a ``userref`` filter), OpenOrders, ClosedOrders, TradesHistory,
-QueryTrades, Ledgers, QueryLedgers, GetWebSocketsToken. Mixed
-into :class:`~framework.sandbox.matching.MatchingEngine`, whose state they read and never
-change."""
+QueryTrades, Ledgers, QueryLedgers, GetWebSocketsToken, over the engine
+(framework/sandbox/engine.py), whose state they read and never change; the shapes are
+framework/sandbox/kraken_shapes.py."""
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from framework.sandbox.auth import KrakenFailure
-from framework.sandbox.market import PAIRS, Market
-from framework.sandbox.sim_order import SimOrder
+from framework.sandbox.engine import Engine, SimOrder
+from framework.sandbox.kraken_shapes import order_entry, trade_entry
+from framework.sandbox.market import PAIRS
 
 #: Kraken's page size for ClosedOrders and TradesHistory.
 PAGE = 50
@@ -57,30 +58,38 @@ def page_of(
     return kept[first : first + PAGE], len(kept)
 
 
-class KrakenReads:
-    """What the engine provides to its read endpoints."""
+class KrakenReads(Engine):
+    """Kraken's read endpoints over the engine; ``_select`` finds orders as Kraken's
+    requests name them (txid or userref, cl_ord_id, userref)."""
 
-    orders: dict[str, SimOrder]
-    trades: dict[str, dict[str, Any]]
-    _trade_keys: dict[str, str]
-    ws_tokens: dict[str, tuple[str, float]]
-    market: Market
-
-    def sync(self) -> None:
-        raise NotImplementedError
-
-    def balances(self, key: str) -> dict[str, Decimal]:
-        raise NotImplementedError
-
-    def _reserved(self, key: str, asset: str) -> Decimal:
-        raise NotImplementedError
+    ws_tokens: dict[str, tuple[str, float]]  # token -> (API key, expiry)
 
     def _mid(self, asset: str) -> Decimal:
         """The asset's value in USD (ZUSD 1; a base asset at its pair's mid)."""
-        raise NotImplementedError
+        if asset == "ZUSD":
+            return Decimal(1)
+        pair = next((p for p in PAIRS.values() if p.base == asset), None)
+        if pair is None:
+            return Decimal(0)
+        bid, ask = self.market.quote(pair.altname)
+        return (bid + ask) / 2
 
-    def _select(self, key: str, body: Mapping[str, Any], status: str | None) -> list[SimOrder]:
-        raise NotImplementedError
+    def _select(self, key: str, body: Mapping[str, Any], open_only: bool) -> list[SimOrder]:
+        txid, cl_ord_id, userref = body.get("txid"), body.get("cl_ord_id"), body.get("userref")
+        if cl_ord_id is not None:
+            candidates: Iterable[SimOrder] = self.by_client_id(key, str(cl_ord_id))
+        else:
+            candidates = (self.open if open_only else self.orders).values()
+        found = []
+        for order in candidates:
+            if order.key != key or (open_only and not order.is_open):
+                continue
+            if txid is not None and str(txid) not in (order.txid, str(order.userref)):
+                continue
+            if userref is not None and str(order.userref) != str(userref):
+                continue
+            found.append(order)
+        return found
 
     def balance(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
@@ -90,7 +99,7 @@ class KrakenReads:
         """Each asset's balance and what open orders hold of it."""
         self.sync()
         return {
-            asset: {"balance": f"{amount:.10f}", "hold_trade": f"{self._reserved(key, asset):.10f}"}
+            asset: {"balance": f"{amount:.10f}", "hold_trade": f"{self.reserved(key, asset):.10f}"}
             for asset, amount in self.balances(key).items()
         }
 
@@ -127,7 +136,7 @@ class KrakenReads:
         """The key's ledger, oldest first: two entries per trade (base and quote, the fee
         on the quote), each with the asset's running balance."""
         by_name = {p.name: p for p in PAIRS.values()}
-        running = {asset: Decimal(v) for asset, v in self._starting_balances()}
+        running = {asset: Decimal(v) for asset, v in self.rules.balances}
         entries: list[tuple[str, dict[str, Any]]] = []
         for trade_id, t in self.trades_of(key):
             pair = by_name[t["pair"]]
@@ -155,9 +164,6 @@ class KrakenReads:
                     )
                 )
         return entries
-
-    def _starting_balances(self) -> tuple[tuple[str, str], ...]:
-        raise NotImplementedError
 
     def ledgers(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Newest first, 50 a page (``ofs``), filtered by ``asset``, ``start``, ``end``."""
@@ -194,7 +200,7 @@ class KrakenReads:
         trades = truthy(body.get("trades"))
         userref = body.get("userref")
         return {
-            t: self.orders[t].kraken(trades)
+            t: order_entry(self.orders[t], trades)
             for t in txids
             if t in self.orders
             and self.orders[t].key == key
@@ -209,22 +215,24 @@ class KrakenReads:
         trades = truthy(body.get("trades"))
         return {
             "open": {
-                o.txid: o.kraken(trades) for o in self._select(key, self._filters(body), "open")
+                o.txid: order_entry(o, trades)
+                for o in self._select(key, self._filters(body), open_only=True)
             }
         }
 
     def closed_orders(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()
-        closed = [o for o in self._select(key, self._filters(body), None) if o.status != "open"]
+        mine = self._select(key, self._filters(body), open_only=False)
+        closed = [o for o in mine if not o.is_open]
         closed.sort(key=lambda o: o.closetm or 0, reverse=True)
         page, count = page_of(closed, body, lambda o: o.closetm or 0)
         trades = truthy(body.get("trades"))
-        return {"closed": {o.txid: o.kraken(trades) for o in page}, "count": count}
+        return {"closed": {o.txid: order_entry(o, trades) for o in page}, "count": count}
 
     def trades_of(self, key: str) -> list[tuple[str, dict[str, Any]]]:
-        """Every trade of ``key``, oldest first, as ``(trade id, trade)``."""
+        """Every trade of ``key``, oldest first, as ``(trade id, Kraken's entry)``."""
         self.sync()
-        return [(tid, t) for tid, t in self.trades.items() if self._trade_keys[tid] == key]
+        return [(f.trade_id, trade_entry(f, self.orders[f.txid])) for f in self.fills_of(key)]
 
     def trades_history(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         mine = self.trades_of(key)

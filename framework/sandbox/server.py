@@ -291,20 +291,20 @@ class Sandbox:
                 return _envelope({PAIRS[pair].name: [[now, str(bid), str(ask)]], "last": now})
             if method == "Trades":
                 pair = _pairs(request, required=True)[0]
+                fills = [f for f in self.engine.fills.values() if f.pair == pair][-1000:]
                 rows = [
                     [
-                        t["price"],
-                        t["vol"],
-                        t["time"],
-                        t["type"][0],
-                        t["ordertype"][0],
+                        str(f.price),
+                        str(f.volume),
+                        f.time,
+                        f.side[0],
+                        self.engine.orders[f.txid].ordertype[0],
                         "",
-                        t["trade_id"],
+                        int(f.alt_id or 0),
                     ]
-                    for t in self.engine.trades.values()
-                    if t["pair"] == PAIRS[pair].name
-                ][-1000:]
-                last = str(int(rows[-1][2] * 1e9)) if rows else "0"
+                    for f in fills
+                ]
+                last = str(int(fills[-1].time * 1e9)) if fills else "0"
                 return _envelope({PAIRS[pair].name: rows, "last": last})
             if method == "AssetPairs":
                 return _envelope(

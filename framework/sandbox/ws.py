@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from framework.events import Fill
 from framework.log import get_logger
 from framework.sandbox import ws_messages as msg
 from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.engine import SimOrder
 from framework.sandbox.market import PAIRS
-from framework.sandbox.sim_order import SimOrder
 from framework.sandbox.ws_methods import OrderMethods, Refusal
 from framework.sandbox.ws_subscriptions import PRIVATE, Subscriptions
 from framework.transport import decode_json
@@ -217,32 +218,31 @@ class SandboxWebSocket(Subscriptions):
             }
         )
 
-    def _on_order_event(self, kind: str, order: SimOrder, trade_id: str | None) -> None:
+    def _on_order_event(self, kind: str, order: SimOrder, fill: Fill | None) -> None:
         """Push an engine event to the connections that want it; nothing is kept or built
         for no one (a sandbox traded by REST alone would pile up its public trades)."""
         mine = [c for c in self.connections if c.account == order.key]
-        trade = self.engine.trades.get(trade_id) if trade_id is not None else None
-        watched = trade is not None and any(c.channels.get("trade") for c in self.connections)
+        watched = fill is not None and any(c.channels.get("trade") for c in self.connections)
         if not mine and not watched:
             return
         now = self.market.now()
-        if trade is not None and watched:  # (watched implies a trade; said for mypy)
+        if fill is not None and watched:  # (watched implies a fill; said for mypy)
             self._public_trades.append(
                 {
                     "symbol": msg.SYMBOL_OF[order.pair],
                     "side": order.side,
-                    "price": float(trade["price"]),
-                    "qty": float(trade["vol"]),
+                    "price": float(fill.price),
+                    "qty": float(fill.volume),
                     "ord_type": order.ordertype,
-                    "trade_id": trade["trade_id"],
+                    "trade_id": int(fill.alt_id or 0),
                     "timestamp": msg.rfc3339(now),
                 }
             )
-        entry = msg.execution(kind, order, trade, trade_id, now)
+        entry = msg.execution(kind, order, fill, now)
         for conn in mine:
             if "executions" in conn.channels:
                 conn.send({"channel": "executions", "type": "update", "data": [entry]})
-            if trade is not None and "balances" in conn.channels:
+            if fill is not None and "balances" in conn.channels:
                 held = self.engine.balances(order.key)
                 info = PAIRS[order.pair]
                 changed = {a: held.get(a, Decimal(0)) for a in (info.base, info.quote)}
@@ -250,8 +250,8 @@ class SandboxWebSocket(Subscriptions):
                     {
                         **b,
                         "type": "trade",
-                        "ref_id": trade_id,
-                        "ledger_id": f"L{trade_id}",
+                        "ref_id": fill.trade_id,
+                        "ledger_id": f"L{fill.trade_id}",
                         "timestamp": msg.rfc3339(now),
                         "wallet_type": "spot",
                         "wallet_id": "main",

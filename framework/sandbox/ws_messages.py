@@ -16,8 +16,9 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
+from framework.events import Fill, OrderState
+from framework.sandbox.engine import SimOrder
 from framework.sandbox.market import ASSETS, PAIRS, Market, PairInfo
-from framework.sandbox.sim_order import SimOrder
 
 #: v2 symbol -> the sandbox pair (altname).
 SYMBOLS = {p.wsname.replace("XBT", "BTC"): p.altname for p in PAIRS.values()}
@@ -138,17 +139,20 @@ def instrument() -> dict[str, Any]:
     return {"assets": assets, "pairs": [pair(p) for p in PAIRS.values()]}
 
 
-_STATUS = {"open": "new", "closed": "filled", "canceled": "canceled", "expired": "expired"}
+_STATUS = {
+    OrderState.ACCEPTED: "new",
+    OrderState.PARTIALLY_FILLED: "partially_filled",
+    OrderState.FILLED: "filled",
+    OrderState.CANCELLED: "canceled",
+}
+#: Engine event kinds spelled as Kraken's ``exec_type``.
+_EXEC_TYPE = {"cancelled": "canceled"}
 
 
-def execution(
-    kind: str, order: SimOrder, trade: dict[str, Any] | None, trade_id: str | None, now: float
-) -> dict[str, Any]:
+def execution(kind: str, order: SimOrder, fill: Fill | None, now: float) -> dict[str, Any]:
     """One entry of the ``executions`` channel: an order event, or a trade (``kind`` "trade",
     with ``exec_id`` the REST trade id, so fills from both are told apart by one id)."""
-    status = _STATUS.get(order.status, order.status)
-    if status == "new" and order.filled > 0:
-        status = "partially_filled"
+    kind = _EXEC_TYPE.get(kind, kind)
     entry: dict[str, Any] = {
         "exec_type": kind,
         "order_id": order.txid,
@@ -156,7 +160,7 @@ def execution(
         "side": order.side,
         "order_type": order.ordertype,
         "order_qty": float(order.volume),
-        "order_status": status,
+        "order_status": _STATUS[order.state],
         "time_in_force": "GTC",
         "timestamp": rfc3339(now),
         "cum_qty": float(order.filled),
@@ -172,19 +176,19 @@ def execution(
         entry["order_userref"] = order.userref
     if "post" in order.oflags.split(","):
         entry["post_only"] = True
-    if kind in ("canceled", "expired") and order.reason:
+    if kind == "canceled" and order.reason:
         entry["reason"] = order.reason
-    if trade is not None and trade_id is not None:
+    if fill is not None:
         quote = ASSET_OF[PAIRS[order.pair].quote]
         entry.update(
-            exec_id=trade_id,
-            trade_id=trade["trade_id"],
-            last_qty=float(trade["vol"]),
-            last_price=float(trade["price"]),
-            cost=float(trade["cost"]),
-            liquidity_ind="m" if trade["maker"] else "t",
-            fees=[{"asset": quote, "qty": float(trade["fee"])}],
-            timestamp=rfc3339(float(trade["time"])),
+            exec_id=fill.trade_id,
+            trade_id=int(fill.alt_id or 0),
+            last_qty=float(fill.volume),
+            last_price=float(fill.price),
+            cost=float(fill.volume * fill.price),
+            liquidity_ind="m" if fill.maker else "t",
+            fees=[{"asset": quote, "qty": float(fill.fee)}],
+            timestamp=rfc3339(fill.time),
         )
     return entry
 

@@ -116,19 +116,14 @@ class Subscriptions:
             data = []
             if params.get("snap_orders", True):
                 data = [
-                    msg.execution("new", o, None, None, now)
+                    msg.execution("new", o, None, now)
                     for o in self.engine.open.values()
                     if o.key == conn.account
                 ]
             if params.get("snap_trades", False):
-                mine = [
-                    (i, t)
-                    for i, t in self.engine.trades.items()
-                    if self.engine._trade_keys.get(i) == conn.account
-                ][-50:]
                 data += [
-                    msg.execution("trade", self.engine.orders[t["ordertxid"]], t, i, now)
-                    for i, t in mine
+                    msg.execution("trade", self.engine.orders[f.txid], f, now)
+                    for f in self.engine.fills_of(conn.account)[-50:]
                 ]
             conn.send({"channel": "executions", "type": "snapshot", "data": data})
         elif channel == "balances" and conn.account is not None:

@@ -40,19 +40,26 @@ from typing import Any
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.events import OrderState
 from framework.exchanges.bitunix.signer import sign
-from framework.sandbox.auth import KrakenFailure
-from tests.conformance.engine import Engine, lose_answer
+from framework.sandbox.engine import INSUFFICIENT_FUNDS
+from tests.conformance.engine import (
+    BELOW_MINIMUM,
+    OFF_TICK,
+    UNKNOWN_SYMBOL,
+    Engine,
+    Rejected,
+    lose_answer,
+)
 from tests.conformance.loopback import LoopbackServer
 
 SYMBOLS = {"BTCUSDT": "XBTUSD", "ETHUSDT": "ETHUSD"}  # -> the sandbox engine's pairs
 #: The engine's reasons, as Bitunix codes (our choice where Bitunix documents none).
 ENGINE_ERRORS = {
-    "EOrder:Insufficient funds": (20003, "Insufficient balance"),
-    "EQuery:Unknown asset pair": (20001, "Market not exists"),
-    "EOrder:Order minimum not met": (10008, "qty does not comply with the rule"),
-    "EOrder:Tick size check failed": (10008, "price does not comply with the rule"),
-    "EGeneral:Invalid arguments:volume": (10008, "qty does not comply with the rule"),
+    INSUFFICIENT_FUNDS: (20003, "Insufficient balance"),
+    UNKNOWN_SYMBOL: (20001, "Market not exists"),
+    BELOW_MINIMUM: (10008, "qty does not comply with the rule"),
+    OFF_TICK: (10008, "price does not comply with the rule"),
 }
 
 
@@ -254,8 +261,8 @@ class BitunixServer(LoopbackServer):
                 price=order.get("price") if order["orderType"] == "LIMIT" else None,
                 post_only=order.get("effect") == "POST_ONLY",
             )
-        except KrakenFailure as failure:
-            raise Refused(*ENGINE_ERRORS.get(failure.error, (10002, "Parameter Error"))) from None
+        except Rejected as rejected:
+            raise Refused(*ENGINE_ERRORS.get(rejected.reason, (10002, "Parameter Error"))) from None
         order_id = str(next(self._ids))
         self.orders[order_id] = {
             "key": key,
@@ -317,10 +324,10 @@ class BitunixServer(LoopbackServer):
         sim = self.engine.order(order["txid"])
         if order["orderId"] in self.expired:
             status = "EXPIRED"
-        elif sim.status == "open":
+        elif sim.is_open:
             status = "PART_FILLED" if sim.filled else "NEW"
         else:
-            status = {"closed": "FILLED"}.get(sim.status, "CANCELED")
+            status = "FILLED" if sim.state is OrderState.FILLED else "CANCELED"
         return {
             **{k: v for k, v in order.items() if k not in ("key", "txid")},
             "tradeQty": str(sim.filled),
@@ -336,7 +343,7 @@ class BitunixServer(LoopbackServer):
             for o in self.orders.values()
             if o["key"] == key
             and symbol in (None, o["symbol"])
-            and (not pending or self.engine.order(o["txid"]).status == "open")
+            and (not pending or self.engine.order(o["txid"]).is_open)
         ]
 
     def _get_order_detail(self, key: str, body: dict[str, Any], query: dict[str, str]) -> Any:

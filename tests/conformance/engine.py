@@ -2,20 +2,45 @@
 (framework/sandbox), addressed by each exchange's own symbols.
 
 The conformance servers check the wire (signatures, nonces, envelopes, limits); orders, fills
-and balances come from the one engine the paper sandbox uses, so a bot run against a
-conformance server sees real fills. Futures are settled as spot trades (no positions, margin
+and balances come from the one engine the paper sandbox uses (framework/sandbox/engine.py,
+in Orderly's types: no Kraken request or error string on the way), so a bot run against a
+conformance server sees real fills. A refusal is :class:`Rejected` with a reason each
+server turns into its exchange's error. Futures are settled as spot trades (no positions, margin
 or funding): enough to drive order lifecycles, not a model of a perpetual.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from framework.clock import Clock
-from framework.sandbox.auth import KrakenFailure
-from framework.sandbox.market import Market, MarketRules
+from framework.sandbox.engine import Refused
+from framework.sandbox.market import PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules, SimOrder
+
+UNKNOWN_SYMBOL = "unknown_symbol"
+INVALID = "invalid"  # a side, size or price that is not one
+BELOW_MINIMUM = "below_minimum"
+OFF_TICK = "off_tick"
+# and the engine's own: framework.sandbox.engine.INSUFFICIENT_FUNDS, DUPLICATE_CLIENT_ID
+
+
+class Rejected(Exception):
+    """An order the engine (or the pair's size and price rules) will not take."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _number(value: Any) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number > 0 else None
+
 
 BALANCES = (("ZUSD", "100000"), ("XXBT", "10"), ("XETH", "100"))
 
@@ -50,20 +75,29 @@ class Engine:
         price: Any | None,
         post_only: bool = False,
     ) -> SimOrder:
-        """Place one order (side "buy"/"sell"; a price makes it a limit order); raises
-        KrakenFailure with the engine's reason."""
+        """Place one order (side "buy"/"sell"; a price makes it a limit order) after the
+        pair's size and price rules; raises :class:`Rejected`."""
         pair = self.symbols.get(symbol)
         if pair is None:
-            raise KrakenFailure("EQuery:Unknown asset pair")
-        body: dict[str, Any] = {"pair": pair, "type": side, "volume": str(volume)}
-        if price is None:
-            body["ordertype"] = "market"
-        else:
-            body.update(ordertype="limit", price=str(price))
-        if post_only:
-            body["oflags"] = "post"
-        txid = self.engine.add_order(key, body)["txid"][0]
-        return self.engine.orders[txid]
+            raise Rejected(UNKNOWN_SYMBOL)
+        info = PAIRS[pair]
+        size = _number(volume)
+        if side not in ("buy", "sell") or size is None:
+            raise Rejected(INVALID)
+        if -size.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
+            raise Rejected(INVALID)
+        if size < Decimal(info.ordermin):
+            raise Rejected(BELOW_MINIMUM)
+        limit = None if price is None else _number(price)
+        if price is not None and limit is None:
+            raise Rejected(INVALID)
+        if limit is not None and limit % info.tick != 0:
+            raise Rejected(OFF_TICK)
+        self.engine.sync()
+        try:
+            return self.engine.place(key, pair, side, size, limit, post_only=post_only)
+        except Refused as refused:
+            raise Rejected(refused.reason) from None
 
     def order(self, txid: str) -> SimOrder:
         self.engine.sync()
@@ -71,11 +105,11 @@ class Engine:
 
     def cancel(self, key: str, txid: str) -> bool:
         """Cancel one open order; False if it is not open (filled, cancelled, unknown)."""
-        try:
-            self.engine.cancel_order(key, {"txid": txid})
-        except KrakenFailure:
+        self.engine.sync()
+        order = self.engine.open.get(txid)
+        if order is None or order.key != key:
             return False
-        return True
+        return self.engine.cancel([order]) == 1
 
     def quote(self, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
         """(bid, ask, last) of a symbol."""

@@ -53,10 +53,18 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
+from framework.events import OrderState
 from framework.exchanges.synthetix.signer import READS, TRADES, primary_of, recover
-from framework.sandbox.auth import KrakenFailure
+from framework.sandbox.engine import INSUFFICIENT_FUNDS
 from framework.sandbox.matching import SimOrder
-from tests.conformance.engine import Engine, lose_answer
+from tests.conformance.engine import (
+    BELOW_MINIMUM,
+    OFF_TICK,
+    UNKNOWN_SYMBOL,
+    Engine,
+    Rejected,
+    lose_answer,
+)
 from tests.conformance.loopback import LoopbackServer
 
 MAX_NONCE = 2**63 - 1
@@ -66,10 +74,10 @@ DAY_MS = 86_400_000
 #: The engine's reasons as per-order (errorCode, error): our choice of words and codes, since
 #: Synthetix documents the field but not these values.
 ENGINE_ERRORS = {
-    "EOrder:Insufficient funds": ("INSUFFICIENT_MARGIN", "Insufficient margin"),
-    "EQuery:Unknown asset pair": ("INVALID_SYMBOL", "Unknown symbol"),
-    "EOrder:Order minimum not met": ("VALIDATION_ERROR", "Order size below minimum"),
-    "EOrder:Tick size check failed": ("VALIDATION_ERROR", "Invalid price tick"),
+    INSUFFICIENT_FUNDS: ("INSUFFICIENT_MARGIN", "Insufficient margin"),
+    UNKNOWN_SYMBOL: ("INVALID_SYMBOL", "Unknown symbol"),
+    BELOW_MINIMUM: ("VALIDATION_ERROR", "Order size below minimum"),
+    OFF_TICK: ("VALIDATION_ERROR", "Invalid price tick"),
 }
 #: Tokens each call takes from the subaccount's bucket (per order for placeOrders).
 COSTS = {"placeOrders": 5, "getOrderHistory": 50}
@@ -329,7 +337,7 @@ class SynthetixServer(LoopbackServer):
             o
             for o in self.orders.values()
             if o["subAccountId"] == sub_account
-            and (self.engine.order(o["txid"]).status == "open") is open_only
+            and self.engine.order(o["txid"]).is_open is open_only
         ]
 
     def _read(self, action: str, inner: dict[str, Any], sub_account: int) -> Any:
@@ -379,7 +387,11 @@ class SynthetixServer(LoopbackServer):
 
     def _order(self, order: dict[str, Any]) -> dict[str, Any]:
         sim = self.engine.order(order["txid"])
-        status = {"open": "partially filled" if sim.filled else "placed", "closed": "filled"}
+        status = {
+            OrderState.ACCEPTED: "placed",
+            OrderState.PARTIALLY_FILLED: "partially filled",
+            OrderState.FILLED: "filled",
+        }
         return {
             "order": {"venueId": order["orderId"], "clientId": order["clientOrderId"]},
             "symbol": order["symbol"],
@@ -387,7 +399,7 @@ class SynthetixServer(LoopbackServer):
             "type": order["orderType"],
             "quantity": order["quantity"],
             "price": order["price"],
-            "status": status.get(sim.status, "cancelled"),
+            "status": status.get(sim.state, "cancelled"),
             "filledQuantity": str(sim.filled),
             "createdTime": int(sim.opentm * 1000),
         }
@@ -450,8 +462,8 @@ class SynthetixServer(LoopbackServer):
                 price=None if kind == "market" else order.get("price"),
                 post_only=kind == "limitAlo",
             )
-        except KrakenFailure as failure:
-            code, error = ENGINE_ERRORS.get(failure.error, ("ORDER_REJECTED", failure.error))
+        except Rejected as rejected:
+            code, error = ENGINE_ERRORS.get(rejected.reason, ("ORDER_REJECTED", rejected.reason))
             return {"error": error, "errorCode": code, "order": {"clientId": cloid}}
         if kind == "limitIoc":
             self.engine.cancel(str(sub_account), sim.txid)
@@ -470,9 +482,9 @@ class SynthetixServer(LoopbackServer):
             "order": {"venueId": order_id, "clientId": self.orders[order_id]["clientOrderId"]},
             "id": order_id,
         }
-        if sim.status == "open":
+        if sim.is_open:
             return {"resting": ident}
-        if sim.status == "closed":
+        if sim.state is OrderState.FILLED:
             price = sim.cost / sim.filled
             return {"filled": {**ident, "totalSize": str(sim.filled), "avgPrice": str(price)}}
         return {"canceled": ident}
