@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from framework.events import Fill, OrderState
-from framework.sandbox.kraken_rules import DUPLICATE_CL_ORD_ID
 from framework.sandbox.market import PAIRS, Market
 
 INSUFFICIENT_FUNDS = "insufficient_funds"
@@ -41,15 +40,9 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRules:
-    """Order behaviour; where the exchange does not pin it down, each default is our choice.
-    The two error strings are what the Kraken front answers."""
+class EngineRules:
+    """Fees, partial fills and every account's starting balances."""
 
-    #: Kraken enforces unique ``cl_ord_id`` among open orders but does not document the error.
-    duplicate_cl_ord_id_error: str = DUPLICATE_CL_ORD_ID
-    #: Cancelling an unknown or closed order: Kraken's SDK reports ``EOrder:Invalid order``
-    #: for both; the error table lists ``EOrder:Unknown order``.
-    unknown_order_error: str = "EOrder:Unknown order"
     maker_fee: Decimal = Decimal("0.0016")
     taker_fee: Decimal = Decimal("0.0026")
     partial_fill_probability: float = 0.0
@@ -97,9 +90,9 @@ Listener = Callable[[str, SimOrder, Fill | None], None]
 class Engine:
     """Orders, fills and balances of every account of one sandbox."""
 
-    def __init__(self, market: Market, rules: OrderRules | None = None) -> None:
+    def __init__(self, market: Market, rules: EngineRules | None = None) -> None:
         self.market = market
-        self.rules = rules or OrderRules()
+        self.rules = rules or EngineRules()
         self.orders: dict[str, SimOrder] = {}  # every order ever placed, by txid
         self.open: dict[str, SimOrder] = {}  # the open ones: what matching and checks walk
         self._by_client_id: dict[tuple[str, str], list[SimOrder]] = {}

@@ -1,7 +1,8 @@
 """Kraken's documented rules as the sandbox enforces them: API-Sign, the tiers' rate-limit
-counters and their costs, the duplicate-client-id error. Written here, from
-shared/protocols.md, and never imported from the client's package: a mistake the client
-makes cannot hide behind the same mistake in the exchange it is tested against.
+counters and their costs, the order errors Kraken leaves open (:class:`OrderRules`).
+Written here, from shared/protocols.md, and never imported from the client's package: a
+mistake the client makes cannot hide behind the same mistake in the exchange it is tested
+against.
 
 The signature is checked against Kraken's documented vector in the tests
 (tests/test_sandbox_auth.py sends the documented request byte for byte).
@@ -16,8 +17,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from framework.sandbox.engine import EngineRules
+
 #: Kraken does not document the error for a reused open cl_ord_id; ours.
 DUPLICATE_CL_ORD_ID = "EOrder:Duplicate cl_ord_id"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRules(EngineRules):
+    """The engine's rules and the Kraken front's answers where Kraken does not pin them
+    down; each default is our choice."""
+
+    #: Kraken enforces unique ``cl_ord_id`` among open orders but does not document the error.
+    duplicate_cl_ord_id_error: str = DUPLICATE_CL_ORD_ID
+    #: Cancelling an unknown or closed order: Kraken's SDK reports ``EOrder:Invalid order``
+    #: for both; the error table lists ``EOrder:Unknown order``.
+    unknown_order_error: str = "EOrder:Unknown order"
 
 
 def api_sign(path: str, nonce_text: str, body: bytes, secret_b64: str) -> str:

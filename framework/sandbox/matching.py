@@ -14,8 +14,8 @@ from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.changes import KrakenChanges
-from framework.sandbox.engine import OrderRules as OrderRules
 from framework.sandbox.engine import SimOrder as SimOrder
+from framework.sandbox.kraken_rules import OrderRules as OrderRules
 from framework.sandbox.kraken_shapes import description
 from framework.sandbox.market import ALIASES, Market
 from framework.sandbox.order_checks import check_deadline, parse_order, place
@@ -27,7 +27,8 @@ class MatchingEngine(KrakenChanges):
     sandbox."""
 
     def __init__(self, market: Market, rules: OrderRules | None = None) -> None:
-        super().__init__(market, rules)
+        super().__init__(market, rules or OrderRules())
+        self.rules: OrderRules = rules or OrderRules()
         self.ws_tokens: dict[str, tuple[str, float]] = {}  # token -> (API key, expiry)
 
     def order_age(self, key: str, ref: str) -> tuple[str, float] | None:

@@ -13,8 +13,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from framework.sandbox.auth import KrakenFailure
-from framework.sandbox.engine import DUPLICATE_CLIENT_ID, Engine, Refused, SimOrder
+from framework.sandbox.engine import DUPLICATE_CLIENT_ID, Refused, SimOrder
 from framework.sandbox.market import PAIRS
+from framework.sandbox.reads import KrakenReads
 
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -109,7 +110,7 @@ def check_deadline(body: Mapping[str, Any], now: float) -> None:
         raise KrakenFailure("EService:Deadline elapsed")
 
 
-def place(engine: Engine, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
+def place(engine: KrakenReads, key: str, order: Mapping[str, Any], pair: str) -> SimOrder:
     """A Kraken order (an AddOrder body, or one order of a batch) checked, then given to
     the engine; its refusal becomes Kraken's error string."""
     side, _, volume, price = parse_order(order, pair)

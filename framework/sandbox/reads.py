@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.engine import Engine, SimOrder
+from framework.sandbox.kraken_rules import OrderRules
 from framework.sandbox.kraken_shapes import order_entry, trade_entry
 from framework.sandbox.market import PAIRS
 
@@ -63,6 +64,7 @@ class KrakenReads(Engine):
     requests name them (txid or userref, cl_ord_id, userref)."""
 
     ws_tokens: dict[str, tuple[str, float]]  # token -> (API key, expiry)
+    rules: OrderRules
 
     def _mid(self, asset: str) -> Decimal:
         """The asset's value in USD (ZUSD 1; a base asset at its pair's mid)."""

@@ -371,24 +371,24 @@ class BitunixServer(LoopbackServer):
         limit = min(int(query.get("limit", 10)), 100)
         skip = int(query.get("skip", 0))
         trades = []
-        for trade_id, t in reversed(self.engine.engine.trades_of(key)):
-            order = self.orders[self.by_txid[t["ordertxid"]]]
-            ctime = int(t["time"] * 1000)
+        for fill in reversed(self.engine.fills_of(key)):
+            order = self.orders[self.by_txid[fill.txid]]
+            ctime = int(fill.time * 1000)
             if not start <= ctime <= end or query.get("symbol") not in (None, order["symbol"]):
                 continue
             trades.append(
                 {
-                    "tradeId": trade_id,
+                    "tradeId": fill.trade_id,
                     "orderId": order["orderId"],
                     "clientId": order["clientId"],
                     "symbol": order["symbol"],
-                    "qty": t["vol"],
-                    "price": t["price"],
-                    "side": t["type"].upper(),
+                    "qty": str(fill.volume),
+                    "price": str(fill.price),
+                    "side": fill.side.upper(),
                     "orderType": order["orderType"],
-                    "fee": t["fee"],
+                    "fee": str(fill.fee),
                     "ctime": ctime,
-                    "roleType": "MAKER" if t["maker"] else "TAKER",
+                    "roleType": "MAKER" if fill.maker else "TAKER",
                 }
             )
         return {"tradeList": trades[skip : skip + limit], "total": len(trades)}

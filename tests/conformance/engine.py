@@ -15,9 +15,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from framework.clock import Clock
-from framework.sandbox.engine import Refused
+from framework.events import Fill
+from framework.sandbox import engine as matching
+from framework.sandbox.engine import EngineRules, Refused, SimOrder
 from framework.sandbox.market import PAIRS, Market, MarketRules
-from framework.sandbox.matching import MatchingEngine, OrderRules, SimOrder
 
 UNKNOWN_SYMBOL = "unknown_symbol"
 INVALID = "invalid"  # a side, size or price that is not one
@@ -60,7 +61,7 @@ class Engine:
         self.symbols = symbols
         self.pair_symbol = {pair: symbol for symbol, pair in symbols.items()}
         self.market = Market(MarketRules(seed=seed or 1, step_s=0.05), clock)
-        self.engine = MatchingEngine(self.market, OrderRules(balances=BALANCES))
+        self.engine = matching.Engine(self.market, EngineRules(balances=BALANCES))
 
     def pair(self, symbol: str) -> str | None:
         return self.symbols.get(symbol)
@@ -110,6 +111,11 @@ class Engine:
         if order is None or order.key != key:
             return False
         return self.engine.cancel([order]) == 1
+
+    def fills_of(self, key: str) -> list[Fill]:
+        """Every fill of ``key``'s orders, oldest first."""
+        self.engine.sync()
+        return self.engine.fills_of(key)
 
     def quote(self, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
         """(bid, ask, last) of a symbol."""

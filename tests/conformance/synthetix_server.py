@@ -53,7 +53,7 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 from framework.clock import SYSTEM_CLOCK, Clock
-from framework.events import OrderState
+from framework.events import Fill, OrderState
 from framework.exchanges.synthetix.signer import READS, TRADES, primary_of, recover
 from framework.sandbox.engine import INSUFFICIENT_FUNDS
 from framework.sandbox.matching import SimOrder
@@ -356,9 +356,9 @@ class SynthetixServer(LoopbackServer):
             if "startTime" in inner and start < now_ms - 30 * DAY_MS:
                 raise Refused(400, "VALIDATION_ERROR", "startTime is more than 30 days ago")
             trades = [
-                self._trade_of(trade_id, t)
-                for trade_id, t in reversed(self.engine.engine.trades_of(key))
-                if t["time"] * 1000 >= start
+                self._trade_of(fill)
+                for fill in reversed(self.engine.fills_of(key))
+                if fill.time * 1000 >= start
             ]
             limit = min(limit or 100, 1000)
             page = trades[offset : offset + limit]
@@ -404,18 +404,18 @@ class SynthetixServer(LoopbackServer):
             "createdTime": int(sim.opentm * 1000),
         }
 
-    def _trade_of(self, trade_id: str, t: dict[str, Any]) -> dict[str, Any]:
-        order = self.orders[self.by_txid[t["ordertxid"]]]
+    def _trade_of(self, fill: Fill) -> dict[str, Any]:
+        order = self.orders[self.by_txid[fill.txid]]
         return {
-            "tradeId": trade_id,
+            "tradeId": fill.trade_id,
             "order": {"venueId": order["orderId"], "clientId": order["clientOrderId"]},
             "symbol": order["symbol"],
-            "side": t["type"],
-            "price": t["price"],
-            "quantity": t["vol"],
-            "fee": t["fee"],
-            "timestamp": int(t["time"] * 1000),
-            "maker": t["maker"],
+            "side": fill.side,
+            "price": str(fill.price),
+            "quantity": str(fill.volume),
+            "fee": str(fill.fee),
+            "timestamp": int(fill.time * 1000),
+            "maker": fill.maker,
         }
 
     # --- trade actions ------------------------------------------------------------------------
