@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -18,6 +20,7 @@ from framework.errors import (
     OrderRejected,
     TransientError,
 )
+from framework.exchanges.kraken.wire import encode, form_value
 from framework.sandbox import Sandbox
 from tests.helpers.kraken import client
 
@@ -144,3 +147,21 @@ async def test_lost_answer_on_an_order_is_ambiguous_and_on_a_read_transient(
                 await k.add_order(pair="XBTUSD", side="buy", ordertype="market", volume="1")
     finally:
         await runner.cleanup()
+
+
+def test_form_bodies_are_what_urlencode_makes() -> None:
+    """The form encoder takes unreserved text as it is and quotes the rest: byte for byte
+    what ``urllib.parse.urlencode`` gives, for any keys and values."""
+    chars = "aZ09_.-~ +&=%/?#:;,\"'<>éß€\u2028\n\t"
+    rng = random.Random(7)
+    for _ in range(500):
+        params = {
+            "".join(rng.choices(chars, k=rng.randint(1, 6))): "".join(
+                rng.choices(chars, k=rng.randint(0, 8))
+            )
+            for _ in range(rng.randint(0, 4))
+        }
+        params["flag"] = rng.choice([True, False, 12, Decimal("0.10")])  # type: ignore[assignment]
+        body, _ = encode(params, 1234567890123)
+        expected = [("nonce", "1234567890123"), *((k, form_value(v)) for k, v in params.items())]
+        assert body == urlencode(expected).encode(), params

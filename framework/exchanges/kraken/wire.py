@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from framework.call import PrivateCall
 from framework.clock import Clock, wall
@@ -58,6 +58,16 @@ def form_value(value: Any) -> str:
     return str(value)
 
 
+#: What form encoding leaves as it is (``urlencode``'s unreserved characters).
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _form(text: str) -> str:
+    """``text`` form-encoded as ``urlencode`` does it; most of what Kraken is sent (numbers,
+    pairs, sides, hex ids) needs no quoting and is taken as it is."""
+    return text if _UNRESERVED.issuperset(text) else quote_plus(text)
+
+
 def _nested(params: Mapping[str, Any]) -> bool:
     return any(isinstance(v, Mapping | list | tuple) for v in params.values())
 
@@ -75,8 +85,8 @@ def encode(
     if encoding == "json" or _nested(params):
         body = json.dumps({"nonce": nonce, **params}, separators=(",", ":"), default=_json_default)
         return body.encode(), "application/json"
-    pairs = [("nonce", str(nonce)), *((k, form_value(v)) for k, v in params.items())]
-    return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
+    fields = "".join(f"&{_form(str(k))}={_form(form_value(v))}" for k, v in params.items())
+    return f"nonce={nonce}{fields}".encode(), "application/x-www-form-urlencoded"
 
 
 def deadline(at: float) -> str:
