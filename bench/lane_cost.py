@@ -1,9 +1,9 @@
 """The lane's own cost, with no network: the lane with an instant transport against a bare
 ``asyncio.Queue`` worker doing the same hand-off, measured in one run.
 
-    python bench/lane_cost.py [--calls N] [--rounds R]   (defaults: 20,000 calls, 7 rounds)
+    python bench/lane_cost.py [--calls N] [--rounds R] [--producers 1 64] [--loop uvloop asyncio]
 
-Rows (1 producer coroutine, then 64, on uvloop):
+Rows (1 producer coroutine, then 64; on uvloop, or on asyncio's own loop with ``--loop``):
 - **bare worker**: one queue, one worker task that takes a call, awaits an instant "send"
   and answers the caller's future; what any per-key queue costs at the least.
 - **lane, no history file**: :class:`framework.dispatch.Lane` (counter nonces, memory store)

@@ -46,6 +46,7 @@ from framework.sandbox.engine import INSUFFICIENT_FUNDS
 from tests.conformance.engine import (
     BELOW_MINIMUM,
     OFF_TICK,
+    TOO_PRECISE,
     UNKNOWN_SYMBOL,
     Engine,
     Rejected,
@@ -60,6 +61,7 @@ ENGINE_ERRORS = {
     UNKNOWN_SYMBOL: (20001, "Market not exists"),
     BELOW_MINIMUM: (10008, "qty does not comply with the rule"),
     OFF_TICK: (10008, "price does not comply with the rule"),
+    TOO_PRECISE: (10008, "qty does not comply with the rule"),
 }
 
 

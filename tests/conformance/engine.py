@@ -22,6 +22,7 @@ from framework.sandbox.market import PAIRS, Market, MarketRules
 
 UNKNOWN_SYMBOL = "unknown_symbol"
 INVALID = "invalid"  # a side, size or price that is not one
+TOO_PRECISE = "too_precise"  # a size with more decimals than the pair's lot
 BELOW_MINIMUM = "below_minimum"
 OFF_TICK = "off_tick"
 # and the engine's own: framework.sandbox.engine.INSUFFICIENT_FUNDS, DUPLICATE_CLIENT_ID
@@ -86,7 +87,7 @@ class Engine:
         if side not in ("buy", "sell") or size is None:
             raise Rejected(INVALID)
         if -size.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
-            raise Rejected(INVALID)
+            raise Rejected(TOO_PRECISE)
         if size < Decimal(info.ordermin):
             raise Rejected(BELOW_MINIMUM)
         limit = None if price is None else _number(price)
