@@ -32,7 +32,8 @@ DUPLICATE_CLIENT_ID = "duplicate_client_id"
 
 
 class Refused(Exception):
-    """The engine will not take an order; ``reason`` is one of the constants above."""
+    """An order not taken; ``reason`` is one of the constants above (or a front's own,
+    for the checks it makes before the engine)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

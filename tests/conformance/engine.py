@@ -17,7 +17,8 @@ from typing import Any
 from framework.clock import Clock
 from framework.events import Fill
 from framework.sandbox import engine as matching
-from framework.sandbox.engine import EngineRules, Refused, SimOrder
+from framework.sandbox.engine import EngineRules, SimOrder
+from framework.sandbox.engine import Refused as Rejected
 from framework.sandbox.market import PAIRS, Market, MarketRules
 
 UNKNOWN_SYMBOL = "unknown_symbol"
@@ -25,15 +26,9 @@ INVALID = "invalid"  # a side, size or price that is not one
 TOO_PRECISE = "too_precise"  # a size with more decimals than the pair's lot
 BELOW_MINIMUM = "below_minimum"
 OFF_TICK = "off_tick"
-# and the engine's own: framework.sandbox.engine.INSUFFICIENT_FUNDS, DUPLICATE_CLIENT_ID
-
-
-class Rejected(Exception):
-    """An order the engine (or the pair's size and price rules) will not take."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# and the engine's own: framework.sandbox.engine.INSUFFICIENT_FUNDS, DUPLICATE_CLIENT_ID;
+# every refusal is the engine's Refused (imported here as Rejected: the servers have a
+# Refused of their own, an exchange error with its code)
 
 
 def _number(value: Any) -> Decimal | None:
@@ -96,10 +91,7 @@ class Engine:
         if limit is not None and limit % info.tick != 0:
             raise Rejected(OFF_TICK)
         self.engine.sync()
-        try:
-            return self.engine.place(key, pair, side, size, limit, post_only=post_only)
-        except Refused as refused:
-            raise Rejected(refused.reason) from None
+        return self.engine.place(key, pair, side, size, limit, post_only=post_only)
 
     def order(self, txid: str) -> SimOrder:
         self.engine.sync()
