@@ -118,7 +118,10 @@ class AiohttpTransport:
                 params=request.query,
             ) as response:
                 length = response.content_length
-                if length is not None and length <= self.max_answer:  # aiohttp reads no more
+                plain = response.headers.get("Content-Encoding", "identity") == "identity"
+                if plain and length is not None and length <= self.max_answer:
+                    # aiohttp reads no more than Content-Length; an encoded body is counted
+                    # below as it inflates (a small gzip can inflate past any cap)
                     return Answer(response.status, response.headers, await response.read())
                 body = bytearray()
                 async for chunk in response.content.iter_any():  # to the end, or the cap

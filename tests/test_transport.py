@@ -3,6 +3,7 @@ request, and a failed send means exactly one thing, decided in one place."""
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from typing import Any
@@ -124,9 +125,16 @@ async def test_an_answer_nested_past_the_parsers_depth_is_typed() -> None:
         sys.setrecursionlimit(limit)
 
 
-async def test_an_oversized_answer_is_not_read_whole() -> None:
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_an_oversized_answer_is_not_read_whole(encoding: str | None) -> None:
+    """100 kB against a 10 kB cap; with gzip the wire carries a few hundred bytes (a short
+    Content-Length) that would inflate past the cap: counted as inflated, never read whole."""
+
     async def huge(request: web.Request) -> web.Response:
-        return web.Response(body=b"x" * 100_000)
+        if encoding is None:
+            return web.Response(body=b"x" * 100_000)
+        packed = gzip.compress(b"x" * 100_000)
+        return web.Response(body=packed, headers={"Content-Encoding": encoding})
 
     app = web.Application()
     app.router.add_post("/0/private/{method}", huge)
