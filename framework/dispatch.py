@@ -366,8 +366,10 @@ class Lane:
                 return
             else:
                 self._record(job, nonce, seq, started, None)
-                self._breaker.accepted()
-                settle(job.future, result=result)
+                if self._breaker.refusals_in_a_row:
+                    self._breaker.accepted()
+                if not job.future.done():  # (settle, without the call)
+                    job.future.set_result(result)
                 return
 
     def _trip(self, cause: NonceError | AuthError) -> None:

@@ -19,6 +19,9 @@ import structlog
 REDACTED = "***"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _level = _LEVELS["warning"]
+#: Whether debug events are emitted (kept by :func:`configure`): hot paths read it to skip
+#: building events nobody will see.
+debugging = False
 _SENSITIVE_FIELDS = frozenset({"api_key", "api_secret", "secret", "api_sign", "sign", "password"})
 _secrets: set[str] = set()
 
@@ -134,8 +137,9 @@ def configure(
     asyncio) into the same stream. A stream that fails (a full disk) loses log lines, never
     raises. Loggers are not cached, so a later call (a test, or ``orderly run`` closing its
     log file) takes effect everywhere; hot paths check :func:`enabled` instead."""
-    global _level
+    global _level, debugging
     _level = _LEVELS.get(level.lower(), _LEVELS["info"])
+    debugging = _level <= _LEVELS["debug"]
     out = stream if stream is not None else sys.stderr
     use_json = json if json is not None else not out.isatty()
     processors: list[Any] = [
@@ -171,11 +175,6 @@ def configure(
     if capture_stdlib:
         root.addHandler(_ToStructlog())
         root.setLevel(_level)
-
-
-def enabled(level: str) -> bool:
-    """Whether events at ``level`` are emitted; lets hot paths skip building them."""
-    return _LEVELS[level] >= _level
 
 
 def get_logger(name: str) -> Any:

@@ -35,9 +35,10 @@ from typing import Literal
 
 import orjson
 
+from framework import log
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import StateError
-from framework.log import enabled, get_logger
+from framework.log import get_logger
 from framework.nonce.reading import Record, last_nonce
 from framework.paths import private_dir
 
@@ -80,7 +81,7 @@ class NonceHistory:
         self._size = 0
         self._pending: list[Raw] = []
         self._unwritten = b""  # the tail of a short write, written first next time
-        self._line_bytes = 200  # a line's length, as last written (to rotate on time)
+        self._write_at = 1  # records held before a write: set by _open and each write
         self._stamp_second = -1
         self._stamp_prefix = ""
         self._templates: dict[tuple[str, str, str], str] = {}
@@ -94,6 +95,13 @@ class NonceHistory:
         assert self.path is not None
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._size = os.fstat(self._fd).st_size
+        self._plan(200)
+
+    def _plan(self, line_bytes: int) -> None:
+        """How many records to hold before writing: the buffer's size, or fewer when the
+        file would pass its rotation size (lines of ``line_bytes``, as last written)."""
+        room = (self._max_bytes - self._size) // max(1, line_bytes)
+        self._write_at = max(1, min(_BUFFERED, room))
 
     def _rotate(self) -> None:
         assert self.path is not None and self._fd is not None
@@ -112,8 +120,7 @@ class NonceHistory:
         self._ring.append(raw)
         if self._fd is not None:
             self._pending.append(raw)
-            held = len(self._pending)
-            if held >= _BUFFERED or self._size + held * self._line_bytes >= self._max_bytes:
+            if len(self._pending) >= self._write_at:
                 self.flush()
 
     def _stamp(self, ns: int) -> str:
@@ -130,7 +137,7 @@ class NonceHistory:
     ) -> None:
         """A nonce was given to a call leaving the queue."""
         self._emit((self._now_ns(), _ASSIGNED, key_id, nonce, seq, endpoint, queued_s, None))
-        if enabled("debug"):
+        if log.debugging:
             self._log.debug("nonce_assigned", **self._fields(self._ring[-1]))
 
     def outcome(
@@ -148,7 +155,7 @@ class NonceHistory:
         self._emit((self._now_ns(), outcome, key_id, nonce, seq, endpoint, rtt_s, code))
         if outcome != "accepted":
             self._log.warning("nonce_outcome", **self._fields(self._ring[-1]))
-        elif enabled("debug"):
+        elif log.debugging:
             self._log.debug("nonce_outcome", **self._fields(self._ring[-1]))
 
     def paused(self, *, key_id: str, code: str | None, refusals: int, cooldown_s: float) -> None:
@@ -261,7 +268,7 @@ class NonceHistory:
             return False
         self._written_at = time.monotonic()
         data = self._lines(self._pending)
-        self._line_bytes = max(1, len(data) // max(1, len(self._pending)))
+        line_bytes = max(1, len(data) // max(1, len(self._pending)))
         data = self._unwritten + data
         self._pending.clear()
         try:
@@ -271,6 +278,7 @@ class NonceHistory:
                 data = data[written:]
             if self._size >= self._max_bytes:
                 self._rotate()
+            self._plan(line_bytes)
         except OSError as exc:
             raise StateError(f"nonce history {self.path}: cannot write: {exc}") from None
         finally:
