@@ -26,7 +26,8 @@ A state file that cannot be written (the nonce store's reservation, the nonce hi
 full disk, a read-only directory) stops the lane from sending: the call it affects and every
 queued and later call fail with :class:`StateError`, nothing more goes out on the key, and
 the reason is logged once (``lane_stopped_sending``). A call already sent still gets its
-answer.
+answer. The history is written within 10 ms of the lane going idle, so the calls of those
+milliseconds may go out before a refused write stops the lane (no nonce is at risk).
 """
 
 from __future__ import annotations
@@ -291,8 +292,7 @@ class Lane:
         return self._seq
 
     def _not_sent(self, job: Job, exc: OrderlyError) -> None:
-        """No nonce could be taken for ``job`` (exhausted, or a store that cannot be
-        written: then nothing more is sent)."""
+        """No nonce for ``job`` (exhausted; or a store not written: nothing more is sent)."""
         settle(job.future, exc=exc)
         if isinstance(exc, StateError):
             self._stop_sending(exc)
