@@ -232,10 +232,13 @@ class NonceHistory:
     def recent(self, key_id: str | None = None, last: int = 100) -> list[Record]:
         """The newest ``last`` records in the ring, oldest first, optionally for one key.
         ``ts`` is RFC 3339 text, as in the file."""
-        if last <= 0:
-            return []
-        records = [self._dict(r) for r in self._ring]
-        return [r for r in records if key_id is None or r["key_id"] == key_id][-last:]
+        found: list[Raw] = []
+        for raw in reversed(self._ring):  # newest first, only as far back as needed
+            if len(found) >= last:
+                break
+            if key_id is None or (raw["key_id"] if isinstance(raw, dict) else raw[2]) == key_id:
+                found.append(raw)
+        return [self._dict(raw) for raw in reversed(found)]
 
     def idle(self, failed: Callable[[StateError], None]) -> None:
         """Its writer has nothing more for now: write the buffer at once, or, if the last
