@@ -229,12 +229,12 @@ class Lane:
                         nonce = self._source.next_ready()
                         if nonce is None:  # a block reservation is due: the one await here
                             nonce = await self._source.next()
-                    except OrderlyError as exc:  # e.g. NonceExhausted: nothing was sent
+                        seq = self._assigned(job, nonce)
+                    except OrderlyError as exc:  # exhausted, or a state file not written
                         if self.max_in_flight > 1:
                             self._slots.release()
                         self._not_sent(job, exc)
                         continue
-                    seq = self._assigned(job, nonce)
                     if self.max_in_flight == 1:  # strict: the next call waits for this answer
                         await self._execute(job, nonce, seq)
                     else:
@@ -292,7 +292,7 @@ class Lane:
         return self._seq
 
     def _not_sent(self, job: Job, exc: OrderlyError) -> None:
-        """No nonce for ``job`` (exhausted; or a store not written: nothing more is sent)."""
+        """``job`` not sent: no nonce, or a state file not written (then nothing more goes)."""
         settle(job.future, exc=exc)
         if isinstance(exc, StateError):
             self._stop_sending(exc)
@@ -332,10 +332,10 @@ class Lane:
                     return
                 try:
                     nonce = await self._source.next()
+                    seq = self._assigned(job, nonce)
                 except OrderlyError as exhausted:
                     self._not_sent(job, exhausted)
                     return
-                seq = self._assigned(job, nonce)
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
                 if self._breaker.refused() or isinstance(exc, LockedOut):

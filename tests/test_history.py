@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 from pathlib import Path
+
+import pytest
 
 from framework.call import PrivateCall
 from framework.clock import ManualClock
 from framework.dispatch import Lane
-from framework.errors import AuthError
+from framework.errors import AuthError, StateError
 from framework.nonce.history import NonceHistory
 from framework.nonce.reading import check, history_files, read_records
 from framework.nonce.source import IncreasingNonces, Nonce
@@ -186,4 +189,34 @@ async def test_an_idle_lane_puts_its_records_on_disk_without_closing(tmp_path: P
             4,
             5,
         ]
+    history.close()
+
+
+async def test_a_record_that_cannot_be_written_as_it_is_made_stops_the_lane_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A history so close to its rotation size that every record is written as it is made,
+    on a disk that refuses the write: the call is answered with StateError (nothing sent),
+    the lane stops sending, and nothing hangs or escapes the lane's worker."""
+    history = NonceHistory(tmp_path / "h.jsonl", max_bytes=100)
+
+    def refused(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    sent: list[Nonce] = []
+
+    async def wire(call: PrivateCall, nonce: Nonce) -> Nonce:
+        sent.append(nonce)
+        return nonce
+
+    source = IncreasingNonces(MemoryStore(), "k", unit="counter")
+    async with Lane(key_id="k", wire=wire, source=source, history=history) as lane:
+        monkeypatch.setattr("framework.nonce.history.os.write", refused)
+        async with asyncio.timeout(5):
+            with pytest.raises(StateError, match="No space left"):
+                await lane.submit(PrivateCall("AddOrder"))
+            with pytest.raises(StateError):
+                await lane.submit(PrivateCall("Balance"))
+        assert sent == [] and lane.broken is not None
+        monkeypatch.undo()
     history.close()

@@ -178,12 +178,18 @@ class NonceHistory:
         if isinstance(raw, dict):
             return raw
         ns, kind, key_id, nonce, seq, endpoint, seconds, code = raw
-        record: Record = {"ts": self._stamp(ns), "event": "nonce_outcome", "key_id": key_id}
-        record.update(nonce=nonce, seq=seq, endpoint=endpoint)
-        if kind is _ASSIGNED:
-            record.update(event="nonce_assigned", queued_ms=round(seconds * 1000, 3))
+        record: Record = {
+            "ts": self._stamp(ns),
+            "event": "nonce_assigned" if kind == _ASSIGNED else "nonce_outcome",
+            "key_id": key_id,
+            "nonce": nonce,
+            "seq": seq,
+            "endpoint": endpoint,
+        }
+        if kind == _ASSIGNED:
+            record["queued_ms"] = round(seconds * 1000, 3)
         else:
-            record.update(outcome=kind, rtt_ms=round(seconds * 1000, 3))
+            record["outcome"], record["rtt_ms"] = kind, round(seconds * 1000, 3)
         record["pid"] = self._pid
         if code is not None:
             record["code"] = code
@@ -217,9 +223,9 @@ class NonceHistory:
 
     def _template(self, kind: str, key_id: str, endpoint: str) -> str:
         event, time_field = (
-            ("nonce_assigned", "queued_ms") if kind is _ASSIGNED else ("nonce_outcome", "rtt_ms")
+            ("nonce_assigned", "queued_ms") if kind == _ASSIGNED else ("nonce_outcome", "rtt_ms")
         )
-        outcome = "" if kind is _ASSIGNED else f',"outcome":{_quote(kind)}'
+        outcome = "" if kind == _ASSIGNED else f',"outcome":{_quote(kind)}'
         template = (
             f'{{"ts":"%s.%06d+00:00","event":"{event}","key_id":{_quote(key_id)},"nonce":%d,'
             f'"seq":%d,"endpoint":{_quote(endpoint)}{outcome},"{time_field}":%.3f,'
