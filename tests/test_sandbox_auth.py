@@ -262,3 +262,18 @@ def test_the_sandboxs_own_signature_matches_the_documented_vectors() -> None:
     ) == (
         "6i7+cpXVLDDnDOekgsRcgFQhkYFyPDSSxhSVA8OrA6vjziXcy2K1DP3n7f9B/Kgni71WjBSQusZKxduRsdF20Q=="
     )
+
+
+async def test_a_userref_that_is_not_an_integer_is_an_invalid_argument(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Kraken's ``userref`` is a 32-bit integer; anything else is refused with the field
+    named (the sandbox answered an internal error before)."""
+    async with Sandbox({DOC_KEY: DOC_SECRET}) as sandbox:
+        for nonce, userref in enumerate(("abc", "1.5", str(2**40)), 1):
+            _, reply = await signed(
+                http, sandbox, "AddOrder", nonce, limit_order(nonce, userref=userref)
+            )
+            assert reply["error"] == ["EGeneral:Invalid arguments:userref"], userref
+        _, good = await signed(http, sandbox, "AddOrder", 9, limit_order(9, userref="-7"))
+        assert good["error"] == [] and good["result"]["txid"]

@@ -91,7 +91,18 @@ def parse_order(order: Mapping[str, Any], pair: str) -> tuple[str, str, Decimal,
         raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id and userref")
     if cl_ord_id is not None and not valid_cl_ord_id(str(cl_ord_id)):
         raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id")
+    if userref is not None and userref_of(userref) is None:
+        raise KrakenFailure("EGeneral:Invalid arguments:userref")
     return side, ordertype, volume, price
+
+
+def userref_of(value: Any) -> int | None:
+    """Kraken's ``userref`` (a 32-bit signed integer) from a field, or None if it is not one."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if -(2**31) <= number < 2**31 else None
 
 
 def check_deadline(body: Mapping[str, Any], now: float) -> None:
@@ -125,7 +136,7 @@ def place(engine: KrakenReads, key: str, order: Mapping[str, Any], pair: str) ->
             price,
             post_only="post" in oflags.split(","),
             cl_ord_id=str(cl_ord_id) if cl_ord_id is not None else None,
-            userref=int(userref) if userref is not None else None,
+            userref=userref_of(userref) if userref is not None else None,
             oflags=oflags,
         )
     except Refused as refused:
