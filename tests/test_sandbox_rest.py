@@ -222,3 +222,35 @@ async def test_odd_websocket_requests_get_an_error_answer_and_keep_the_connectio
                     answer = json.loads(message.data)
                     if answer.get("req_id") == req_id:
                         break
+
+
+async def test_numbers_the_websocket_echoes_back_never_cost_the_connection(
+    creds: tuple[str, str],
+) -> None:
+    """A valid add_order whose ``cl_ord_id`` is a fraction, and a ``req_id`` that is one:
+    numbers are decoded exactly (as Decimal) and a reply echoing them could not be written,
+    which closed the connection. Each gets its answer; the connection stays."""
+    async with Sandbox(dict([creds])) as sandbox, aiohttp.ClientSession() as http:
+        token = sandbox.engine.get_websockets_token(creds[0], {})["token"]
+        order = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD"}
+        requests = [
+            {"method": "add_order", "params": {**order, "limit_price": 100, "cl_ord_id": 1.5}},
+            {"method": "ping", "req_id": 2.5},
+            {"method": "add_order", "req_id": 7, "params": {**order, "limit_price": 100}},
+        ]
+        async with http.ws_connect(sandbox.ws_url) as ws:
+            assert json.loads((await ws.receive(timeout=5)).data)["channel"] == "status"
+            answers = []
+            for request in requests:
+                params = request.get("params")
+                sent = {**request, **({"params": {**params, "token": token}} if params else {})}
+                await ws.send_str(json.dumps(sent))
+                while True:  # past heartbeats and channel data, to this request's answer
+                    message = await ws.receive(timeout=5)
+                    assert message.type == aiohttp.WSMsgType.TEXT, (request, message)
+                    answer = json.loads(message.data)
+                    if answer.get("method") in ("add_order", "pong"):
+                        answers.append(answer)
+                        break
+    assert answers[1]["req_id"] == 2.5
+    assert answers[2]["success"] is True and answers[2]["req_id"] == 7

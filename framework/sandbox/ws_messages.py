@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import zlib
 from decimal import Decimal
@@ -31,8 +32,18 @@ _WIRE_NUMBER = re.compile(r'"(price|qty)": "(\d+(?:\.\d+)?)"')
 
 
 def encode(message: dict[str, Any]) -> str:
-    """JSON text; book levels' ``price``/``qty`` strings become numbers with their digits."""
-    return _WIRE_NUMBER.sub(r'"\1": \2', json.dumps(message))
+    """JSON text; book levels' ``price``/``qty`` strings become numbers with their digits.
+    A number a request carried (decoded exactly, as Decimal) is echoed as a JSON number,
+    or as text when no float holds it."""
+    return _WIRE_NUMBER.sub(r'"\1": \2', json.dumps(message, default=_echoed))
+
+
+def _echoed(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        number = float(value)
+        if math.isfinite(number):
+            return int(value) if value == value.to_integral_value() else number
+    return str(value)
 
 
 def rfc3339(at: float) -> str:
