@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/python -m framework.cli run config/paper.toml
 
 test: $(STAMP) redis lint typecheck
-	$(BIN)/python -m pytest -q -n 3 --dist worksteal
+	$(BIN)/python -m pytest -q -n 4 --dist worksteal
 
 # The Redis tests start their own redis-server (Debian's package); install it if we can.
 redis:
