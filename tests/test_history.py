@@ -220,3 +220,31 @@ async def test_a_record_that_cannot_be_written_as_it_is_made_stops_the_lane_clea
         assert sent == [] and lane.broken is not None
         monkeypatch.undo()
     history.close()
+
+
+def test_a_write_left_due_by_a_loop_that_ended_is_made_by_the_next_one(tmp_path: Path) -> None:
+    """A history outliving its event loop (one ``asyncio.run`` after another) with a timed
+    write still due when the first loop ended: the next loop's idle lane writes it."""
+    path = tmp_path / "h.jsonl"
+    history = NonceHistory(path)
+
+    def record(seq: int) -> None:
+        history.assigned(key_id="k", nonce=seq, seq=seq, endpoint="Balance", queued_s=0.0)
+
+    async def first() -> None:
+        record(1)
+        history.idle(pytest.fail)  # written at once
+        record(2)
+        history.idle(pytest.fail)  # due in 10 ms: the loop ends first
+
+    async def second() -> None:
+        record(3)
+        history.idle(pytest.fail)
+        async with asyncio.timeout(5):  # bounded: due within 10 ms
+            while len(path.read_bytes().splitlines()) < 3:  # noqa: ASYNC110 - a file
+                await asyncio.sleep(0.005)
+
+    asyncio.run(first())
+    assert len(path.read_bytes().splitlines()) == 1
+    asyncio.run(second())
+    history.close()

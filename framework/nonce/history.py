@@ -87,6 +87,7 @@ class NonceHistory:
         self._templates: dict[tuple[str, str, str], str] = {}
         self._written_at = float("-inf")  # time.monotonic() of the last write
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         if self.path is not None:
             private_dir(self.path.parent)
             self._open()
@@ -251,11 +252,14 @@ class NonceHistory:
         write was less than WRITE_EVERY_S ago, that long after it (a steady trickle of calls
         pays one write per interval, not one per call). ``failed`` hears of a refused write.
         """
-        if self._timer is not None or not self._pending:
+        if not self._pending:
             return
+        loop = asyncio.get_running_loop()
+        if self._timer is not None and self._timer_loop is loop:
+            return  # due already (a timer of a loop that has ended is forgotten)
         due = self._written_at + WRITE_EVERY_S - time.monotonic()
         if due > 0:
-            self._timer = asyncio.get_running_loop().call_later(due, self.write_now, failed)
+            self._timer, self._timer_loop = loop.call_later(due, self.write_now, failed), loop
         else:
             self.write_now(failed)
 
