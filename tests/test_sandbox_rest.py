@@ -254,3 +254,72 @@ async def test_numbers_the_websocket_echoes_back_never_cost_the_connection(
                         break
     assert answers[1]["req_id"] == 2.5
     assert answers[2]["success"] is True and answers[2]["req_id"] == 7
+
+
+#: Order endpoints and a well formed request for each, to change one or two fields of.
+NEAR_VALID: dict[str, dict[str, Any]] = {
+    "AddOrder": {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"},
+    "EditOrder": {"pair": "XBTUSD", "volume": "0.02"},
+    "AmendOrder": {"order_qty": "0.02"},
+    "CancelOrder": {},
+    "QueryOrders": {},
+}
+
+
+async def test_near_valid_orders_get_a_kraken_error_never_an_http_500(
+    creds: tuple[str, str],
+) -> None:
+    """Seeded: 400 signed order calls, each well formed but for one or two fields (a valid
+    order, or one naming an order that exists, with an odd value put in). Every answer is
+    Kraken's envelope with HTTP 200; a ``userref`` that was not an integer was an HTTP 500."""
+    rng = random.Random(3)
+    async with Sandbox(dict([creds])) as sandbox, client(*creds, sandbox.base_url) as kraken:
+        nonces = iter(range(3 * 10**12, 4 * 10**12))
+        for _ in range(400):
+            endpoint = rng.choice(list(NEAR_VALID))
+            params = {**NEAR_VALID[endpoint], "price": "100"} if endpoint == "AddOrder" else {}
+            params.update(NEAR_VALID[endpoint])
+            if endpoint != "AddOrder":
+                params["txid"] = rng.choice(list(sandbox.engine.orders) or ["none"])
+            for field in rng.sample(FIELDS, rng.randint(1, 2)):
+                params[field] = rng.choice([*ODD, "0x10", "-9-9", "9" * 40, " 1", "post"])
+            request = kraken.wire.build(PrivateCall(endpoint, params), next(nonces))
+            answer = await kraken.transport.send(request)
+            envelope = json.loads(answer.body)
+            assert answer.status == 200 and isinstance(envelope["error"], list), (params, answer)
+        assert sandbox.engine.orders  # some of them were orders the engine took
+
+
+async def test_near_valid_websocket_orders_get_an_answer_and_keep_the_connection(
+    creds: tuple[str, str],
+) -> None:
+    """Seeded: 300 WebSocket order requests, each well formed but for one or two fields,
+    numbers among the odd values (decoded as Decimal). Each gets its answer, none is an
+    internal error, and the connection stays."""
+    rng = random.Random(4)
+    odd: list[Any] = [*WS_ODD, 1.5, -0.5, 2**70, "BTC/USD", "buy", "limit"]
+    async with Sandbox(dict([creds])) as sandbox, aiohttp.ClientSession() as http:
+        token = sandbox.engine.get_websockets_token(creds[0], {})["token"]
+        order = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD"}
+        async with http.ws_connect(sandbox.ws_url) as ws:
+            assert json.loads((await ws.receive(timeout=5)).data)["channel"] == "status"
+            for req_id in range(300):
+                method = rng.choice(["add_order", "amend_order", "cancel_order", "batch_add"])
+                if method == "add_order":
+                    params: dict[str, Any] = {**order, "limit_price": 100}
+                elif method == "batch_add":
+                    params = {"symbol": "BTC/USD", "orders": [{**order, "limit_price": 100}] * 2}
+                else:
+                    known = list(sandbox.engine.orders) or ["none"]
+                    params = {"order_id": rng.choice(known), "order_qty": 0.02}
+                for field in rng.sample(WS_FIELDS, rng.randint(1, 2)):
+                    params[field] = rng.choice(odd)
+                request = {"method": method, "params": {**params, "token": token}}
+                await ws.send_str(json.dumps({**request, "req_id": req_id}))
+                while True:  # past heartbeats and channel data, to this request's answer
+                    message = await ws.receive(timeout=5)
+                    assert message.type == aiohttp.WSMsgType.TEXT, (request, message)
+                    answer = json.loads(message.data)
+                    if answer.get("req_id") == req_id:
+                        break
+                assert "Internal" not in str(answer.get("error")), (request, answer)
