@@ -201,6 +201,17 @@ WS_METHODS = [
 ]  # fmt: skip
 
 
+async def answer_to(ws: aiohttp.ClientWebSocketResponse, request: dict[str, Any]) -> Any:
+    """The answer to ``request`` (by its ``req_id``), past heartbeats and channel data; the
+    connection must stay open until it comes."""
+    while True:
+        message = await ws.receive(timeout=5)
+        assert message.type == aiohttp.WSMsgType.TEXT, (request, message)
+        answer = json.loads(message.data)
+        if answer.get("req_id") == request["req_id"]:
+            return answer
+
+
 async def test_odd_websocket_requests_get_an_error_answer_and_keep_the_connection(
     creds: tuple[str, str],
 ) -> None:
@@ -216,12 +227,7 @@ async def test_odd_websocket_requests_get_an_error_answer_and_keep_the_connectio
                 params = {rng.choice(WS_FIELDS): rng.choice(WS_ODD) for _ in range(3)}
                 request = {"method": rng.choice(WS_METHODS), "params": params, "req_id": req_id}
                 await ws.send_str(json.dumps({**request, "params": {**params, "token": token}}))
-                while True:  # past heartbeats and channel data, to this request's answer
-                    message = await ws.receive(timeout=5)
-                    assert message.type == aiohttp.WSMsgType.TEXT, (request, message)
-                    answer = json.loads(message.data)
-                    if answer.get("req_id") == req_id:
-                        break
+                await answer_to(ws, request)
 
 
 async def test_numbers_the_websocket_echoes_back_never_cost_the_connection(
@@ -314,12 +320,7 @@ async def test_near_valid_websocket_orders_get_an_answer_and_keep_the_connection
                     params = {"order_id": rng.choice(known), "order_qty": 0.02}
                 for field in rng.sample(WS_FIELDS, rng.randint(1, 2)):
                     params[field] = rng.choice(odd)
-                request = {"method": method, "params": {**params, "token": token}}
-                await ws.send_str(json.dumps({**request, "req_id": req_id}))
-                while True:  # past heartbeats and channel data, to this request's answer
-                    message = await ws.receive(timeout=5)
-                    assert message.type == aiohttp.WSMsgType.TEXT, (request, message)
-                    answer = json.loads(message.data)
-                    if answer.get("req_id") == req_id:
-                        break
+                request = {"method": method, "params": {**params, "token": token}, "req_id": req_id}
+                await ws.send_str(json.dumps(request))
+                answer = await answer_to(ws, request)
                 assert "Internal" not in str(answer.get("error")), (request, answer)
