@@ -137,24 +137,24 @@ class KrakenReads(Engine):
     def _ledger(self, key: str) -> list[tuple[str, dict[str, Any]]]:
         """The key's ledger, oldest first: two entries per trade (base and quote, the fee
         on the quote), each with the asset's running balance."""
-        by_name = {p.name: p for p in PAIRS.values()}
+        self.sync()
         running = {asset: Decimal(v) for asset, v in self.rules.balances}
         entries: list[tuple[str, dict[str, Any]]] = []
-        for trade_id, t in self.trades_of(key):
-            pair = by_name[t["pair"]]
-            sign = 1 if t["type"] == "buy" else -1
+        for fill in self.fills_of(key):
+            pair = PAIRS[fill.pair]
+            sign = 1 if fill.side == "buy" else -1
             moves = (
-                (pair.base, sign * Decimal(t["vol"]), Decimal(0)),
-                (pair.quote, -sign * Decimal(t["cost"]), Decimal(t["fee"])),
+                (pair.base, sign * fill.volume, Decimal(0)),
+                (pair.quote, -sign * fill.volume * fill.price, fill.fee),
             )
             for n, (asset, amount, fee) in enumerate(moves):
                 running[asset] = running.get(asset, Decimal(0)) + amount - fee
                 entries.append(
                     (
-                        f"L{trade_id[1:]}-{n}",
+                        f"L{fill.trade_id[1:]}-{n}",
                         {
-                            "refid": trade_id,
-                            "time": t["time"],
+                            "refid": fill.trade_id,
+                            "time": fill.time,
                             "type": "trade",
                             "subtype": "",
                             "aclass": "currency",
