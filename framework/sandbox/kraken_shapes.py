@@ -67,10 +67,15 @@ def order_entry(order: SimOrder, with_trades: bool = False) -> dict[str, Any]:
     return out
 
 
+def trade_number(fill: Fill) -> int:
+    """Kraken's integer ``trade_id`` of a fill (the engine keeps it as the fill's
+    ``alt_id``), as TradesHistory, the public Trades and the WebSocket feeds show it."""
+    return int(fill.alt_id or 0)
+
+
 def trade_entry(fill: Fill, order: SimOrder) -> dict[str, Any]:
-    """``fill`` (of ``order``) as a TradesHistory entry; ``trade_id`` is the pair's integer
-    trade id, which the engine keeps as the fill's ``alt_id``."""
-    n = int(fill.alt_id or 0)
+    """``fill`` (of ``order``) as a TradesHistory entry."""
+    n = trade_number(fill)
     return {
         "ordertxid": fill.txid,
         "postxid": f"P{n:05d}-SANDBOX",

@@ -34,6 +34,7 @@ from framework.sandbox.auth import AuthRules, Gatekeeper, KrakenFailure
 from framework.sandbox.faults import ERRORS as FAULT_ERRORS
 from framework.sandbox.faults import FaultInjector, FaultRules
 from framework.sandbox.kraken_rules import TIERS
+from framework.sandbox.kraken_shapes import trade_number
 from framework.sandbox.market import ALIASES, ASSETS, INTERVALS, PAIRS, Market, MarketRules
 from framework.sandbox.matching import MatchingEngine, OrderRules
 from framework.sandbox.ratelimit import RateLimits
@@ -300,7 +301,7 @@ class Sandbox:
                         f.side[0],
                         self.engine.orders[f.txid].ordertype[0],
                         "",
-                        int(f.alt_id or 0),
+                        trade_number(f),
                     ]
                     for f in fills
                 ]

@@ -30,6 +30,7 @@ from framework.log import get_logger
 from framework.sandbox import ws_messages as msg
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.engine import SimOrder
+from framework.sandbox.kraken_shapes import trade_number
 from framework.sandbox.market import PAIRS
 from framework.sandbox.ws_methods import OrderMethods, Refusal
 from framework.sandbox.ws_subscriptions import PRIVATE, Subscriptions
@@ -234,7 +235,7 @@ class SandboxWebSocket(Subscriptions):
                     "price": float(fill.price),
                     "qty": float(fill.volume),
                     "ord_type": order.ordertype,
-                    "trade_id": int(fill.alt_id or 0),
+                    "trade_id": trade_number(fill),
                     "timestamp": msg.rfc3339(now),
                 }
             )

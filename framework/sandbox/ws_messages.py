@@ -19,6 +19,7 @@ from typing import Any
 
 from framework.events import Fill, OrderState
 from framework.sandbox.engine import SimOrder
+from framework.sandbox.kraken_shapes import trade_number
 from framework.sandbox.market import ASSETS, PAIRS, Market, PairInfo
 
 #: v2 symbol -> the sandbox pair (altname).
@@ -193,7 +194,7 @@ def execution(kind: str, order: SimOrder, fill: Fill | None, now: float) -> dict
         quote = ASSET_OF[PAIRS[order.pair].quote]
         entry.update(
             exec_id=fill.trade_id,
-            trade_id=int(fill.alt_id or 0),
+            trade_id=trade_number(fill),
             last_qty=float(fill.volume),
             last_price=float(fill.price),
             cost=float(fill.volume * fill.price),
