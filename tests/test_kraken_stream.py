@@ -163,16 +163,7 @@ async def test_a_missing_sequence_number_is_a_gap(creds: tuple[str, str]) -> Non
         for conn in sandbox.ws.connections:  # the server loses one message to this client
             if "executions" in conn.channels:
                 conn.sequence["executions"] += 1
-        sandbox.engine.add_order(
-            creds[0],
-            {
-                "pair": "XBTUSD",
-                "type": "buy",
-                "ordertype": "limit",
-                "volume": "0.001",
-                "price": "1000.0",
-            },
-        )
+        sandbox.engine.place(creds[0], "XBTUSD", "buy", Decimal("0.001"), Decimal("1000.0"))
         await sink.until(lambda: len(sink.gaps) == 2)
     assert "sequence" in sink.gaps[1]
 

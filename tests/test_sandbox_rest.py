@@ -122,16 +122,8 @@ async def test_a_sandbox_traded_by_rest_alone_keeps_nothing_for_websocket_client
     async with Sandbox(dict([creds])) as sandbox:
         ask = sandbox.market.quote("XBTUSD")[1]
         for _ in range(3):
-            sandbox.engine.add_order(
-                creds[0],
-                {
-                    "pair": "XBTUSD",
-                    "type": "buy",
-                    "ordertype": "limit",
-                    "volume": "0.001",
-                    "price": str((ask * 2).quantize(Decimal("0.1"))),
-                },
-            )
+            price = (ask * 2).quantize(Decimal("0.1"))
+            sandbox.engine.place(creds[0], "XBTUSD", "buy", Decimal("0.001"), price)
         assert len(sandbox.engine.fills) == 3 and sandbox.ws._public_trades == []
 
 
