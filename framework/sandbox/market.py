@@ -38,6 +38,10 @@ class PairInfo:
     def tick(self) -> Decimal:
         return Decimal(1).scaleb(-self.pair_decimals)
 
+    def too_fine(self, volume: Decimal) -> bool:
+        """Whether ``volume`` has more decimals than the pair's lot."""
+        return -volume.as_tuple().exponent > self.lot_decimals  # type: ignore[operator]
+
     def asset_pair(self) -> dict[str, Any]:
         return {
             "altname": self.altname,

@@ -73,7 +73,7 @@ def parse_order(order: Mapping[str, Any], pair: str) -> tuple[str, str, Decimal,
     if ordertype not in SUPPORTED:
         raise KrakenFailure("EGeneral:Invalid arguments:ordertype not in sandbox")
     volume = amount(order["volume"], "volume")
-    if volume <= 0 or -volume.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
+    if volume <= 0 or info.too_fine(volume):
         raise KrakenFailure("EGeneral:Invalid arguments:volume")
     if volume < Decimal(info.ordermin):
         raise KrakenFailure("EOrder:Order minimum not met")

@@ -81,7 +81,7 @@ class Engine:
         size = _number(volume)
         if side not in ("buy", "sell") or size is None:
             raise Rejected(INVALID)
-        if -size.as_tuple().exponent > info.lot_decimals:  # type: ignore[operator]
+        if info.too_fine(size):
             raise Rejected(TOO_PRECISE)
         if size < Decimal(info.ordermin):
             raise Rejected(BELOW_MINIMUM)
