@@ -139,8 +139,8 @@ def _floors(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     """Every key of the history whose store floor is below its last sent nonce gets the
     floor max(last sent + margin, now in its unit) + one block: above every nonce the
-    history shows, and above the records a ``kill -9`` may have cost it (at most one
-    64 KiB buffer, a few hundred records)."""
+    history shows, and above the records a ``kill -9`` may have cost it (at most the 512
+    records held before a write: 256 nonces)."""
     from framework.nonce.reading import read_records
     from framework.nonce.source import DEFAULT_BLOCK, NS_PER_UNIT
     from framework.nonce.store import SqliteStore

@@ -136,7 +136,7 @@ def configure(
     secrets redacted. ``capture_stdlib`` routes the standard library's logging (aiohttp,
     asyncio) into the same stream. A stream that fails (a full disk) loses log lines, never
     raises. Loggers are not cached, so a later call (a test, or ``orderly run`` closing its
-    log file) takes effect everywhere; hot paths check :func:`enabled` instead."""
+    log file) takes effect everywhere; hot paths read :data:`debugging` instead."""
     global _level, debugging
     _level = _LEVELS.get(level.lower(), _LEVELS["info"])
     debugging = _level <= _LEVELS["debug"]
