@@ -49,7 +49,7 @@ from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.streaming import Feed
-from framework.tally import Tally
+from framework.tally import Tally, counted
 from framework.venue import Venue
 
 log = get_logger("framework.runner")
@@ -184,7 +184,7 @@ class Runner:
             dispatcher = group.create_task(self._dispatch(guard, inbox, execution), name="dispatch")
             inbox.put(Started(wall(self.clock), inherited=tuple(inherited)))
             if inherited:
-                self._say(f"inherited {len(inherited)} open orders from {config.state.journal}")
+                self._say(f"inherited {counted(len(inherited), 'open order')} from the journal")
             for fill in undelivered:  # applied before the last stop, never delivered
                 emit(fill)
             try:  # how the inherited orders fared while the bot was down
@@ -235,13 +235,13 @@ class Runner:
             await self._stop.wait()
             await self._shutdown(execution, guard, inbox, dispatcher, loops)
         self._summary_line(venue, strategy, guard, execution, final=True)
-        left = len(execution.book.open())
+        left = counted(len(execution.book.open()), "order")
         if self._exit == EXIT_STATE:
-            print(f"orderly: stopped: {self._reason}; {left} orders left open", file=sys.stderr)
+            print(f"orderly: stopped: {self._reason}; {left} left open", file=sys.stderr)
         elif self._exit == EXIT_ORDERS_LEFT:
             armed = "; the dead-man switch stays armed" if config.runner.dead_man_timeout_s else ""
             print(
-                f"orderly: stopped ({self._reason}) but could not cancel {left} open orders{armed}",
+                f"orderly: stopped ({self._reason}) but could not cancel {left}{armed}",
                 file=sys.stderr,
             )
         return self._exit
@@ -265,14 +265,14 @@ class Runner:
             unknown = sum(o.state is OrderState.UNKNOWN for o in execution.book.open())
             log.warning("order_work_unfinished", pending=execution.pending, unknown=unknown)
             self._say(
-                f"{unknown} orders still being reconciled after drain_timeout_s; "
+                f"{counted(unknown, 'order')} still being reconciled after drain_timeout_s; "
                 "the order journal keeps them and the next start finishes the job"
             )
         cancelled = True
         if runner.cancel_on_stop and execution.book.open():
             try:
                 count = await execution.cancel_all()
-                self._say(f"cancelled {count} open orders")
+                self._say(f"cancelled {counted(count, 'open order')}")
             except OrderlyError as exc:
                 cancelled = False
                 log.error("cancel_on_stop_failed", error=str(exc))

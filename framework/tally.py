@@ -61,3 +61,8 @@ class Tally:
             f"{f'  rate limited {lane.rate_limited}' if lane.rate_limited else ''}"
             f"  paused {lane.paused}  hook errors {hook_errors}  {state}"
         )
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 order``, ``2 orders``: a count for a person to read."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

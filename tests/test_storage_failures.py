@@ -131,7 +131,7 @@ async def test_the_bot_stops_with_one_line_when_its_store_fills_up(
             assert await task == EXIT_STATE
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("orderly: stopped: a state file cannot be written: nonce store")
-    assert "disk is full" in line and "orders left open" in line
+    assert "disk is full" in line and line.endswith("; 1 order left open")  # one, not "1 orders"
 
 
 async def test_cancel_on_stop_failing_leaves_the_dead_man_armed_and_exits_non_zero(
