@@ -277,31 +277,36 @@ class Guard:
     async def _call(
         self, name: str, function: Callable[..., Awaitable[None]], *args: object
     ) -> None:
+        limit = asyncio.timeout(self._timeout)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with limit:
                 await function(*args)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # the bot is being cancelled: not the hook's fault
             self._failed(name, exc)  # the hook let a cancellation of its own escape
-        except Exception as exc:  # TimeoutError included: the hook overran its time limit
-            self._failed(name, exc)
+        except Exception as exc:
+            # past its time limit: said so (the traceback still shows where it was waiting)
+            overran = f"ran past hook_timeout_s ({self._timeout:g} s)" if limit.expired() else ""
+            self._failed(name, exc, overran)
 
-    def _failed(self, name: str, exc: BaseException) -> None:
+    def _failed(self, name: str, exc: BaseException, overran: str = "") -> None:
         self.failures += 1
+        reason = f"{overran} and was cancelled" if overran else f"{type(exc).__name__}: {exc}"
         log.error(
             "strategy_hook_failed",
             strategy=self.strategy.name,
             hook=name,
             policy=self._policy,
+            reason=reason,
             exc_info=exc,
         )
         if self._policy == "pause_strategy" and self.state is Lifecycle.RUNNING:
             self.state = Lifecycle.PAUSED
             log.warning("strategy_paused", strategy=self.strategy.name)
         elif self._policy == "stop_bot":
-            self._stop_bot(f"{name} failed: {type(exc).__name__}: {exc}")
+            self._stop_bot(f"{name} {reason}" if overran else f"{name} failed: {reason}")
 
     def stopping(self) -> None:
         """No hook but ``on_stop`` from now on (and none at all if never started)."""

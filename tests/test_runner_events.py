@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from framework.events import Fill, OrderState, OrderUpdate, Stopping, Ticker
 from framework.inbox import Inbox
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox
+from framework.strategy import Guard, Lifecycle, Strategy
 from tests.helpers import strategies
 from tests.test_runner import run_until, write_config
 
@@ -139,3 +141,22 @@ async def test_a_poll_answer_no_parser_foresaw_does_not_kill_the_bot(
         assert await task == EXIT_OK
     crashed = [line for line in stream.getvalue().splitlines() if '"poll_failed"' in line]
     assert '"what": "tickers"' in crashed[0] and "KeyError" in crashed[0]
+
+
+class Stuck(Strategy):
+    async def on_tick(self, ticker: Ticker) -> None:
+        await asyncio.Event().wait()  # never set: only the hook's time limit ends it
+
+
+@pytest.mark.parametrize("policy", ["keep_running", "stop_bot"])
+async def test_a_hook_past_its_time_limit_is_named_as_such(policy: str) -> None:
+    stream, reasons = io.StringIO(), []
+    log.configure("info", stream=stream, json=True)
+    guard = Guard(Stuck(), timeout=0.01, policy=policy, on_stop_bot=reasons.append)
+    guard.state = Lifecycle.RUNNING
+    await guard.deliver(tick("XBTUSD", 1))
+    (failed,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert failed["event"] == "strategy_hook_failed" and failed["hook"] == "on_tick"
+    assert failed["reason"] == "ran past hook_timeout_s (0.01 s) and was cancelled"
+    if policy == "stop_bot":  # the stop line says it too, not a bare "TimeoutError: "
+        assert reasons == ["on_tick ran past hook_timeout_s (0.01 s) and was cancelled"]
