@@ -60,9 +60,6 @@ EXIT_OK, EXIT_STOPPED_BY_STRATEGY, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
 EXIT_STATE, EXIT_ORDERS_LEFT = 3, 4
 
 
-# --- the runner ---------------------------------------------------------------------------
-
-
 class Runner:
     """One bot: one strategy on one venue."""
 
@@ -174,6 +171,7 @@ class Runner:
             timeout=config.runner.hook_timeout_s,
             policy=config.runner.on_hook_error,
             on_stop_bot=lambda why: self.request_stop(why, exit_code=EXIT_STOPPED_BY_STRATEGY),
+            say=self._say,
         )
         self._say(
             f"orderly: {strategy.name} on {venue.name} (key {venue.key_id}), pairs "

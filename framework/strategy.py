@@ -238,7 +238,13 @@ class Guard:
     """Calls every hook and timer of one strategy, one at a time, and contains failures."""
 
     def __init__(
-        self, strategy: Strategy, *, timeout: float, policy: str, on_stop_bot: Callable[[str], None]
+        self,
+        strategy: Strategy,
+        *,
+        timeout: float,
+        policy: str,
+        on_stop_bot: Callable[[str], None],
+        say: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.strategy = strategy
         self.state = Lifecycle.CREATED
@@ -246,6 +252,8 @@ class Guard:
         self._timeout = timeout
         self._policy = policy
         self._stop_bot = on_stop_bot
+        self._say = say  # the terminal: each kind of failure once
+        self._told: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
 
     def _allowed(self, hook: str) -> bool:
@@ -292,6 +300,7 @@ class Guard:
             self._failed(name, exc, overran)
 
     def _failed(self, name: str, exc: BaseException, overran: str = "") -> None:
+        """Log a hook's failure, tell the terminal (each kind once), apply the policy."""
         self.failures += 1
         reason = f"{overran} and was cancelled" if overran else f"{type(exc).__name__}: {exc}"
         log.error(
@@ -302,11 +311,18 @@ class Guard:
             reason=reason,
             exc_info=exc,
         )
+        what = f"{name} {reason}" if overran else f"{name} failed: {reason}"
+        if (name, reason) not in self._told and len(self._told) < 100:
+            self._told.add((name, reason))
+            self._say(
+                f"{what} (traceback: strategy_hook_failed in the JSON log; repeats are counted "
+                "in 'hook errors')"
+            )
         if self._policy == "pause_strategy" and self.state is Lifecycle.RUNNING:
             self.state = Lifecycle.PAUSED
             log.warning("strategy_paused", strategy=self.strategy.name)
         elif self._policy == "stop_bot":
-            self._stop_bot(f"{name} {reason}" if overran else f"{name} failed: {reason}")
+            self._stop_bot(what)
 
     def stopping(self) -> None:
         """No hook but ``on_stop`` from now on (and none at all if never started)."""

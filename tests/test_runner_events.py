@@ -160,3 +160,23 @@ async def test_a_hook_past_its_time_limit_is_named_as_such(policy: str) -> None:
     assert failed["reason"] == "ran past hook_timeout_s (0.01 s) and was cancelled"
     if policy == "stop_bot":  # the stop line says it too, not a bare "TimeoutError: "
         assert reasons == ["on_tick ran past hook_timeout_s (0.01 s) and was cancelled"]
+
+
+class Raising(Strategy):
+    async def on_tick(self, ticker: Ticker) -> None:
+        raise ValueError(f"bad tick {ticker.pair}")
+
+
+async def test_a_failing_hook_is_told_on_the_terminal_once_per_kind_of_failure() -> None:
+    said: list[str] = []
+    guard = Guard(Raising(), timeout=1, policy="keep_running", on_stop_bot=print, say=said.append)
+    guard.state = Lifecycle.RUNNING
+    for pair in ["XBTUSD", "XBTUSD", "ETHUSD", "XBTUSD"]:
+        await guard.deliver(tick(pair, 1))
+    assert guard.failures == 4
+    assert said == [  # the same failure again is only counted (the summary's hook errors)
+        "on_tick failed: ValueError: bad tick XBTUSD (traceback: strategy_hook_failed in the "
+        "JSON log; repeats are counted in 'hook errors')",
+        "on_tick failed: ValueError: bad tick ETHUSD (traceback: strategy_hook_failed in the "
+        "JSON log; repeats are counted in 'hook errors')",
+    ]
