@@ -10,13 +10,14 @@ from framework.venue import Venue
 log = get_logger("framework.runner")
 
 
-async def check_key(venue: Venue, clock: Clock, tries: int = 5) -> None:
+async def check_key(venue: Venue, clock: Clock, tries: int = 5) -> list[str]:
     """Is the key accepted? A refusal stops the bot (ConfigError); an exchange that fails
-    otherwise is asked again, backing off, before the bot gives up."""
+    otherwise is asked again, backing off, before the bot gives up. Then what the exchange
+    says about the key (:meth:`Venue.key_report`): the warnings, for the terminal."""
     for attempt in range(tries):
         try:
             await venue.balances()
-            return
+            break
         except AuthError as exc:
             raise ConfigError(f"the exchange refused the key: {exc.code or exc}") from None
         except OrderlyError as exc:
@@ -24,6 +25,7 @@ async def check_key(venue: Venue, clock: Clock, tries: int = 5) -> None:
                 raise
             log.warning("key_check_failed", attempt=attempt, error=str(exc))
             await clock.sleep(min(0.5 * 2**attempt, 5.0))
+    return await venue.key_report()
 
 
 async def check_clock(venue: Venue, warn_s: float) -> str | None:

@@ -120,7 +120,8 @@ class Runner:
         if (note := await check_pairs(config)) is not None:  # an unknown pair: ConfigError
             log.warning("pairs_not_checked", detail=note)
         async with open_venue(config) as venue:
-            await check_key(venue, self.clock)
+            for warning in await check_key(venue, self.clock):
+                self._say(warning)
             try:
                 await self._check_clock(venue)
             except OrderlyError as exc:  # the periodic check tries again

@@ -98,6 +98,12 @@ class Venue(Protocol):
         again before then; 0 disarms."""
         ...
 
+    async def key_report(self) -> list[str]:
+        """What the exchange says about the key that a person should read at start
+        (warnings); ConfigError for a key that cannot work as configured; [] where the
+        exchange has no such call."""
+        ...
+
     async def clock_offset(self) -> float:
         """Exchange time minus local time, in seconds; the venue applies it to deadlines."""
         ...

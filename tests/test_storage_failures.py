@@ -122,9 +122,16 @@ async def test_the_bot_stops_with_one_line_when_its_store_fills_up(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = write_config(tmp_path, "tests.helpers.strategies:Recorder")
+    # every call writes the store, and the REST safety-net poll calls often: the first call
+    # after the disk fills stops the bot, whatever calls came before it
+    config = write_config(
+        tmp_path,
+        "tests.helpers.strategies:Recorder",
+        params="cancel_on_fill = false",  # its resting order stays open
+        runner="stream_poll_s = 0.1",
+    )
     async with Sandbox(dict([creds])) as sandbox:
-        extra = "[nonce]\nunit = 'counter'\nreserve_block = 4\n"
+        extra = "[nonce]\nunit = 'counter'\nreserve_block = 1\n"
         _, task = await trading(config, sandbox, creds, monkeypatch, extra)
         async with asyncio.timeout(20):
             monkeypatch.setattr(SqliteStore, "_write", disk_full)

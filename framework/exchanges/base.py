@@ -290,6 +290,9 @@ class ClientVenue(Generic[Client]):
     async def find(self, cl_ord_id: str) -> VenueOrder | None:
         raise NotImplementedError
 
+    async def key_report(self) -> list[str]:
+        return []  # an exchange with nothing to say about the key beyond the Balance check
+
     async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:
         """One :meth:`find` per id; a venue that can look many up at once overrides it."""
         found = {}

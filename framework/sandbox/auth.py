@@ -34,6 +34,15 @@ class KrakenFailure(Exception):
         self.error = error
 
 
+SANDBOX_PERMISSIONS = (
+    "query-funds",
+    "query-open-trades",
+    "query-closed-trades",
+    "modify-trades",
+    "close-trades",
+)
+
+
 @dataclass(slots=True)
 class KeyNonces:
     """Per-key state of the gatekeeper."""
@@ -84,6 +93,30 @@ class Gatekeeper:
         self.clock = clock
         self.keys: dict[str, KeyNonces] = {}
         self.by_ip: dict[str, KeyNonces] = {}
+
+    def key_info(self, api_key: str) -> dict[str, Any]:
+        """Kraken's ``GetApiKeyInfo`` result for ``api_key`` (docs.kraken.com, Get API Key
+        Info): its highest accepted nonce, nonce window and permissions. The sandbox key may
+        trade but not withdraw; "query-funds", "query-open-trades", "modify-trades" and
+        "withdraw-funds" are the documented names, "query-closed-trades" and "close-trades"
+        are the sandbox's guess for the other two a bot needs."""
+        state = self.state(api_key)
+        stamp = str(self.clock.wall_ns() // 1_000_000_000)
+        return {
+            "apiKeyName": "orderly-sandbox",
+            "apiKey": api_key,
+            "nonce": str(state.last),
+            "nonceWindow": self.rules.nonce_window,
+            "permissions": list(SANDBOX_PERMISSIONS),
+            "iban": "AA00 SAND BOXX 0000",
+            "validUntil": "0",
+            "queryFrom": "0",
+            "queryTo": "0",
+            "createdTime": stamp,
+            "modifiedTime": stamp,
+            "ipAllowlist": [],
+            "lastUsed": stamp,
+        }
 
     def state(self, api_key: str) -> KeyNonces:
         state = self.keys.get(api_key)

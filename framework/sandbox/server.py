@@ -225,10 +225,12 @@ class Sandbox:
             if hi > 0:
                 await self.clock.sleep(self._random.uniform(lo, hi) / 1000)
             self.gate.check_nonce(state, nonce)
+            api_key = request.headers["API-Key"]
             handler = self._private.get(method)
+            if method == "GetApiKeyInfo":  # about the key, not the account it trades
+                handler = lambda _account, _body: self.gate.key_info(api_key)  # noqa: E731
             if handler is None:
                 raise KrakenFailure("EGeneral:Unknown method")
-            api_key = request.headers["API-Key"]
             account = self.account_of.get(api_key, api_key)
             if self.limits is not None:
                 self.limits.charge(

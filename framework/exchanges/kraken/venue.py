@@ -21,6 +21,7 @@ from framework.exchanges.base import (
 )
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
+from framework.exchanges.kraken.key_info import key_report
 from framework.exchanges.kraken.order_fields import Precision, order_params, venue_order
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
 from framework.exchanges.kraken.stream import KrakenStreams, ws_symbol
@@ -236,6 +237,9 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     async def arm_dead_man(self, timeout_s: int) -> None:
         await self.client.private("CancelAllOrdersAfter", {"timeout": int(timeout_s)})
+
+    async def key_report(self) -> list[str]:
+        return await key_report(self.client)
 
     async def clock_offset(self) -> float:
         """From the Time endpoint (whole seconds), against the middle of the round trip.
