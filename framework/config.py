@@ -157,6 +157,10 @@ class RunnerConfig(_Section):
     cancel_on_stop: bool = Field(True, description="cancel open orders when stopping")
     drain_timeout_s: float = Field(10.0, gt=0, description="longest wait for calls in flight")
     summary_interval_s: float = Field(2.0, gt=0, description="live summary period (terminal)")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve Prometheus /metrics here (0: any free port)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address /metrics listens on")
     log_file: UserPath = Field(
         default_factory=lambda: state_dir() / "logs" / "orderly.jsonl",
         description="JSON log lines go here",

@@ -44,12 +44,13 @@ from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import build_strategy, check_pairs, load_strategy
 from framework.log import FailSafeStream, get_logger
+from framework.metrics import serve_metrics
 from framework.paths import private_file
 from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
 from framework.streaming import Feed
-from framework.tally import Tally, counted
+from framework.tally import Summary, Tally, counted
 from framework.venue import Venue
 
 log = get_logger("framework.runner")
@@ -220,9 +221,23 @@ class Runner:
                 group.create_task(self._repeat(what, period, action), name=what)
                 for what, period, action in repeated
             ]
-            loops.append(
-                group.create_task(self._summary(venue, strategy, guard, execution), name="summary")
-            )
+
+            def summary() -> Summary:  # the numbers now: the terminal line, /metrics
+                return self.tally.summary(
+                    strategy.ctx.tickers(),
+                    venue.stats,
+                    open_orders=len(execution.book.open()),
+                    hook_errors=guard.failures,
+                    state=guard.state.value,
+                    now=self.clock.monotonic(),
+                )
+
+            loops.append(group.create_task(self._summary(summary), name="summary"))
+            if runner.metrics_port is not None:
+                where = {"exchange": venue.name, "key_id": venue.key_id, "strategy": strategy.name}
+                host, port = runner.metrics_host, runner.metrics_port
+                metrics = serve_metrics(host, port, summary, where, say=self._say)
+                loops.append(group.create_task(metrics, name="metrics"))
             if feed is not None:
                 pairs = config.strategy.pairs
                 loops.append(group.create_task(feed.run(venue, pairs, self._say), name="streams"))
@@ -233,7 +248,7 @@ class Runner:
             strategy.ctx._attach_timers(start_timer)
             await self._stop.wait()
             await self._shutdown(execution, guard, inbox, dispatcher, loops)
-        self._summary_line(venue, strategy, guard, execution, final=True)
+        self._say(summary().line(final=True))
         left = counted(len(execution.book.open()), "order")
         if self._exit == EXIT_STATE:
             print(f"orderly: stopped: {self._reason}; {left} left open", file=sys.stderr)
@@ -354,33 +369,10 @@ class Runner:
             await self.clock.sleep(period)
             await guard.tick_timer(callback)
 
-    async def _summary(
-        self, venue: Venue, strategy: Strategy, guard: Guard, execution: Execution
-    ) -> None:
+    async def _summary(self, summary: Callable[[], Summary]) -> None:
         while True:
             await self.clock.sleep(self.config.runner.summary_interval_s)
-            self._summary_line(venue, strategy, guard, execution)
-
-    def _summary_line(
-        self,
-        venue: Venue,
-        strategy: Strategy,
-        guard: Guard,
-        execution: Execution,
-        *,
-        final: bool = False,
-    ) -> None:
-        self._say(
-            self.tally.line(
-                strategy.ctx.tickers(),
-                venue.stats,
-                open_orders=len(execution.book.open()),
-                hook_errors=guard.failures,
-                state=guard.state.value,
-                final=final,
-                now=self.clock.monotonic(),
-            )
-        )
+            self._say(summary().line())
 
 
 def run(config: Config) -> int:

@@ -3,6 +3,8 @@ position and cash they made (so a mark-to-mid PnL), refusals, and the tick lag."
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from decimal import Decimal
 
 from framework.call import LaneStats
@@ -39,7 +41,7 @@ class Tally:
             value += volume * marks[pair].mid
         return value
 
-    def line(
+    def summary(
         self,
         marks: dict[str, Ticker],
         lane: LaneStats,
@@ -47,19 +49,49 @@ class Tally:
         open_orders: int,
         hook_errors: int,
         state: str,
-        final: bool,
         now: float,
-    ) -> str:
+    ) -> Summary:
+        """The numbers now (``now``: the clock's monotonic time)."""
+        return Summary(
+            marks=dict(marks),
+            lane=dataclasses.replace(lane),  # a copy: the lane goes on counting
+            fills=self.fills,
+            rejected=self.rejected,
+            pnl=self.pnl(marks),
+            tick_lag=self.tick_lag,
+            open_orders=open_orders,
+            hook_errors=hook_errors,
+            state=state,
+            uptime_s=now - self.started,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The bot's numbers at one moment: what the terminal line and ``/metrics`` show."""
+
+    marks: dict[str, Ticker]
+    lane: LaneStats
+    fills: int
+    rejected: int
+    pnl: Decimal | None  # None until every traded pair has a price
+    tick_lag: float
+    open_orders: int
+    hook_errors: int
+    state: str
+    uptime_s: float
+
+    def line(self, *, final: bool = False) -> str:
         """The terminal summary line."""
-        pnl = self.pnl(marks)
-        prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in marks.items())
+        lane, pnl = self.lane, self.pnl
+        prices = "  ".join(f"{p} {t.mid:.2f}" for p, t in self.marks.items())
         return (
-            f"{'final' if final else f'[{now - self.started:6.0f}s]'}  {prices}  fills "
-            f"{self.fills}  pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open {open_orders}"
-            f"  rejected {self.rejected}  tick lag {self.tick_lag:.2f}s"
+            f"{'final' if final else f'[{self.uptime_s:6.0f}s]'}  {prices}  fills "
+            f"{self.fills}  pnl {'n/a' if pnl is None else f'{pnl:+.2f}'}  open "
+            f"{self.open_orders}  rejected {self.rejected}  tick lag {self.tick_lag:.2f}s"
             f"  nonces sent {lane.sent} refused {lane.refused}"
             f"{f'  rate limited {lane.rate_limited}' if lane.rate_limited else ''}"
-            f"  paused {lane.paused}  hook errors {hook_errors}  {state}"
+            f"  paused {lane.paused}  hook errors {self.hook_errors}  {self.state}"
         )
 
 
