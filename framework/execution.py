@@ -51,8 +51,8 @@ from framework.events import Fill, OrderState, OrderUpdate
 from framework.journal import OrderJournal
 from framework.log import get_logger
 from framework.orders import Order, OrderBook, TrackedOrder, batches, check_orders
-from framework.tracking import OVERLAP_S, Emit, Tracker
-from framework.venue import Venue, VenueOrder
+from framework.tracking import Emit, Tracker
+from framework.venue import Venue
 
 log = get_logger("framework.execution")
 
@@ -60,8 +60,6 @@ T = TypeVar("T")
 
 #: A cancel that failed with one of these may be sent again (cancelling twice is harmless).
 _RETRY_CANCEL = (AmbiguousOutcome, TransientError, ExchangeError)
-#: Lookups tried before a reconciliation gives up for now (the order stays UNKNOWN).
-_LOOKUPS = 8
 
 
 def _ambiguous(exc: BaseException) -> bool:
@@ -224,12 +222,12 @@ class Execution:
                 txid = await self.venue.place(order.request, order.cl_ord_id)
             except Exception as exc:
                 if isinstance(exc, OrderlyError) and self.venue.is_duplicate(exc):
-                    await self._reconcile([order], sent_by=None)  # an earlier send did land
+                    await self.tracker.reconcile([order], sent_by=None)  # an earlier send did land
                     return
                 self._refused(order, exc)
                 if not _ambiguous(exc):
                     return
-                if await self._reconcile([order], sent_by=wall(self.clock)) != ["absent"]:
+                if await self.tracker.reconcile([order], sent_by=wall(self.clock)) != ["absent"]:
                     return
             else:
                 self._accepted(order, txid)
@@ -262,7 +260,7 @@ class Execution:
             if not _ambiguous(exc):
                 return
             # reconcile each order; resend the absent ones singly
-            verdicts = await self._reconcile(chunk, sent_by)
+            verdicts = await self.tracker.reconcile(chunk, sent_by)
             for order, verdict in zip(chunk, verdicts, strict=True):
                 if verdict == "absent":
                     await self._send_until_known(order)
@@ -272,48 +270,6 @@ class Execution:
                 self._refused(order, result)
             else:
                 self._accepted(order, result)
-
-    # --- reconciliation -------------------------------------------------------------------
-
-    async def _lookup(self, orders: list[TrackedOrder]) -> dict[str, VenueOrder] | None:
-        """The exchange's view of ``orders`` by client id (absent ones left out), in as few
-        calls as the venue can; None if the lookups keep failing."""
-        ids = [o.cl_ord_id for o in orders]
-        since = min(o.created for o in orders) - OVERLAP_S
-        for attempt in range(_LOOKUPS):
-            try:
-                return await self.venue.find_many(ids, since=since)
-            except OrderlyError as exc:
-                log.info("order_lookup_failed", cl_ord_ids=ids[:3], count=len(ids), error=str(exc))
-                await self.clock.sleep(min(0.1 * 2**attempt, 5.0))
-        return None
-
-    async def _reconcile(self, orders: list[TrackedOrder], sent_by: float | None) -> list[str]:
-        """Find orders whose send was ambiguous, all at once (a lost batch costs one lookup,
-        not one per order). ``sent_by``: a time at or after the last send (None: no
-        waiting). One verdict per order: "found", "absent" (safe to resend) or "unsure"."""
-        found = await self._lookup(orders)
-        if found is not None and sent_by is not None:
-            missing = [o for o in orders if o.cl_ord_id not in found]
-            wait = self.tracker.past_deadline(orders[0], sent_by) if missing else None
-            if missing and wait is None:
-                found = None  # without a deadline absence now proves nothing
-            elif missing:
-                await self.clock.sleep(max(0.0, wait or 0.0))
-                again = await self._lookup(missing)
-                found = None if again is None else {**found, **again}
-        verdicts = []
-        for order in orders:
-            if found is None:
-                verdict = "unsure"
-            elif order.cl_ord_id in found:
-                verdict = "found"
-                self.tracker.adopt(order, found[order.cl_ord_id])
-            else:
-                verdict = "absent"
-            log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict=verdict)
-            verdicts.append(verdict)
-        return verdicts
 
     # --- cancelling -----------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
     poll()              fills since the last poll (de-duplicated by trade id), then the final
                         state of orders that left the exchange's open list, and a new look at
                         every order still UNKNOWN with no send running for it
+    reconcile           orders whose send was ambiguous, looked up by client order id
+                        (all at once), again past the order deadline: found / absent / unsure
     adopt / finish      an order found at the exchange / reported closed
     settle_unknown      found: adopted; proven absent past its deadline: closed REJECTED
     settle_closed       "no such open order" from a cancel: how did it end? (at once)
@@ -38,6 +40,8 @@ _FINAL = {
 OVERLAP_S = 5.0
 #: Extra wait past the order deadline before concluding an order was never placed.
 DEADLINE_MARGIN_S = 1.0
+#: Lookups tried before a reconciliation gives up for now (the order stays UNKNOWN).
+_LOOKUPS = 8
 
 
 class Tracker:
@@ -63,6 +67,46 @@ class Tracker:
         if deadline is None:
             return None
         return sent_by + deadline + DEADLINE_MARGIN_S - wall(self.clock)
+
+    async def lookup(self, orders: list[TrackedOrder]) -> dict[str, VenueOrder] | None:
+        """The exchange's view of ``orders`` by client id (absent ones left out), in as few
+        calls as the venue can; None if the lookups keep failing."""
+        ids = [o.cl_ord_id for o in orders]
+        since = min(o.created for o in orders) - OVERLAP_S
+        for attempt in range(_LOOKUPS):
+            try:
+                return await self.venue.find_many(ids, since=since)
+            except OrderlyError as exc:
+                log.info("order_lookup_failed", cl_ord_ids=ids[:3], count=len(ids), error=str(exc))
+                await self.clock.sleep(min(0.1 * 2**attempt, 5.0))
+        return None
+
+    async def reconcile(self, orders: list[TrackedOrder], sent_by: float | None) -> list[str]:
+        """Find orders whose send was ambiguous, all at once (a lost batch costs one lookup,
+        not one per order). ``sent_by``: a time at or after the last send (None: no
+        waiting). One verdict per order: "found", "absent" (safe to resend) or "unsure"."""
+        found = await self.lookup(orders)
+        if found is not None and sent_by is not None:
+            missing = [o for o in orders if o.cl_ord_id not in found]
+            wait = self.past_deadline(orders[0], sent_by) if missing else None
+            if missing and wait is None:
+                found = None  # without a deadline absence now proves nothing
+            elif missing:
+                await self.clock.sleep(max(0.0, wait or 0.0))
+                again = await self.lookup(missing)
+                found = None if again is None else {**found, **again}
+        verdicts = []
+        for order in orders:
+            if found is None:
+                verdict = "unsure"
+            elif order.cl_ord_id in found:
+                verdict = "found"
+                self.adopt(order, found[order.cl_ord_id])
+            else:
+                verdict = "absent"
+            log.info("order_reconciled", cl_ord_id=order.cl_ord_id, verdict=verdict)
+            verdicts.append(verdict)
+        return verdicts
 
     def adopt(self, order: TrackedOrder, found: VenueOrder) -> None:
         """The exchange has the order: take its id; fills and final state come by polling."""
