@@ -8,6 +8,8 @@ fills), in order, without duplicates.
                           of ``venue.max_batch`` (one nonce each) -> per-order results
     cancel(order)         at most one cancel of an order in flight; "no such order" from the
                           exchange looks the order up at once and settles it
+    amend(order, ...)     a new price and/or volume in place; a lost answer is sent again
+                          (harmless), then the order is looked up to see which one stands
     poll()                what the exchange reports: fills and final states, and a new look
                           at every order still UNKNOWN (framework/tracking.py)
 
@@ -46,11 +48,20 @@ from framework.errors import (
     OrderlyError,
     OrderRejected,
     TransientError,
+    UsageError,
 )
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.journal import OrderJournal
 from framework.log import get_logger
-from framework.orders import Order, OrderBook, TrackedOrder, batches, check_orders
+from framework.orders import (
+    LimitOrder,
+    Order,
+    OrderBook,
+    TrackedOrder,
+    amended,
+    batches,
+    check_orders,
+)
 from framework.tracking import Emit, Tracker
 from framework.venue import Venue
 
@@ -273,25 +284,25 @@ class Execution:
 
     # --- cancelling -----------------------------------------------------------------------
 
+    def _order(self, target: OrderUpdate | str, what: str) -> TrackedOrder:
+        """The order ``target`` names (an update or a client order id), or InvalidArguments."""
+        if isinstance(target, OrderUpdate | str):
+            order = self.book.get(target if isinstance(target, str) else target.cl_ord_id)
+            if order is not None:
+                return order
+            raise InvalidArguments(f"no order with client order id {target!r}", endpoint=what)
+        raise InvalidArguments(
+            f"{what} takes an OrderUpdate or a client order id, not {type(target).__name__}",
+            endpoint=what,
+        )
+
     async def cancel(self, target: OrderUpdate | str) -> bool:
         """Cancel one order; False if it was no longer open. Concurrent cancels of one
         order share one exchange call."""
-        if isinstance(target, OrderUpdate):
-            cl_ord_id = target.cl_ord_id
-        elif isinstance(target, str):
-            cl_ord_id = target
-        else:
-            raise InvalidArguments(
-                f"cancel takes an OrderUpdate or a client order id, not {type(target).__name__}",
-                endpoint="cancel",
-            )
-        order = self.book.get(cl_ord_id)
-        if order is None:
-            raise InvalidArguments(
-                f"no order with client order id {cl_ord_id!r}", endpoint="cancel"
-            )
+        order = self._order(target, "cancel")
         if not order.state.is_open:
             return False
+        cl_ord_id = order.cl_ord_id
         if cl_ord_id not in self._cancels:
             task = asyncio.get_running_loop().create_task(self._cancel(order))
             self._cancels[cl_ord_id] = task
@@ -319,6 +330,51 @@ class Execution:
         raise TransientError(
             f"could not cancel order {cl_ord_id} in {self.max_resends + 1} tries: {error}"
         )
+
+    async def amend(
+        self, target: OrderUpdate | str, *, price: object = None, volume: object = None
+    ) -> bool:
+        """Change an open limit order's price and/or whole volume in place (same ids). True
+        once the exchange has the change; False if the order was no longer open (settled at
+        once) or the exchange refused the change. Bad arguments raise before anything goes."""
+        order = self._order(target, "amend")
+        new = amended(order.request, price=price, volume=volume, filled=order.filled)
+        if not self.venue.can_amend:
+            raise UsageError(
+                f"{self.venue.name} cannot amend an order in place: cancel it and place another",
+                endpoint="amend",
+            )
+        if not order.state.is_open:
+            return False
+        return await self._owned(self._amend(order, new))
+
+    async def _amend(self, order: TrackedOrder, new: LimitOrder) -> bool:
+        old, cl_ord_id = order.request, order.cl_ord_id
+        assert isinstance(old, LimitOrder)  # amended() let only limit orders through
+        price = None if new.price == old.price else new.price
+        volume = None if new.volume == old.volume else new.volume
+        for attempt in range(self.max_resends + 1):
+            try:
+                await self.venue.amend(
+                    cl_ord_id, pair=new.pair, txid=order.txid, price=price, volume=volume
+                )
+            except _RETRY_CANCEL as exc:  # amending to the same values again is harmless
+                log.warning("amend_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
+                await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
+                continue
+            except OrderRejected as exc:  # gone (filled, cancelled), or a change refused
+                log.info("amend_refused", cl_ord_id=cl_ord_id, code=exc.code)
+                await self.tracker.settle_closed(order)
+                return False
+            self.book.amend(order, new)
+            return True
+        found = await self.tracker.lookup([order])  # no answer came back: what is there now?
+        shown = None if found is None else found.get(cl_ord_id)
+        if shown is not None and (shown.price, shown.volume) == (new.price, new.volume):
+            self.book.amend(order, new)
+            return True
+        log.warning("amend_outcome_unknown", cl_ord_id=cl_ord_id, shown=str(shown))
+        return False
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""

@@ -80,7 +80,8 @@ _UPSERT = """
 INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (exchange, key_id, cl_ord_id) DO UPDATE SET
     state=excluded.state, txid=excluded.txid, filled=excluded.filled, cost=excluded.cost,
-    reason=excluded.reason, updated=excluded.updated, sent_at=excluded.sent_at
+    reason=excluded.reason, updated=excluded.updated, sent_at=excluded.sent_at,
+    volume=excluded.volume, price=excluded.price
 """
 
 

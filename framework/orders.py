@@ -13,6 +13,7 @@ or repeated updates from polling never move an order backwards.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -119,6 +120,26 @@ def check_orders(requests: object, *, what: str = "order") -> list[Order]:
                 endpoint="place_batch" if what == "orders" else "place",
             )
     return orders
+
+
+def amended(request: Order, *, price: object, volume: object, filled: Decimal) -> LimitOrder:
+    """``request`` with a new price and/or volume, checked (:class:`InvalidArguments`): only
+    a limit order changes in place, and its volume stays above what has filled."""
+    if price is None and volume is None:
+        raise InvalidArguments("amend needs a new price or a new volume", endpoint="amend")
+    if not isinstance(request, LimitOrder):
+        raise InvalidArguments("only a limit order can be amended", endpoint="amend")
+    new = dataclasses.replace(
+        request,
+        price=request.price if price is None else price,  # type: ignore[arg-type]
+        volume=request.volume if volume is None else volume,  # type: ignore[arg-type]
+    )
+    if new.volume <= filled:
+        raise InvalidArguments(
+            f"the new volume must be above the {filled.normalize():f} already filled",
+            endpoint="amend",
+        )
+    return new
 
 
 def new_client_order_id() -> str:
@@ -278,6 +299,12 @@ class OrderBook:
 
     def __len__(self) -> int:
         return len(self._orders)
+
+    def amend(self, order: TrackedOrder, request: LimitOrder) -> None:
+        """The exchange took a new price and/or volume for ``order``."""
+        order.request = request
+        order.updated = wall(self._clock)
+        self._save(order)
 
     def move(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> bool:
         """Apply a state change if the table allows it. Returns whether it changed."""

@@ -101,6 +101,19 @@ class Context:
         """Cancel an order (an update or its client order id). False if it was not open."""
         return await self._execution.cancel(order)
 
+    async def amend(
+        self,
+        order: OrderUpdate | str,
+        *,
+        price: Decimal | str | int | None = None,
+        volume: Decimal | str | int | None = None,
+    ) -> bool:
+        """Change an open limit order's price and/or whole volume in place (Kraken: same ids,
+        its place in the queue kept where it can be, cheaper in rate points than cancel and
+        place). True once the exchange has it; False if the order was no longer open or the
+        exchange refused the change. :class:`UsageError` on an exchange that cannot amend."""
+        return await self._execution.amend(order, price=price, volume=volume)
+
     async def cancel_all(self) -> int:
         """Cancel every open order on the key (including ones this strategy did not place)."""
         return await self._execution.cancel_all()

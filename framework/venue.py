@@ -28,6 +28,8 @@ class VenueOrder:
     status: str  # "open", "closed" (fully filled), "canceled", "expired"
     filled: Decimal
     reason: str | None = None
+    price: Decimal | None = None  # its limit price now (None: not said, or a market order)
+    volume: Decimal | None = None  # its whole volume now (None: not said)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,21 @@ class Venue(Protocol):
     async def place_batch(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         """Send 2..max_batch orders on one pair as one call (one nonce); one entry per order,
         in order: its exchange id, or the error that refused it."""
+        ...
+
+    #: Whether :meth:`amend` changes an open order in place (Kraken AmendOrder).
+    can_amend: bool
+
+    async def amend(
+        self,
+        cl_ord_id: str,
+        *,
+        pair: str,
+        txid: str | None,
+        price: Decimal | None,
+        volume: Decimal | None,
+    ) -> None:
+        """Change an open limit order's price and/or whole volume (None: unchanged)."""
         ...
 
     async def find(self, cl_ord_id: str) -> VenueOrder | None:

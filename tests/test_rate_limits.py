@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from framework.call import PrivateCall
+from framework.clock import ManualClock
 from framework.config import Config
 from framework.errors import OrderlyError, RateLimited
 from framework.exchanges.kraken import limits
@@ -16,6 +19,8 @@ from framework.exchanges.kraken.venue import kraken_venue
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder
 from framework.sandbox import Sandbox, generate_credentials, kraken_rules
+from framework.sandbox.market import Market, MarketRules
+from framework.sandbox.matching import MatchingEngine
 from tests.helpers.kraken import client
 
 
@@ -27,6 +32,24 @@ def test_costs_follow_the_documented_table() -> None:
     assert engine_costs("AddOrderBatch", {"pair": "XBTUSD", "orders": [{}] * 7}) == {"XBTUSD": 7}
     assert TIERS["starter"].rest_max == 15 and TIERS["starter"].rest_decay == 0.33
     assert TIERS["intermediate"].engine_max == 125 and TIERS["pro"].engine_decay == 3.75
+
+
+@pytest.mark.parametrize("costs", ["client", "sandbox"])
+def test_amends_and_edits_cost_what_kraken_documents(costs: str) -> None:
+    """docs.kraken.com, Spot Trading Limits: Amend +1, and +3/+2/+1 under 5/10/15 s since the
+    order was placed or last amended; Edit +1, and +6/+5/+4/+2/+1 under 5/10/15/45/90 s."""
+    ages = (0, 5, 10, 15, 45, 90, 300)
+
+    def cost(endpoint: str, params: dict[str, Any], age: float | None) -> int:
+        at = lambda ref: None if age is None else ("XBTUSD", age)  # noqa: E731
+        if costs == "client":
+            return sum(engine_costs(endpoint, params, at).values())
+        return sum(kraken_rules.engine_points(endpoint, params, at).values())
+
+    amend, edit = {"cl_ord_id": "a"}, {"txid": "O1", "pair": "XBTUSD"}
+    assert [cost("AmendOrder", amend, a) for a in ages] == [4, 3, 2, 1, 1, 1, 1]
+    assert [cost("EditOrder", edit, a) for a in ages] == [7, 6, 5, 3, 2, 1, 1]
+    assert cost("AmendOrder", amend, None) == 4 and cost("EditOrder", edit, None) == 7
 
 
 async def burst(tier: str | None, creds: tuple[str, str]) -> tuple[list[Any], dict[str, Any]]:
@@ -156,3 +179,26 @@ async def test_a_rate_limit_refusal_over_websocket_order_entry_fills_the_counter
                 except RateLimited as refusal:  # the whole call refused: nothing placed
                     results.append(refusal)
     assert sum(isinstance(r, RateLimited) for r in results) == 1, results
+
+
+def test_an_amend_restarts_an_orders_age_at_the_sandbox() -> None:
+    """Kraken counts a resting order's age from its placement or its last amend: cancelling
+    an order amended a moment ago costs what cancelling a new one does."""
+    clock = ManualClock(wall_ns=1_800_000_000 * 10**9)
+    engine = MatchingEngine(Market(MarketRules(seed=3), clock))
+    body = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"}
+    engine.add_order("acct", {**body, "price": "1000", "cl_ord_id": "c1"})
+    clock.advance(20)
+    (pair, age) = engine.order_age("acct", "c1") or ("", 0.0)
+    assert (pair, age) == ("XBTUSD", 20)
+    engine.amend_order("acct", {"cl_ord_id": "c1", "limit_price": "1001"})
+    assert engine.order_age("acct", "c1") == ("XBTUSD", 0)
+
+
+def test_the_pacer_counts_an_amended_orders_age_from_the_amend() -> None:
+    pacer = limits.Pacer(TIERS["pro"])
+    pacer.placed("XBTUSD", "c1")
+    pacer._orders["c1"] = ("XBTUSD", time.monotonic() - 20)  # placed 20 s ago
+    assert engine_costs("CancelOrder", {"cl_ord_id": "c1"}, pacer._age) == {"XBTUSD": 4}
+    pacer.answered(PrivateCall("AmendOrder", {"cl_ord_id": "c1"}), {"amend_id": "TAM1"})
+    assert engine_costs("CancelOrder", {"cl_ord_id": "c1"}, pacer._age) == {"XBTUSD": 8}

@@ -58,6 +58,7 @@ VENUE_CALLS: dict[str, bool] = {
     "place": True,
     "place_batch": True,
     "cancel": True,
+    "amend": True,
     "cancel_all": True,
     "arm_dead_man": True,
     "find": False,
@@ -292,6 +293,19 @@ class ClientVenue(Generic[Client]):
 
     async def key_report(self) -> list[str]:
         return []  # an exchange with nothing to say about the key beyond the Balance check
+
+    can_amend = False  # the order manager refuses ctx.amend before calling amend
+
+    async def amend(
+        self,
+        cl_ord_id: str,
+        *,
+        pair: str,
+        txid: str | None,
+        price: Decimal | None,
+        volume: Decimal | None,
+    ) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot amend an order")
 
     async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:
         """One :meth:`find` per id; a venue that can look many up at once overrides it."""

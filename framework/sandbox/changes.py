@@ -42,6 +42,7 @@ class KrakenChanges(KrakenReads):
                 raise KrakenFailure("EOrder:Tick size check failed")
             order.price = price
         self._amends += 1
+        order.amendtm = self.market.now()
         self._emit("amended", order, None)
         return {"amend_id": f"TAM{self._amends:05d}-SBX"}
 

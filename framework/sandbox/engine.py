@@ -71,6 +71,7 @@ class SimOrder:
     fee: Decimal = Decimal(0)
     state: OrderState = OrderState.ACCEPTED
     closetm: float | None = None
+    amendtm: float | None = None  # its last amend: rate costs count its age from then
     reason: str | None = None
     trades: list[str] = field(default_factory=list)  # its fills' trade ids
 

@@ -65,8 +65,17 @@ _REST_TWO = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"
 _ENGINE_ONLY = frozenset(
     {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder", "AmendOrder"}
 )
-#: (younger than seconds, engine points) for cancelling a resting order.
+#: (younger than seconds, engine points) for cancelling, amending (+1 besides) and editing
+#: (+1 besides) a resting order, by the seconds since it was placed or last amended.
 _CANCEL_COST = ((5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1))
+_AMEND_COST = ((5, 3), (10, 2), (15, 1))
+_EDIT_COST = ((5, 6), (10, 5), (15, 4), (45, 2), (90, 1))
+#: Calls that change a resting order: (fixed points, points by its age).
+_ORDER_CHANGES = {
+    "CancelOrder": (0, _CANCEL_COST),
+    "AmendOrder": (1, _AMEND_COST),
+    "EditOrder": (1, _EDIT_COST),
+}
 
 #: ``age(ref)``: (pair, seconds resting) of the key's order by txid or client id, or None.
 Age = Callable[[str], tuple[str, float] | None]
@@ -80,16 +89,17 @@ def rest_points(endpoint: str) -> int:
 
 
 def engine_points(endpoint: str, body: Mapping[str, Any], age: Age) -> dict[str, int]:
-    """Points per pair on the engine counter: +1 per order added; a cancel by its order's
-    age (an order of unknown age costs the most)."""
+    """Points per pair on the engine counter: +1 per order added; a cancel, amend or edit by
+    its order's age (an order of unknown age costs the most)."""
     if endpoint == "AddOrder":
         return {str(body.get("pair", "")): 1}
     if endpoint == "AddOrderBatch":
         return {str(body.get("pair", "")): len(body.get("orders", ()))}
-    if endpoint == "CancelOrder":
+    if endpoint in _ORDER_CHANGES:
+        fixed, table = _ORDER_CHANGES[endpoint]
         found = age(str(body.get("cl_ord_id") or body.get("txid") or ""))
         if found is None:
-            return {"": _CANCEL_COST[0][1]}
+            return {str(body.get("pair", "")): fixed + table[0][1]}
         pair, seconds = found
-        return {pair: next((cost for limit, cost in _CANCEL_COST if seconds < limit), 0)}
+        return {pair: fixed + next((cost for limit, cost in table if seconds < limit), 0)}
     return {}

@@ -32,12 +32,15 @@ class MatchingEngine(KrakenChanges):
         self.ws_tokens: dict[str, tuple[str, float]] = {}  # token -> (API key, expiry)
 
     def order_age(self, key: str, ref: str) -> tuple[str, float] | None:
-        """(pair, seconds resting) of one of ``key``'s orders by txid or client order id."""
+        """(pair, seconds resting) of one of ``key``'s orders by txid or client order id,
+        counted from its placement or its last amend (as Kraken's rate costs are)."""
         order = self.orders.get(ref)
         if order is None or order.key != key:
             latest = self.by_client_id(key, ref)
             order = latest[-1] if latest else None
-        return (order.pair, self.market.now() - order.opentm) if order else None
+        if order is None:
+            return None
+        return order.pair, self.market.now() - (order.amendtm or order.opentm)
 
     def add_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         self.sync()

@@ -79,11 +79,23 @@ def rest_cost(endpoint: str) -> int:
     return 2 if endpoint in REST_DOUBLE else 1
 
 
+#: Extra engine cost of amending (fixed +1 besides) and of editing (+1 besides) an order
+#: younger than each age, counted from its placement or its last amend.
+AMEND_PENALTY: tuple[tuple[float, int], ...] = ((5, 3), (10, 2), (15, 1))
+EDIT_PENALTY: tuple[tuple[float, int], ...] = ((5, 6), (10, 5), (15, 4), (45, 2), (90, 1))
+
+
+def penalty(table: tuple[tuple[float, int], ...], age_s: float | None) -> int:
+    """The decaying part of a change to an order that has rested ``age_s`` seconds (an
+    order of unknown age costs the most)."""
+    if age_s is None:
+        return table[0][1]
+    return next((cost for limit, cost in table if age_s < limit), 0)
+
+
 def cancel_cost(age_s: float | None) -> int:
     """Engine cost of cancelling an order that has rested ``age_s`` seconds."""
-    if age_s is None:
-        return CANCEL_PENALTY[0][1]
-    return next((cost for limit, cost in CANCEL_PENALTY if age_s < limit), 0)
+    return penalty(CANCEL_PENALTY, age_s)
 
 
 #: (pair, seconds resting) of an order by txid or client order id, or None if unknown.
@@ -98,10 +110,19 @@ def engine_costs(
         return {str(params.get("pair", "")): 1}
     if endpoint == "AddOrderBatch":
         return {str(params.get("pair", "")): len(params.get("orders", ()))}
-    if endpoint == "CancelOrder":
+    if endpoint in _CHANGES:
+        fixed, table = _CHANGES[endpoint]
         pair, seconds = age(str(params.get("cl_ord_id") or params.get("txid") or "")) or ("", None)
-        return {pair: cancel_cost(seconds)}
+        return {str(params.get("pair") or pair): fixed + penalty(table, seconds)}
     return {}
+
+
+#: Calls that change a resting order: (fixed engine cost, decaying cost by the order's age).
+_CHANGES = {
+    "CancelOrder": (0, CANCEL_PENALTY),
+    "AmendOrder": (1, AMEND_PENALTY),
+    "EditOrder": (1, EDIT_PENALTY),
+}
 
 
 class Pacer:
@@ -193,6 +214,10 @@ class Pacer:
             self.placed(
                 pair, *result.get("txid", ()), *filter(None, [call.params.get("cl_ord_id")])
             )
+        elif call.endpoint == "AmendOrder":  # its age counts again from now
+            ref = str(call.params.get("cl_ord_id") or call.params.get("txid") or "")
+            if ref in self._orders:
+                self.placed(self._orders[ref][0], ref)
         elif call.endpoint == "AddOrderBatch":
             for sent, answer in zip(
                 call.params.get("orders", ()), result.get("orders", ()), strict=False

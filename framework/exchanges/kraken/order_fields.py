@@ -1,12 +1,13 @@
-"""Orderly's orders in Kraken's AddOrder fields, and Kraken's order views as VenueOrders:
-the pure mapping the Kraken venue uses."""
+"""Orderly's orders in Kraken's AddOrder and AmendOrder fields, and Kraken's order and trade
+views as VenueOrders and Fills: the pure mapping the Kraken venue uses."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from framework.exchanges.base import amount, plain
+from framework.events import Fill
+from framework.exchanges.base import amount, plain, venue_fill
 from framework.orders import LimitOrder, Order
 from framework.venue import VenueOrder
 
@@ -44,11 +45,53 @@ def order_params(
     return params
 
 
+def amend_params(
+    cl_ord_id: str, price: Decimal | None, volume: Decimal | None, precision: Precision
+) -> dict[str, Any]:
+    """Kraken's AmendOrder fields: the order by client id, its new ``limit_price`` and/or
+    ``order_qty`` (the whole volume), in the pair's precision when it is known."""
+    params: dict[str, Any] = {"cl_ord_id": cl_ord_id}
+    if price is not None:
+        params["limit_price"] = fixed(price, precision[0])
+    if volume is not None:
+        params["order_qty"] = fixed(volume, precision[1])
+    return params
+
+
 def venue_order(txid: str, raw: dict[str, Any]) -> VenueOrder:
+    descr = raw.get("descr")
+    price = descr.get("price") if isinstance(descr, dict) else None
     return VenueOrder(
         txid=txid,
         cl_ord_id=raw.get("cl_ord_id"),
         status=str(raw.get("status", "")),
         filled=amount(raw.get("vol_exec", "0"), "vol_exec"),
         reason=raw.get("reason"),
+        price=_said(price),
+        volume=_said(raw.get("vol")),
     )
+
+
+def venue_trade(trade_id: str, t: dict[str, Any]) -> tuple[str, Fill]:
+    """One TradesHistory entry as ``(order txid, Fill)``."""
+    return venue_fill(
+        order_id=t["ordertxid"],
+        trade_id=trade_id,
+        pair=t["pair"],
+        side=t["type"],
+        price=t["price"],
+        volume=t["vol"],
+        fee=t["fee"],
+        maker=bool(t.get("maker", False)),
+        at=float(t["time"]),
+        alt_id=f"#{t['trade_id']}" if t.get("trade_id") is not None else None,
+    )
+
+
+def _said(value: Any) -> Decimal | None:
+    """A positive amount an order view shows, or None (absent, 0 for a market order, or
+    unreadable: these two are for information, never worth failing a lookup)."""
+    try:
+        return amount(value, positive=True)
+    except (ValueError, ArithmeticError):
+        return None

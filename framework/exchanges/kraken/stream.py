@@ -28,7 +28,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -37,14 +37,35 @@ from framework.errors import OrderlyError
 from framework.events import BookTop, Candle, Fill, Ticker
 from framework.exchanges.base import SHAPE_ERRORS, amount, venue_fill
 from framework.exchanges.kraken.book import Book, BookOutOfSync
+from framework.exchanges.kraken.client import DEFAULT_BASE_URL
+from framework.exchanges.kraken.spec import KrakenSettings
 from framework.log import get_logger
+from framework.registry import settings_of
 from framework.transport import decode_json
 from framework.venue import VenueOrder
+
+if TYPE_CHECKING:
+    from framework.config import Config
 
 log = get_logger("framework.exchanges.kraken.stream")
 
 #: exec_type -> the status a VenueOrder reports (the events that end an order).
 _FINAL = {"filled": "closed", "canceled": "canceled", "expired": "expired"}
+
+
+KRAKEN_WS, KRAKEN_WS_AUTH = "wss://ws.kraken.com/v2", "wss://ws-auth.kraken.com/v2"
+
+
+def ws_urls_of(config: Config) -> tuple[str, str]:
+    """The WebSocket URLs (public, private) of ``config``: as given; else Kraken's for
+    Kraken's REST; else ``ws://HOST:PORT/v2`` of ``base_url`` (an ``orderly sandbox``), so a
+    bot never streams one market's prices while it trades on another."""
+    settings = settings_of(config, KrakenSettings)
+    base_url = (config.exchange.base_url or DEFAULT_BASE_URL).rstrip("/")
+    if base_url == DEFAULT_BASE_URL:
+        return settings.ws_url or KRAKEN_WS, settings.ws_auth_url or KRAKEN_WS_AUTH
+    public = settings.ws_url or "ws" + base_url.removeprefix("http") + "/v2"
+    return public, settings.ws_auth_url or public  # a sandbox: one path for both
 
 
 class Sink(Protocol):

@@ -17,14 +17,25 @@ from framework.exchanges.base import (
     ClientVenue,
     history_from,
     sharing_of,
-    venue_fill,
 )
 from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.key_info import key_report
-from framework.exchanges.kraken.order_fields import Precision, order_params, venue_order
+from framework.exchanges.kraken.order_fields import (
+    Precision,
+    amend_params,
+    order_params,
+    venue_order,
+    venue_trade,
+)
 from framework.exchanges.kraken.spec import SECRETS, KrakenSettings
-from framework.exchanges.kraken.stream import KrakenStreams, ws_symbol
+from framework.exchanges.kraken.stream import (
+    KRAKEN_WS,
+    KRAKEN_WS_AUTH,
+    KrakenStreams,
+    ws_symbol,
+    ws_urls_of,
+)
 from framework.exchanges.kraken.wire import deadline
 from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
 from framework.nonce import SqliteStore
@@ -33,19 +44,6 @@ from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
 
 MAX_BATCH = 15
-KRAKEN_WS, KRAKEN_WS_AUTH = "wss://ws.kraken.com/v2", "wss://ws-auth.kraken.com/v2"
-
-
-def ws_urls_of(config: Config) -> tuple[str, str]:
-    """The WebSocket URLs (public, private) of ``config``: as given; else Kraken's for
-    Kraken's REST; else ``ws://HOST:PORT/v2`` of ``base_url`` (an ``orderly sandbox``), so a
-    bot never streams one market's prices while it trades on another."""
-    settings = settings_of(config, KrakenSettings)
-    base_url = (config.exchange.base_url or DEFAULT_BASE_URL).rstrip("/")
-    if base_url == DEFAULT_BASE_URL:
-        return settings.ws_url or KRAKEN_WS, settings.ws_auth_url or KRAKEN_WS_AUTH
-    public = settings.ws_url or "ws" + base_url.removeprefix("http") + "/v2"
-    return public, settings.ws_auth_url or public  # a sandbox: one path for both
 
 
 class PairInfo(NamedTuple):
@@ -235,6 +233,20 @@ class KrakenVenue(ClientVenue[KrakenClient]):
             return
         await self.client.cancel_order(cl_ord_id=cl_ord_id)
 
+    can_amend = True
+
+    async def amend(
+        self,
+        cl_ord_id: str,
+        *,
+        pair: str,
+        txid: str | None,
+        price: Decimal | None,
+        volume: Decimal | None,
+    ) -> None:
+        fields = amend_params(cl_ord_id, price, volume, await self._precision(pair))
+        await self.client.private("AmendOrder", fields)
+
     async def arm_dead_man(self, timeout_s: int) -> None:
         await self.client.private("CancelAllOrdersAfter", {"timeout": int(timeout_s)})
 
@@ -275,21 +287,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         while True:  # newest first, 50 a page; bounded by the count Kraken reports
             result = await self.client.private("TradesHistory", {"start": since, "ofs": offset})
             trades = result.get("trades", {})
-            for trade_id, t in trades.items():
-                fills.append(
-                    venue_fill(
-                        order_id=t["ordertxid"],
-                        trade_id=trade_id,
-                        pair=t["pair"],
-                        side=t["type"],
-                        price=t["price"],
-                        volume=t["vol"],
-                        fee=t["fee"],
-                        maker=bool(t.get("maker", False)),
-                        at=float(t["time"]),
-                        alt_id=f"#{t['trade_id']}" if t.get("trade_id") is not None else None,
-                    )
-                )
+            fills += [venue_trade(trade_id, t) for trade_id, t in trades.items()]
             offset += len(trades)
             if not trades or offset >= int(result.get("count", 0)) or offset >= 5_000:
                 return fills

@@ -1,0 +1,125 @@
+"""``ctx.amend``: an open limit order changes price and/or volume in place (Kraken
+AmendOrder: same ids), through the order manager: checked before anything is sent, retried
+when the answer is lost (amending to the same values twice is harmless), settled when the
+order is gone, and written to the journal. Real HTTP against the sandbox."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framework.clock import ScaledClock
+from framework.errors import InvalidArguments, UsageError
+from framework.events import OrderState
+from framework.execution import Execution
+from framework.journal import OrderJournal
+from framework.orders import MarketOrder
+from framework.sandbox import Fault
+from tests.test_order_manager import BUY, exchange, sent
+
+
+async def test_an_amended_order_rests_at_its_new_price_and_volume(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    journal = OrderJournal(tmp_path / "orders.sqlite", exchange="kraken", key_id="k")
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock, journal=journal)
+        placed = await execution.place(BUY)
+        assert await execution.amend(placed, price="1001.5", volume=Decimal("0.002")) is True
+        (resting,) = sandbox.engine.open.values()
+        assert (resting.price, resting.volume) == (Decimal("1001.5"), Decimal("0.002"))
+        assert resting.txid == placed.txid  # the same order, changed in place
+        (now,) = execution.open_orders()
+        assert (now.price, now.volume, now.state) == (
+            Decimal("1001.5"),
+            Decimal("0.002"),
+            OrderState.ACCEPTED,
+        )
+        assert await execution.amend(placed.cl_ord_id, price=Decimal(999)) is True
+        assert sent(venue, "AmendOrder") == 2
+    (kept,) = journal.open_orders()  # a restart would find the order as it is now
+    assert (kept.request.price, kept.request.volume) == (Decimal(999), Decimal("0.002"))
+    journal.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "amend needs a new price or a new volume"),
+        ({"price": 1000.5}, "price must be a Decimal, str or int, not float"),
+        ({"volume": "-1"}, "volume must be positive"),
+        ({"price": "abc"}, "price is not a number"),
+    ],
+)
+async def test_bad_amends_raise_before_anything_is_sent(
+    tmp_path: Path, creds: tuple[str, str], changes: dict[str, Any], message: str
+) -> None:
+    async with exchange(tmp_path, creds) as (_, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        with pytest.raises(InvalidArguments, match=message):
+            await execution.amend(placed, **changes)
+        with pytest.raises(InvalidArguments, match="no order with client order id"):
+            await execution.amend("not-an-order", price=1)
+        assert sent(venue, "AmendOrder") == 0
+        (now,) = execution.open_orders()
+        assert now.price == BUY.price
+
+
+async def test_only_an_open_limit_order_changes_and_never_to_its_filled_part(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    async with exchange(tmp_path, creds) as (_, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        market = await execution.place(MarketOrder(pair="XBTUSD", side="buy", volume="0.01"))
+        with pytest.raises(InvalidArguments, match="only a limit order can be amended"):
+            await execution.amend(market, price=1000)
+        placed = await execution.place(BUY)
+        tracked = execution.book.get(placed.cl_ord_id)
+        assert tracked is not None
+        tracked.filled = Decimal("0.0005")  # as if half of it had filled
+        with pytest.raises(InvalidArguments, match=r"above the 0\.0005 already filled"):
+            await execution.amend(placed, volume="0.0005")
+        assert await execution.cancel(placed) is True
+        assert await execution.amend(placed, price=999) is False  # not open: nothing sent
+        assert sent(venue, "AmendOrder") == 0
+
+
+async def test_amending_an_order_the_exchange_has_closed_settles_it(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    events: list[object] = []
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, events.append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        sandbox.engine.cancel(list(sandbox.engine.open.values()))  # behind the bot's back
+        assert await execution.amend(placed, price=999) is False
+        assert execution.open_orders() == []  # gone at once, not at the next poll
+    assert events[-1].state is OrderState.CANCELLED  # type: ignore[attr-defined]
+
+
+async def test_a_lost_amend_answer_is_sent_again_and_the_order_ends_changed(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    lost = (Fault("lost", 1.0, ("AmendOrder",)),)
+    async with exchange(tmp_path, creds, faults=lost, clock=ScaledClock(20)) as (sandbox, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        # every answer lost: each try applied it; the order is looked up and shows the change
+        assert await execution.amend(placed, price="1002") is True
+        (resting,) = sandbox.engine.open.values()
+        assert resting.price == Decimal(1002)
+        assert execution.open_orders()[0].price == Decimal(1002)
+        assert sent(venue, "AmendOrder") == execution.max_resends + 1
+
+
+async def test_a_venue_that_cannot_amend_says_so(tmp_path: Path, creds: tuple[str, str]) -> None:
+    async with exchange(tmp_path, creds) as (_, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        venue.can_amend = False  # as Bitunix and Synthetix venues
+        with pytest.raises(UsageError, match="cannot amend"):
+            await execution.amend(placed, price=999)
