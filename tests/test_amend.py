@@ -17,7 +17,8 @@ from framework.events import OrderState
 from framework.execution import Execution
 from framework.journal import OrderJournal
 from framework.orders import MarketOrder
-from framework.sandbox import Fault
+from framework.sandbox import Fault, FaultRules
+from framework.sandbox.faults import FaultInjector
 from tests.test_order_manager import BUY, exchange, sent
 
 
@@ -123,3 +124,25 @@ async def test_a_venue_that_cannot_amend_says_so(tmp_path: Path, creds: tuple[st
         venue.can_amend = False  # as Bitunix and Synthetix venues
         with pytest.raises(UsageError, match="cannot amend"):
             await execution.amend(placed, price=999)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_under_every_fault_the_bots_price_is_the_exchanges(
+    tmp_path: Path, creds: tuple[str, str], seed: int
+) -> None:
+    """Amends whose calls fail in every way the sandbox can fail them: after
+    each one the order the bot shows has the price the exchange has, whatever it returned
+    (seven fault kinds at 10 % each: about half of all tries fail; seeds 1-12 passed)."""
+    kinds = ("lost", "slow", "garbled", "busy", "unavailable", "drop", "internal_error")
+    faults = tuple(Fault(kind, 0.1, ("AmendOrder",)) for kind in kinds)
+    async with exchange(tmp_path, creds, clock=ScaledClock(50)) as (sandbox, venue):
+        sandbox.faults = FaultInjector(FaultRules(faults=faults, seed=seed))
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        changed = 0
+        for step in range(12):
+            changed += await execution.amend(placed, price=Decimal(990 + step))
+            (resting,) = sandbox.engine.open.values()
+            (shown,) = execution.open_orders()
+            assert shown.price == resting.price, f"step {step}"
+        assert changed >= 6  # most amends go through in the end
