@@ -63,7 +63,7 @@ from framework.orders import (
     check_orders,
 )
 from framework.tracking import Emit, Tracker
-from framework.venue import Venue
+from framework.venue import Amend, Venue
 
 log = get_logger("framework.execution")
 
@@ -355,9 +355,7 @@ class Execution:
         volume = None if new.volume == old.volume else new.volume
         for attempt in range(self.max_resends + 1):
             try:
-                await self.venue.amend(
-                    cl_ord_id, pair=new.pair, txid=order.txid, price=price, volume=volume
-                )
+                await self.venue.amend(cl_ord_id, Amend(new.pair, order.txid, price, volume))
             except _RETRY_CANCEL as exc:  # amending to the same values again is harmless
                 log.warning("amend_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
                 await self.clock.sleep(min(0.1 * 2**attempt, 2.0))

@@ -33,6 +33,17 @@ class VenueOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class Amend:
+    """A change to one open limit order: its pair and exchange id (None while unknown), and
+    its new price and/or whole volume (None: unchanged)."""
+
+    pair: str
+    txid: str | None
+    price: Decimal | None
+    volume: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
 class PairAssets:
     """The assets a pair trades, in the exchange's names."""
 
@@ -80,16 +91,8 @@ class Venue(Protocol):
     #: Whether :meth:`amend` changes an open order in place (Kraken AmendOrder).
     can_amend: bool
 
-    async def amend(
-        self,
-        cl_ord_id: str,
-        *,
-        pair: str,
-        txid: str | None,
-        price: Decimal | None,
-        volume: Decimal | None,
-    ) -> None:
-        """Change an open limit order's price and/or whole volume (None: unchanged)."""
+    async def amend(self, cl_ord_id: str, change: Amend) -> None:
+        """Change an open limit order's price and/or whole volume in place."""
         ...
 
     async def find(self, cl_ord_id: str) -> VenueOrder | None:

@@ -44,7 +44,7 @@ from framework.transport import (
     exchange,
     pipeline,
 )
-from framework.venue import VenueOrder
+from framework.venue import Amend, VenueOrder
 
 if TYPE_CHECKING:
     from framework.shared import Sharing
@@ -296,15 +296,7 @@ class ClientVenue(Generic[Client]):
 
     can_amend = False  # the order manager refuses ctx.amend before calling amend
 
-    async def amend(
-        self,
-        cl_ord_id: str,
-        *,
-        pair: str,
-        txid: str | None,
-        price: Decimal | None,
-        volume: Decimal | None,
-    ) -> None:
+    async def amend(self, cl_ord_id: str, change: Amend) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot amend an order")
 
     async def find_many(self, cl_ord_ids: Sequence[str], *, since: float) -> dict[str, VenueOrder]:

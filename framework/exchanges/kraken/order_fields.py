@@ -9,7 +9,7 @@ from typing import Any
 from framework.events import Fill
 from framework.exchanges.base import amount, plain, venue_fill
 from framework.orders import LimitOrder, Order
-from framework.venue import VenueOrder
+from framework.venue import Amend, VenueOrder
 
 #: (price decimals, volume decimals) of a pair, from AssetPairs; None: not known.
 Precision = tuple[int | None, int | None]
@@ -45,16 +45,14 @@ def order_params(
     return params
 
 
-def amend_params(
-    cl_ord_id: str, price: Decimal | None, volume: Decimal | None, precision: Precision
-) -> dict[str, Any]:
+def amend_params(cl_ord_id: str, change: Amend, precision: Precision) -> dict[str, Any]:
     """Kraken's AmendOrder fields: the order by client id, its new ``limit_price`` and/or
     ``order_qty`` (the whole volume), in the pair's precision when it is known."""
     params: dict[str, Any] = {"cl_ord_id": cl_ord_id}
-    if price is not None:
-        params["limit_price"] = fixed(price, precision[0])
-    if volume is not None:
-        params["order_qty"] = fixed(volume, precision[1])
+    if change.price is not None:
+        params["limit_price"] = fixed(change.price, precision[0])
+    if change.volume is not None:
+        params["order_qty"] = fixed(change.volume, precision[1])
     return params
 
 

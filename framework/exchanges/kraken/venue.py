@@ -41,7 +41,7 @@ from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
 from framework.nonce import SqliteStore
 from framework.orders import Order
 from framework.registry import settings_of
-from framework.venue import PairAssets, VenueOrder
+from framework.venue import Amend, PairAssets, VenueOrder
 
 MAX_BATCH = 15
 
@@ -235,17 +235,9 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     can_amend = True
 
-    async def amend(
-        self,
-        cl_ord_id: str,
-        *,
-        pair: str,
-        txid: str | None,
-        price: Decimal | None,
-        volume: Decimal | None,
-    ) -> None:
-        fields = amend_params(cl_ord_id, price, volume, await self._precision(pair))
-        await self.client.private("AmendOrder", fields)
+    async def amend(self, cl_ord_id: str, change: Amend) -> None:
+        precision = await self._precision(change.pair)
+        await self.client.private("AmendOrder", amend_params(cl_ord_id, change, precision))
 
     async def arm_dead_man(self, timeout_s: int) -> None:
         await self.client.private("CancelAllOrdersAfter", {"timeout": int(timeout_s)})
