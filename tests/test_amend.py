@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 from framework.clock import ScaledClock
+from framework.config import Config
 from framework.errors import InvalidArguments, UsageError
 from framework.events import OrderState
+from framework.exchanges.kraken.venue import kraken_venue
 from framework.execution import Execution
 from framework.journal import OrderJournal
 from framework.orders import MarketOrder
-from framework.sandbox import Fault, FaultRules
+from framework.sandbox import Fault, FaultRules, Sandbox
 from framework.sandbox.faults import FaultInjector
 from tests.test_order_manager import BUY, exchange, sent
 
@@ -146,3 +148,24 @@ async def test_under_every_fault_the_bots_price_is_the_exchanges(
             (shown,) = execution.open_orders()
             assert shown.price == resting.price, f"step {step}"
         assert changed >= 6  # most amends go through in the end
+
+
+async def test_with_websocket_order_entry_an_amend_goes_by_amend_order(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    config = Config.model_validate(
+        {
+            "exchange": {"timeout_s": 2, "tier": "none", "order_entry": "ws"},
+            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
+        }
+    )
+    async with (
+        Sandbox(dict([creds])) as sandbox,
+        kraken_venue(config, *creds, sandbox.base_url, ws_urls=(sandbox.ws_url,) * 2) as venue,
+    ):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        assert await execution.amend(placed, price="1003", volume="0.003") is True
+        (resting,) = sandbox.engine.open.values()
+        assert (resting.price, resting.volume) == (Decimal(1003), Decimal("0.003"))
+        assert sent(venue, "AmendOrder") == sent(venue, "AddOrder") == 0  # no nonce for either

@@ -236,8 +236,12 @@ class KrakenVenue(ClientVenue[KrakenClient]):
     can_amend = True
 
     async def amend(self, cl_ord_id: str, change: Amend) -> None:
-        precision = await self._precision(change.pair)
-        await self.client.private("AmendOrder", amend_params(cl_ord_id, change, precision))
+        fields = amend_params(cl_ord_id, change, await self._precision(change.pair))
+        if self.order_socket is not None:  # v2 amend_order: the same fields, amounts as numbers
+            v2 = {k: v if k == "cl_ord_id" else float(v) for k, v in fields.items()}
+            await self._ws_call(PrivateCall("AmendOrder", fields), "amend_order", v2)
+            return
+        await self.client.private("AmendOrder", fields)
 
     async def arm_dead_man(self, timeout_s: int) -> None:
         await self.client.private("CancelAllOrdersAfter", {"timeout": int(timeout_s)})
