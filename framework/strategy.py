@@ -122,6 +122,11 @@ class Context:
         """Balances by the exchange's asset names (ZUSD, XXBT, ...)."""
         return await self._execution.venue.balances()
 
+    @property
+    def can_amend(self) -> bool:
+        """Whether :meth:`amend` works on this venue (Kraken and the sandbox: yes)."""
+        return self._execution.venue.can_amend
+
     def open_orders(self) -> list[OrderUpdate]:
         """This strategy's orders that are not finished, as last seen."""
         return self._execution.open_orders()

@@ -1,5 +1,7 @@
-"""A grid market-maker: a ladder of bids below the mid and asks above it, refreshed with
-``place_batch`` so each refresh costs one exchange call (one nonce) per side-chunk.
+"""A grid market-maker: a ladder of bids below the mid and asks above it, laid with
+``place_batch`` (one exchange call, one nonce, per side-chunk) and moved to the mid every
+``refresh_s`` by amending each resting order in place (Kraken: +1 engine point an order, where
+cancel and place cost up to +9); levels whose order filled are placed again.
 
 Copy this file, change Params and the two hooks, point a config's ``[strategy] class`` at it.
 
@@ -10,7 +12,7 @@ Copy this file, change Params and the two hooks, point a config's ``[strategy] c
     levels = 4            # orders per side
     spacing_bps = 8       # distance between levels, in basis points of the mid
     volume = "0.002"      # size of each order (base currency)
-    refresh_s = 5         # re-centre the ladder this often
+    refresh_s = 5         # move the ladder to the mid this often
 """
 
 from __future__ import annotations
@@ -39,6 +41,28 @@ def ladder(
     ]
 
 
+def moves(
+    resting: list[OrderUpdate], targets: list[LimitOrder]
+) -> tuple[list[tuple[OrderUpdate, Decimal]], list[OrderUpdate], list[LimitOrder]]:
+    """How to turn the ``resting`` ladder into ``targets``, side by side, nearest level
+    first: (order, its new price) to amend, orders to cancel (more than the levels), and
+    orders to place (levels with no order left, e.g. filled)."""
+    amends: list[tuple[OrderUpdate, Decimal]] = []
+    cancels: list[OrderUpdate] = []
+    places: list[LimitOrder] = []
+    for side in ("buy", "sell"):
+        want = [t for t in targets if t.side == side]
+        have = sorted(  # nearest the mid first: the highest bid, the lowest ask
+            (o for o in resting if o.side == side),
+            key=lambda o: o.price or Decimal(0),
+            reverse=side == "buy",
+        )
+        amends += [(o, t.price) for o, t in zip(have, want, strict=False) if o.price != t.price]
+        cancels += have[len(want) :]
+        places += want[len(have) :]
+    return amends, cancels, places
+
+
 class Grid(Strategy):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,18 +84,37 @@ class Grid(Strategy):
             await self.lay(ticker)
 
     async def refresh(self) -> None:
-        """Cancel the ladder and lay it again around the current mid."""
+        """Move the ladder to the current mid: each resting order is amended to its level's
+        new price (same order, one cheap call), levels left empty are placed anew. Where the
+        venue cannot amend: cancel the ladder and lay it again."""
         ticker = self.ctx.ticker(self.pair)
         if ticker is None:
             return
-        for order in self.ctx.open_orders():
+        if not self.ctx.can_amend:
+            for order in self.ctx.open_orders():
+                await self.ctx.cancel(order)
+            await self.lay(ticker)
+            return
+        amends, cancels, places = moves(self.ctx.open_orders(), self.targets(ticker))
+        for order, price in amends:
+            if not await self.ctx.amend(order, price=price):  # filled meanwhile: lay it again
+                places.append(LimitOrder(self.pair, order.side, self.params.volume, price))
+        for order in cancels:
             await self.ctx.cancel(order)
-        await self.lay(ticker)
+        await self.lay(ticker, places)
 
-    async def lay(self, ticker: Ticker) -> None:
+    def targets(self, ticker: Ticker) -> list[LimitOrder]:
         p = self.params
         step = ticker.mid * p.spacing_bps / Decimal(10_000)
-        orders = ladder(self.pair, ticker.mid, p.levels, step, p.volume, p.tick)
+        return ladder(self.pair, ticker.mid, p.levels, step, p.volume, p.tick)
+
+    async def lay(self, ticker: Ticker, orders: list[LimitOrder] | None = None) -> None:
+        """Place ``orders`` (default: the whole ladder around the mid) in one batch call per
+        side-chunk."""
+        if orders is None:
+            orders = self.targets(ticker)
+        if not orders:
+            return
         placed = await self.ctx.place_batch(orders)  # one AddOrderBatch per side-chunk
         refused = [u for u in placed if u.state is OrderState.REJECTED]
         if refused:
