@@ -352,27 +352,36 @@ class Execution:
         old, cl_ord_id = order.request, order.cl_ord_id
         assert isinstance(old, LimitOrder)  # amended() let only limit orders through
         price = None if new.price == old.price else new.price
-        volume = None if new.volume == old.volume else new.volume
-        for attempt in range(self.max_resends + 1):
-            try:
-                await self.venue.amend(cl_ord_id, Amend(new.pair, order.txid, price, volume))
-            except _RETRY_CANCEL as exc:  # amending to the same values again is harmless
-                log.warning("amend_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
-                await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
-                continue
-            except OrderRejected as exc:  # gone (filled, cancelled), or a change refused
-                log.info("amend_refused", cl_ord_id=cl_ord_id, code=exc.code)
-                await self.tracker.settle_closed(order)
-                return False
-            self.book.amend(order, new)
-            return True
-        found = await self.tracker.lookup([order])  # no answer came back: what is there now?
-        shown = None if found is None else found.get(cl_ord_id)
-        if shown is not None and (shown.price, shown.volume) == (new.price, new.volume):
-            self.book.amend(order, new)
-            return True
-        log.warning("amend_outcome_unknown", cl_ord_id=cl_ord_id, shown=str(shown))
-        return False
+        change = Amend(
+            new.pair, order.txid, price, None if new.volume == old.volume else new.volume
+        )
+        if change.price is None and change.volume is None:
+            return True  # nothing to change
+        self._busy.add(cl_ord_id)  # polls leave its terms alone meanwhile
+        try:
+            for attempt in range(self.max_resends + 1):
+                try:
+                    await self.venue.amend(cl_ord_id, change)
+                except _RETRY_CANCEL as exc:  # amending to the same values again is harmless
+                    log.warning(
+                        "amend_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc)
+                    )
+                    await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
+                    continue
+                except OrderRejected as exc:  # gone (filled, cancelled), or a change refused
+                    log.info("amend_refused", cl_ord_id=cl_ord_id, code=exc.code)
+                    await self.tracker.settle_closed(order)
+                    return False
+                self.book.amend(order, new)
+                return True
+            found = await self.tracker.lookup([order])  # no answer came back: what is there?
+            shown = None if found is None else found.get(cl_ord_id)
+            if shown is not None:  # its terms now (one of ours landing later: next poll)
+                self.tracker.take_terms(order, shown)
+            log.info("amend_unanswered", cl_ord_id=cl_ord_id, shown=str(shown))
+            return order.request == new
+        finally:
+            self._busy.discard(cl_ord_id)
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""

@@ -6,6 +6,7 @@
     reconcile           orders whose send was ambiguous, looked up by client order id
                         (all at once), again past the order deadline: found / absent / unsure
     adopt / finish      an order found at the exchange / reported closed
+    take_terms          an open order whose price or volume the exchange shows otherwise
     settle_unknown      found: adopted; proven absent past its deadline: closed REJECTED
     settle_closed       "no such open order" from a cancel: how did it end? (at once)
     restore / resume    after a restart: the journal's open orders, then how they fared
@@ -23,7 +24,7 @@ from framework.clock import Clock, wall
 from framework.errors import OrderlyError
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.log import get_logger
-from framework.orders import OrderBook, TrackedOrder
+from framework.orders import LimitOrder, OrderBook, TrackedOrder
 from framework.venue import Venue, VenueOrder
 
 log = get_logger("framework.tracking")
@@ -215,11 +216,34 @@ class Tracker:
         for order in tracked:  # still unsure after their send: look again, never resend
             if order.state is OrderState.UNKNOWN and order.txid is None:
                 await self.settle_unknown(order)
+        terms = {o.cl_ord_id: o.request for o in tracked}  # as they were before the await
         still_open = {v.txid: v for v in await self.venue.open_orders()}
+        for order in tracked:  # unchanged here meanwhile, and no amend of ours running
+            reported = still_open.get(order.txid or "")
+            if reported and order.request is terms[order.cl_ord_id] and order.cl_ord_id not in busy:
+                self.take_terms(order, reported)
         gone = [o.txid for o in tracked if o.txid and o.txid not in still_open]
         if gone:
             for reported in await self.venue.query_orders(gone):
                 self.finish(reported)
+
+    def take_terms(self, order: TrackedOrder, reported: VenueOrder) -> None:
+        """The exchange shows another price or volume for an open order (an amend of ours
+        that landed after its answer was given up for lost, or one made elsewhere): the
+        exchange is right, the book takes them."""
+        request = order.request
+        if not isinstance(request, LimitOrder) or reported.price is None or not reported.volume:
+            return
+        if (reported.price, reported.volume) != (request.price, request.volume):
+            log.warning(
+                "order_terms_adopted",
+                cl_ord_id=order.cl_ord_id,
+                price=str(reported.price),
+                volume=str(reported.volume),
+                was=f"{request.volume} @ {request.price}",
+            )
+            new = dataclasses.replace(request, price=reported.price, volume=reported.volume)
+            self.book.amend(order, new)
 
     def finish(self, reported: VenueOrder) -> bool:
         """A final state the exchange reports. Returns False when it cannot be applied yet:

@@ -128,15 +128,17 @@ async def test_a_venue_that_cannot_amend_says_so(tmp_path: Path, creds: tuple[st
             await execution.amend(placed, price=999)
 
 
+FAULTS = ("lost", "slow", "garbled", "busy", "unavailable", "drop", "internal_error")
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_under_every_fault_the_bots_price_is_the_exchanges(
     tmp_path: Path, creds: tuple[str, str], seed: int
 ) -> None:
-    """Amends whose calls fail in every way the sandbox can fail them: after
-    each one the order the bot shows has the price the exchange has, whatever it returned
-    (seven fault kinds at 10 % each: about half of all tries fail; seeds 1-12 passed)."""
-    kinds = ("lost", "slow", "garbled", "busy", "unavailable", "drop", "internal_error")
-    faults = tuple(Fault(kind, 0.1, ("AmendOrder",)) for kind in kinds)
+    """Amends whose calls fail in every way the sandbox can fail them: after each one the
+    order the bot shows has the price the exchange has, whatever it returned (seven fault
+    kinds at 10 % each: about half of all tries fail; seeds 1-16 passed)."""
+    faults = tuple(Fault(kind, 0.1, ("AmendOrder",)) for kind in FAULTS)
     async with exchange(tmp_path, creds, clock=ScaledClock(50)) as (sandbox, venue):
         sandbox.faults = FaultInjector(FaultRules(faults=faults, seed=seed))
         execution = Execution(venue, [].append, clock=venue.client.clock)
@@ -148,6 +150,40 @@ async def test_under_every_fault_the_bots_price_is_the_exchanges(
             (shown,) = execution.open_orders()
             assert shown.price == resting.price, f"step {step}"
         assert changed >= 6  # most amends go through in the end
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_amends_that_land_late_are_taken_from_the_exchange_by_the_next_poll(
+    tmp_path: Path, creds: tuple[str, str], seed: int
+) -> None:
+    """Amends that reach the engine, or answer, after the client gave up on them (past its
+    timeout): an older one can land after a newer one. The exchange is right: once they have
+    all landed, one poll makes the bot show what the exchange has (seeds 1-16 passed)."""
+    faults = tuple(Fault(kind, 0.1, ("AmendOrder",)) for kind in (*FAULTS, "late"))
+    async with exchange(tmp_path, creds, clock=ScaledClock(50)) as (sandbox, venue):
+        sandbox.faults = FaultInjector(FaultRules(faults=faults, seed=seed, slow_s=40, late_s=40))
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        for step in range(12):
+            await execution.amend(placed, price=Decimal(990 + step))
+        await venue.client.clock.sleep(60)  # every late amend has landed
+        await execution.poll()
+        (resting,) = sandbox.engine.open.values()
+        (shown,) = execution.open_orders()
+        assert (shown.price, shown.volume) == (resting.price, resting.volume)
+
+
+async def test_an_order_amended_elsewhere_takes_the_exchanges_terms_at_the_next_poll(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        body = {"cl_ord_id": placed.cl_ord_id, "limit_price": "1005", "order_qty": "0.004"}
+        sandbox.engine.amend_order(creds[0], body)  # the exchange's web page, say
+        await execution.poll()
+        (shown,) = execution.open_orders()
+        assert (shown.price, shown.volume) == (Decimal(1005), Decimal("0.004"))
 
 
 async def test_with_websocket_order_entry_an_amend_goes_by_amend_order(
