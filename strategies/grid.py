@@ -22,6 +22,9 @@ from decimal import ROUND_DOWN, Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework import LimitOrder, OrderState, OrderUpdate, Started, Strategy, Ticker
+from framework.orders import Side
+
+SIDES: tuple[tuple[Side, int], ...] = (("buy", -1), ("sell", 1))
 
 
 def ladder(
@@ -37,7 +40,7 @@ def ladder(
             price=((mid + sign * step * level) / tick).to_integral_value(ROUND_DOWN) * tick,
         )
         for level in range(1, levels + 1)
-        for side, sign in (("buy", -1), ("sell", 1))
+        for side, sign in SIDES
     ]
 
 
@@ -50,7 +53,7 @@ def moves(
     amends: list[tuple[OrderUpdate, Decimal]] = []
     cancels: list[OrderUpdate] = []
     places: list[LimitOrder] = []
-    for side in ("buy", "sell"):
+    for side, _ in SIDES:
         want = [t for t in targets if t.side == side]
         have = sorted(  # nearest the mid first: the highest bid, the lowest ask
             (o for o in resting if o.side == side),
@@ -98,7 +101,8 @@ class Grid(Strategy):
         amends, cancels, places = moves(self.ctx.open_orders(), self.targets(ticker))
         for order, price in amends:
             if not await self.ctx.amend(order, price=price):  # filled meanwhile: lay it again
-                places.append(LimitOrder(self.pair, order.side, self.params.volume, price))
+                side: Side = "buy" if order.side == "buy" else "sell"
+                places.append(LimitOrder(self.pair, side, self.params.volume, price))
         for order in cancels:
             await self.ctx.cancel(order)
         await self.lay(ticker, places)
