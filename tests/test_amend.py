@@ -205,3 +205,24 @@ async def test_with_websocket_order_entry_an_amend_goes_by_amend_order(
         (resting,) = sandbox.engine.open.values()
         assert (resting.price, resting.volume) == (Decimal(1003), Decimal("0.003"))
         assert sent(venue, "AmendOrder") == sent(venue, "AddOrder") == 0  # no nonce for either
+
+
+async def test_an_amend_carries_a_deadline_so_a_late_one_never_lands(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """As an AddOrder does (order_deadline_s): an amend held up past it is refused by the
+    engine instead of landing after a newer one."""
+    seen: list[dict[str, Any]] = []
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        handler = sandbox._private["AmendOrder"]
+
+        def spy(key: str, body: dict[str, Any]) -> dict[str, Any]:
+            seen.append(body)
+            return handler(key, body)
+
+        sandbox._private["AmendOrder"] = spy
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        assert await execution.amend(placed, price=999) is True
+    (body,) = seen
+    assert body["deadline"].endswith("Z") and body["limit_price"] == "999.0"

@@ -4,12 +4,14 @@ unchanged, with their own signing and nonces: every call's result is checked."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt
 import krakenex
+import pytest
 from kraken.spot import Market, SpotWSClient, Trade, User
 
 from framework.exchanges.kraken.book import Book
@@ -226,3 +228,32 @@ async def test_krakenex_trades_against_the_sandbox(creds: tuple[str, str]) -> No
         await asyncio.to_thread(session)
         (stats,) = sandbox.stats().values()
     assert stats["invalid_nonce"] == 0 and stats["invalid_signature"] == 0
+
+
+async def test_python_kraken_sdk_amends_against_the_sandbox(creds: tuple[str, str]) -> None:
+    """The SDK's amend_order (cl_ord_id, limit_price, order_qty, post_only, deadline): the
+    order changes in place; an elapsed deadline and a post-only price through the spread
+    are refused and change nothing."""
+    async with Sandbox(dict([creds])) as sandbox:
+        trade, user = Trade(*creds, url=sandbox.base_url), User(*creds, url=sandbox.base_url)
+        soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)).isoformat()
+        gone = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+
+        def session() -> None:
+            cid = "sdk-amend-1"
+            trade.create_order(
+                ordertype="limit", side="buy", volume="0.001", pair="XBTUSD", price="1000",
+                extra_params={"cl_ord_id": cid},
+            )  # fmt: skip
+            assert "amend_id" in trade.amend_order(
+                cl_ord_id=cid, limit_price="1001", order_qty="0.002", deadline=soon
+            )
+            with pytest.raises(Exception, match="Deadline elapsed"):
+                trade.amend_order(cl_ord_id=cid, limit_price="1002", deadline=gone)
+            # an error string the SDK does not know comes back in the answer, not raised
+            answer = trade.amend_order(cl_ord_id=cid, limit_price="999999", post_only=True)
+            assert answer["error"] == ["EOrder:Post only order"]
+            (order,) = user.get_open_orders()["open"].values()
+            assert (order["descr"]["price"], Decimal(order["vol"])) == ("1001.0", Decimal("0.002"))
+
+        await asyncio.to_thread(session)

@@ -8,8 +8,11 @@ from typing import Any
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.kraken_shapes import description
 from framework.sandbox.market import ALIASES, PAIRS
-from framework.sandbox.order_checks import amount, parse_order, place
+from framework.sandbox.order_checks import amount, check_deadline, parse_order, place
 from framework.sandbox.reads import KrakenReads
+
+#: Kraken documents that a post-only amend through the spread is refused, not its string.
+POST_ONLY_AMEND_ERROR = "EOrder:Post only order"
 
 
 class KrakenChanges(KrakenReads):
@@ -18,10 +21,14 @@ class KrakenChanges(KrakenReads):
     _amends = 0
 
     def amend_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Change an open order in place (same txid, same place in time): ``order_qty``
-        (above what has filled) and/or ``limit_price``; by ``txid`` or ``cl_ord_id``. The
-        funds a larger order needs are not checked again (a sandbox simplification)."""
+        """Change an open order in place (same txid, same place in time), all or nothing:
+        ``order_qty`` (above what has filled) and/or ``limit_price``; by ``txid`` or
+        ``cl_ord_id``. ``deadline`` as on AddOrder (an amend reaching the engine after it is
+        refused); ``post_only``: a new price that would take liquidity is refused (the error
+        string is the sandbox's guess, ``post_only_amend_error``). The funds a larger order
+        needs are not checked again (a sandbox simplification)."""
         self.sync()
+        check_deadline(body, self.market.now())
         ref: dict[str, Any] = {k: body[k] for k in ("txid", "cl_ord_id") if k in body}
         if len(ref) != 1:
             raise KrakenFailure("EGeneral:Invalid arguments:txid")
@@ -29,18 +36,23 @@ class KrakenChanges(KrakenReads):
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         order = hits[0]
+        qty, price = order.volume, order.price
         if "order_qty" in body:
             qty = amount(body["order_qty"], "order_qty")
             if qty <= order.filled:
                 raise KrakenFailure("EGeneral:Invalid arguments:order_qty")
-            order.volume = qty
         if "limit_price" in body:
             price = amount(body["limit_price"], "limit_price")
             if order.price is None or price <= 0:
                 raise KrakenFailure("EGeneral:Invalid arguments:limit_price")
             if price % PAIRS[order.pair].tick != 0:
                 raise KrakenFailure("EOrder:Tick size check failed")
-            order.price = price
+            price = price.quantize(PAIRS[order.pair].tick)
+            bid, ask = self.market.quote(order.pair)
+            takes = price >= ask if order.side == "buy" else price <= bid
+            if takes and str(body.get("post_only", "")).lower() in ("true", "1"):
+                raise KrakenFailure(POST_ONLY_AMEND_ERROR)
+        order.volume, order.price = qty, price
         self._amends += 1
         order.amendtm = self.market.now()
         self._emit("amended", order, None)

@@ -86,6 +86,7 @@ def parse_order(order: Mapping[str, Any], pair: str) -> tuple[str, str, Decimal,
             raise KrakenFailure("EOrder:Invalid price")
         if price % info.tick != 0:
             raise KrakenFailure("EOrder:Tick size check failed")
+        price = price.quantize(info.tick)  # shown with the pair's decimals, as Kraken does
     cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
     if cl_ord_id is not None and userref is not None:
         raise KrakenFailure("EGeneral:Invalid arguments:cl_ord_id and userref")

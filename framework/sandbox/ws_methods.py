@@ -106,7 +106,7 @@ class OrderMethods:
     def _amend_order(self, account: str, params: dict[str, Any]) -> list[Any]:
         refs = (("txid", params.get("order_id")), ("cl_ord_id", params.get("cl_ord_id")))
         body: dict[str, Any] = {k: v for k, v in refs if v is not None}
-        for name in ("order_qty", "limit_price"):
+        for name in ("order_qty", "limit_price", "deadline", "post_only"):
             if name in params:
                 body[name] = str(params[name])
         self._charge(account, "amend_order", body)

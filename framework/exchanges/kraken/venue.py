@@ -122,9 +122,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         pair = orders[0][0].pair
         precision = await self._precision(pair)
         symbol = await self._ws_symbol(pair)
-        client = self.client
-        at = wall(client.clock) + client.clock_offset_s + (client.order_deadline_s or 60)
-        common = {"symbol": symbol, "deadline": deadline(at)}
+        common = {"symbol": symbol, "deadline": self._deadline()}
         endpoint = "AddOrder" if len(orders) == 1 else "AddOrderBatch"
         rest = PrivateCall(endpoint, {"pair": pair, "orders": [{} for _ in orders]})
         fields = [v2_order(order_params(o, cid, precision)) for o, cid in orders]
@@ -144,6 +142,13 @@ class KrakenVenue(ClientVenue[KrakenClient]):
             else translate([str(r.get("error"))], endpoint="batch_add", key_id=self.key_id)
             for r in results
         ]
+
+    def _deadline(self) -> str:
+        """Kraken's ``deadline`` for an order call sent now, in the exchange's time."""
+        client = self.client
+        return deadline(
+            wall(client.clock) + client.clock_offset_s + (client.order_deadline_s or 60)
+        )
 
     async def _ws_symbol(self, pair: str) -> str:
         return ws_symbol((await self._pair_info(pair)).wsname)
@@ -239,6 +244,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         fields = amend_params(cl_ord_id, change, await self._precision(change.pair))
         if self.order_socket is not None:  # v2 amend_order: the same fields, amounts as numbers
             v2 = {k: v if k == "cl_ord_id" else float(v) for k, v in fields.items()}
+            v2["deadline"] = self._deadline()
             await self._ws_call(PrivateCall("AmendOrder", fields), "amend_order", v2)
             return
         await self.client.private("AmendOrder", fields)

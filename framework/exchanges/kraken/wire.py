@@ -120,7 +120,7 @@ def parse(endpoint: str, status: int, payload: bytes, *, exchange: str, key_id: 
 
 
 #: Order calls that carry Kraken's ``deadline``.
-_DEADLINED = frozenset({"AddOrder", "AddOrderBatch"})
+_DEADLINED = frozenset({"AddOrder", "AddOrderBatch", "AmendOrder"})
 
 
 class KrakenWire:
