@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from framework.clock import ScaledClock
+from framework.clock import ManualClock, ScaledClock
 from framework.config import Config
 from framework.errors import InvalidArguments, UsageError
 from framework.events import OrderState
@@ -20,7 +20,10 @@ from framework.execution import Execution
 from framework.journal import OrderJournal
 from framework.orders import MarketOrder
 from framework.sandbox import Fault, FaultRules, Sandbox
+from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.faults import FaultInjector
+from framework.sandbox.market import Market, MarketRules
+from framework.sandbox.matching import MatchingEngine
 from tests.test_order_manager import BUY, exchange, sent
 
 
@@ -226,3 +229,15 @@ async def test_an_amend_carries_a_deadline_so_a_late_one_never_lands(
         assert await execution.amend(placed, price=999) is True
     (body,) = seen
     assert body["deadline"].endswith("Z") and body["limit_price"] == "999.0"
+
+
+def test_the_sandboxs_amend_changes_all_or_nothing() -> None:
+    """An amend with a good volume and an off-tick price is refused whole (the sandbox
+    used to apply the volume first)."""
+    engine = MatchingEngine(Market(MarketRules(seed=3), ManualClock()))
+    body = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"}
+    engine.add_order("acct", {**body, "price": "1000", "cl_ord_id": "c1"})
+    with pytest.raises(KrakenFailure, match="Tick size"):
+        engine.amend_order("acct", {"cl_ord_id": "c1", "order_qty": "0.02", "limit_price": "1.05"})
+    (order,) = engine.open.values()
+    assert (order.volume, order.price) == (Decimal("0.01"), Decimal("1000.0"))
