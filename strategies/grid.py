@@ -100,8 +100,10 @@ class Grid(Strategy):
             return
         amends, cancels, places = moves(self.ctx.open_orders(), self.targets(ticker))
         for order, price in amends:
-            if not await self.ctx.amend(order, price=price):  # filled meanwhile: lay it again
-                side: Side = "buy" if order.side == "buy" else "sell"
+            if await self.ctx.amend(order, price=price):
+                continue
+            if order.cl_ord_id not in {o.cl_ord_id for o in self.ctx.open_orders()}:
+                side: Side = "buy" if order.side == "buy" else "sell"  # it filled: lay it again
                 places.append(LimitOrder(self.pair, side, self.params.volume, price))
         for order in cancels:
             await self.ctx.cancel(order)

@@ -5,6 +5,7 @@ the ladder anew."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from decimal import Decimal
@@ -16,10 +17,13 @@ from framework.config import load
 from framework.events import OrderState, OrderUpdate
 from framework.exchanges.bitunix.venue import BitunixVenue
 from framework.exchanges.kraken.venue import KrakenVenue
+from framework.execution import Execution
 from framework.orders import LimitOrder
 from framework.runner import EXIT_OK, Runner
-from framework.sandbox import Sandbox
-from strategies.grid import ladder, moves
+from framework.sandbox import Fault, Sandbox
+from framework.strategy import Context
+from strategies.grid import Grid, ladder, moves
+from tests.test_order_manager import exchange
 from tests.test_runner import write_config
 
 
@@ -95,3 +99,24 @@ async def test_the_grid_moves_its_ladder_by_amends_on_kraken(
         assert await task == EXIT_OK
         assert sent("CancelOrder") == 0  # the ladder moved without a cancel
         assert sent("AddOrderBatch") >= 1  # the ladder laid in one call
+
+
+async def test_a_refused_amend_of_a_resting_order_lays_no_second_order(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """Only a level whose order is gone is laid again: an amend that fails while the order
+    still rests (here: the exchange busy on every AmendOrder) leaves the ladder as it is."""
+    busy = (Fault("busy", 1.0, ("AmendOrder",)),)
+    async with exchange(tmp_path, creds, faults=busy) as (sandbox, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        grid = Grid()
+        grid.ctx = Context(execution, name="Grid", pairs=["XBTUSD"], clock=venue.client.clock)
+        grid.params = Grid.Params(levels=2, spacing_bps=Decimal(50), volume=Decimal("0.001"))
+        grid.pair = "XBTUSD"
+        first = await venue.ticker("XBTUSD")
+        await grid.lay(first)
+        assert len(sandbox.engine.open) == 4
+        moved = dataclasses.replace(first, bid=first.bid + 50, ask=first.ask + 50)
+        grid.ctx._remember(moved)
+        await grid.refresh()  # every amend refused by a busy exchange
+        assert len(sandbox.engine.open) == 4 and len(execution.open_orders()) == 4
