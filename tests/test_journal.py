@@ -96,7 +96,11 @@ async def exchange_state(
     async with KrakenClient(*creds, url, store=SqliteStore(store), tier=None) as kraken:
         at_exchange = await kraken.open_orders()
         trades = (await kraken.private("TradesHistory"))["trades"]
-    return {raw["cl_ord_id"] for raw in at_exchange.values()}, list(trades), kraken.key_id
+    terms = {
+        raw["cl_ord_id"]: (Decimal(raw["descr"]["price"]), Decimal(raw["vol"]))
+        for raw in at_exchange.values()
+    }
+    return terms, list(trades), kraken.key_id
 
 
 def wait_for(path: Path, count: int) -> None:
@@ -142,7 +146,9 @@ def test_kill_9_and_restart_adopts_open_orders_and_delivers_each_fill_once(
     inherited = [int(n) for n in lines(out.with_suffix(".inherited"))]
     assert inherited[0] == 0 and inherited[1] >= 1  # the second run took over the first's
     journal = OrderJournal(tmp_path / "orders.sqlite", exchange="kraken", key_id=key_id)
-    tracked = {o.cl_ord_id for o in journal.open_orders()}
+    tracked = {o.cl_ord_id: o.request for o in journal.open_orders()}
     journal.close()
-    assert tracked == mine and len(mine) == 4  # nothing forgotten, nothing doubled
+    assert set(tracked) == set(mine) and len(mine) == 4  # nothing forgotten, nothing doubled
+    for cl_ord_id, request in tracked.items():  # amended across the kill: the exchange's terms
+        assert (getattr(request, "price", None), request.volume) == mine[cl_ord_id]
     assert sorted(lines(fills)) == sorted(trades)  # every trade reached on_fill, exactly once

@@ -136,8 +136,9 @@ class Taker(Strategy):
 
 
 class Keeper(Strategy):
-    """Keeps four far resting buys open and takes a market buy on every tick. Writes each
-    fill's trade id, and what it inherited at start, to files next to its log."""
+    """Keeps four far resting buys open, takes a market buy on every tick and amends one
+    resting buy's price and volume. Writes each fill's trade id, and what it inherited at
+    start, to files next to its log."""
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -151,6 +152,7 @@ class Keeper(Strategy):
 
     async def on_start(self, event: Started) -> None:
         self._write("inherited", str(len(event.inherited)))
+        self.ticks = 0
 
     async def on_tick(self, ticker: Ticker) -> None:
         resting = [o for o in self.ctx.open_orders() if o.price is not None]
@@ -162,6 +164,10 @@ class Keeper(Strategy):
         await self.ctx.place_batch(
             [*wanted, MarketOrder(pair=ticker.pair, side="buy", volume=Decimal("0.001"))]
         )
+        self.ticks += 1
+        if resting and self.ctx.can_amend:  # terms that change across a kill: see test_journal
+            volume = Decimal("0.001") + Decimal("0.0001") * (self.ticks % 3)
+            await self.ctx.amend(resting[0], price=far - 10 - self.ticks % 7, volume=volume)
 
     async def on_fill(self, fill: Fill) -> None:
         self._write("fills", fill.trade_id)
