@@ -25,7 +25,7 @@ class KrakenChanges(KrakenReads):
         ``order_qty`` (above what has filled) and/or ``limit_price``; by ``txid`` or
         ``cl_ord_id``. ``deadline`` as on AddOrder (an amend reaching the engine after it is
         refused); ``post_only``: a new price that would take liquidity is refused (the error
-        string is the sandbox's guess, ``post_only_amend_error``). The funds a larger order
+        string is the sandbox's guess, :data:`POST_ONLY_AMEND_ERROR`). The funds a larger order
         needs are not checked again (a sandbox simplification)."""
         self.sync()
         check_deadline(body, self.market.now())
