@@ -113,3 +113,20 @@ async def test_orderly_run_refuses_a_windowed_lane_on_a_key_without_a_window(
         with pytest.raises(ConfigError, match="nonceWindow is 0"):
             await runner.main(install_signals=False)
         assert not sandbox.engine.orders  # stopped before any order
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"nonceWindow": {}, "permissions": "withdraw-funds", "validUntil": "nan"},
+        {"nonceWindow": None, "permissions": [1, None], "validUntil": -(10**15)},
+        {"nonceWindow": "1e9", "permissions": None, "validUntil": 10**30},
+        {"validUntil": "1"},
+        {},
+    ],
+)
+def test_a_hostile_key_info_answer_gives_no_crash(odd: dict[str, Any]) -> None:
+    """Whatever the answer holds, the check says what it can and never raises (but the
+    ConfigError of a windowed lane on a window of 0)."""
+    warnings = key_warnings(odd, ordering="windowed", now=NOW)
+    assert all(w.startswith("warning: ") for w in warnings)

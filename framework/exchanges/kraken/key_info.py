@@ -70,8 +70,8 @@ def key_warnings(info: Mapping[str, Any], *, ordering: str, now: float) -> list[
                 "warning: this key lacks 'Create & Modify Orders' (modify-trades): Kraken "
                 "will refuse every order"
             )
-    until = _integer(info.get("validUntil"))
-    if until and until - now < EXPIRY_WARN_S:
+    until = _integer(info.get("validUntil"))  # 0: never; past: Kraken refuses the key itself
+    if until and 0 < until - now < EXPIRY_WARN_S:
         when = dt.datetime.fromtimestamp(until, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         warnings.append(f"warning: this key expires at {when}; the bot stops working then")
     return warnings
