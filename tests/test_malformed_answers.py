@@ -31,7 +31,7 @@ from framework.exchanges.synthetix.venue import order_fields as synthetix_order
 from framework.orders import LimitOrder, MarketOrder
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox, generate_credentials
-from framework.venue import PairAssets, VenueOrder
+from framework.venue import Amend, PairAssets, VenueOrder
 from tests.conformance.bitunix_server import BitunixServer
 from tests.conformance.mangler import KINDS, Mangler
 from tests.conformance.synthetix_server import SynthetixServer
@@ -137,7 +137,11 @@ def venue_calls(venue: Any, pair: str, rng: random.Random, ids: list[str]) -> di
         "clock_offset": venue.clock_offset,
         "pair_assets": lambda: venue.pair_assets(pair),
         "arm_dead_man": lambda: venue.arm_dead_man(60),
+        "key_report": venue.key_report,
     }
+    if venue.can_amend:
+        price = lambda: Decimal(rng.randint(900, 999))  # noqa: E731
+        calls["amend"] = lambda: venue.amend(rng.choice(ids), Amend(pair, None, price(), None))
     client = venue.client  # the clients' own typed calls, used without a venue
     if isinstance(client, BitunixClient):
         calls["client"] = lambda: rng.choice(
