@@ -241,3 +241,15 @@ def test_the_sandboxs_amend_changes_all_or_nothing() -> None:
         engine.amend_order("acct", {"cl_ord_id": "c1", "order_qty": "0.02", "limit_price": "1.05"})
     (order,) = engine.open.values()
     assert (order.volume, order.price) == (Decimal("0.01"), Decimal("1000.0"))
+
+
+def test_an_amend_through_the_spread_trades_at_once_as_taker() -> None:
+    """As a new order through the spread would: at the touch, paying the taker fee."""
+    engine = MatchingEngine(Market(MarketRules(seed=3), ManualClock()))
+    body = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"}
+    engine.add_order("acct", {**body, "price": "1000", "cl_ord_id": "c1"})
+    _, ask = engine.market.quote("XBTUSD")
+    engine.amend_order("acct", {"cl_ord_id": "c1", "limit_price": str(ask + 100)})
+    (fill,) = engine.fills_of("acct")
+    assert (fill.price, fill.maker, fill.volume) == (ask, False, Decimal("0.01"))
+    assert not engine.open

@@ -36,7 +36,7 @@ class KrakenChanges(KrakenReads):
         if not hits:
             raise KrakenFailure(self.rules.unknown_order_error)
         order = hits[0]
-        qty, price = order.volume, order.price
+        qty, price, touch = order.volume, order.price, None
         if "order_qty" in body:
             qty = amount(body["order_qty"], "order_qty")
             if qty <= order.filled:
@@ -49,13 +49,16 @@ class KrakenChanges(KrakenReads):
                 raise KrakenFailure("EOrder:Tick size check failed")
             price = price.quantize(PAIRS[order.pair].tick)
             bid, ask = self.market.quote(order.pair)
-            takes = price >= ask if order.side == "buy" else price <= bid
-            if takes and str(body.get("post_only", "")).lower() in ("true", "1"):
-                raise KrakenFailure(POST_ONLY_AMEND_ERROR)
+            if price >= ask if order.side == "buy" else price <= bid:  # through the spread
+                if str(body.get("post_only", "")).lower() in ("true", "1"):
+                    raise KrakenFailure(POST_ONLY_AMEND_ERROR)
+                touch = ask if order.side == "buy" else bid
         order.volume, order.price = qty, price
         self._amends += 1
         order.amendtm = self.market.now()
         self._emit("amended", order, None)
+        if touch is not None:  # it trades at once, as a new order through the spread would
+            self._fill(order, order.remaining, touch, maker=False)
         return {"amend_id": f"TAM{self._amends:05d}-SBX"}
 
     def edit_order(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
