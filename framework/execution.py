@@ -351,9 +351,10 @@ class Execution:
     async def _amend(self, order: TrackedOrder, new: LimitOrder) -> bool:
         old, cl_ord_id = order.request, order.cl_ord_id
         assert isinstance(old, LimitOrder)  # amended() let only limit orders through
-        price = None if new.price == old.price else new.price
-        change = Amend(
-            new.pair, order.txid, price, None if new.volume == old.volume else new.volume
+        change = Amend(  # only what changes
+            new.pair,
+            None if new.price == old.price else new.price,
+            None if new.volume == old.volume else new.volume,
         )
         if change.price is None and change.volume is None:
             return True  # nothing to change

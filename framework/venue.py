@@ -34,11 +34,10 @@ class VenueOrder:
 
 @dataclass(frozen=True, slots=True)
 class Amend:
-    """A change to one open limit order: its pair and exchange id (None while unknown), and
-    its new price and/or whole volume (None: unchanged)."""
+    """A change to one open limit order (named by its client order id): its pair, and its
+    new price and/or whole volume (None: unchanged)."""
 
     pair: str
-    txid: str | None
     price: Decimal | None
     volume: Decimal | None
 

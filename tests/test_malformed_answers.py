@@ -141,7 +141,7 @@ def venue_calls(venue: Any, pair: str, rng: random.Random, ids: list[str]) -> di
     }
     if venue.can_amend:
         price = lambda: Decimal(rng.randint(900, 999))  # noqa: E731
-        calls["amend"] = lambda: venue.amend(rng.choice(ids), Amend(pair, None, price(), None))
+        calls["amend"] = lambda: venue.amend(rng.choice(ids), Amend(pair, price(), None))
     client = venue.client  # the clients' own typed calls, used without a venue
     if isinstance(client, BitunixClient):
         calls["client"] = lambda: rng.choice(
