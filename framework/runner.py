@@ -153,12 +153,9 @@ class Runner:
         inbox = Inbox()
 
         def emit(event: object) -> None:
-            self.tally.add(event)
-            if isinstance(event, Fill):
-                self._say(
-                    f"fill  {event.side} {event.volume.normalize():f} {event.pair} @ {event.price}"
-                    f"  fee {event.fee}{'  maker' if event.maker else ''}"
-                )
+            line = self.tally.add(event)
+            if line is not None:
+                self._say(line)
             inbox.put(event)
 
         execution = Execution(venue, emit, clock=self.clock, journal=journal)

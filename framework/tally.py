@@ -22,15 +22,32 @@ class Tally:
         self.cash = Decimal(0)  # quote currency gained (sells) minus spent (buys) and fees
         self.position: dict[str, Decimal] = {}
         self.rejected = 0
+        self._told: set[str] = set()  # refusal reasons the terminal has shown
 
-    def add(self, event: object) -> None:
+    def add(self, event: object) -> str | None:
+        """Count ``event``; the line the terminal shows for it: every fill, and the first
+        refusal of each reason (the rest are counted in ``rejected``), or None."""
         if isinstance(event, Fill):
             self.fills += 1
             signed = event.volume if event.side == "buy" else -event.volume
             self.position[event.pair] = self.position.get(event.pair, Decimal(0)) + signed
             self.cash += -signed * event.price - event.fee
-        elif isinstance(event, OrderUpdate) and event.state is OrderState.REJECTED:
+            return (
+                f"fill  {event.side} {event.volume.normalize():f} {event.pair} @ {event.price}"
+                f"  fee {event.fee}{'  maker' if event.maker else ''}"
+            )
+        if isinstance(event, OrderUpdate) and event.state is OrderState.REJECTED:
             self.rejected += 1
+            reason = event.reason or "no reason given"
+            if reason in self._told or len(self._told) >= 100:
+                return None
+            self._told.add(reason)
+            price = "market" if event.price is None else event.price
+            return (
+                f"rejected  {event.side} {event.volume.normalize():f} {event.pair} @ {price}: "
+                f"{reason} (repeats are counted in 'rejected')"
+            )
+        return None
 
     def pnl(self, marks: dict[str, Ticker]) -> Decimal | None:
         """Cash plus positions at the mid; None until every traded pair has a mark."""

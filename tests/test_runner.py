@@ -55,13 +55,17 @@ partial_fill_probability = 0.0
 
 
 async def run_until(
-    config: Path, done: Callable[[], bool], limit: float = 20.0, settle: float = 0.0
+    config: Path,
+    done: Callable[[], bool],
+    limit: float = 20.0,
+    settle: float = 0.0,
+    out: io.StringIO | None = None,
 ) -> int:
     """Run the bot until ``done()`` holds after some event the strategy saw, let it run
-    ``settle`` seconds more, then stop it."""
+    ``settle`` seconds more, then stop it. ``out`` gets what the terminal would show."""
     seen = strategies.SEEN
     seen.clear()
-    runner = Runner(load(config), out=io.StringIO())
+    runner = Runner(load(config), out=out or io.StringIO())
     task = asyncio.create_task(runner.main(install_signals=False))
     async with asyncio.timeout(limit):
         while not done() and not task.done():

@@ -18,7 +18,9 @@ from framework.inbox import Inbox
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox
 from framework.strategy import Guard, Lifecycle, Strategy
+from framework.tally import Tally
 from tests.helpers import strategies
+from tests.helpers.strategies import SEEN
 from tests.test_runner import run_until, write_config
 
 
@@ -180,3 +182,44 @@ async def test_a_failing_hook_is_told_on_the_terminal_once_per_kind_of_failure()
         "on_tick failed: ValueError: bad tick ETHUSD (traceback: strategy_hook_failed in the "
         "JSON log; repeats are counted in 'hook errors')",
     ]
+
+
+def refused(price: str, reason: str) -> OrderUpdate:
+    zero = Decimal(0)
+    return OrderUpdate(
+        "c1", "XBTUSD", "buy", OrderState.REJECTED, Decimal("0.001"), zero, Decimal(price),
+        None, None, reason, 0.0,
+    )  # fmt: skip
+
+
+def test_the_terminal_says_why_orders_are_refused_once_per_reason() -> None:
+    # A new user's quotes at mid +- 3 bps (prices off Kraken's tick) were all refused: the
+    # terminal showed only "rejected 196"; the reason was in the JSON log alone.
+    tally = Tally()
+    lines = [
+        tally.add(refused("59977.23456", "EOrder:Tick size check failed")),
+        tally.add(refused("59977.3", "EOrder:Tick size check failed")),
+        tally.add(refused("59977.3", "EOrder:Insufficient funds")),
+    ]
+    assert lines == [
+        "rejected  buy 0.001 XBTUSD @ 59977.23456: EOrder:Tick size check failed (repeats are "
+        "counted in 'rejected')",
+        None,
+        "rejected  buy 0.001 XBTUSD @ 59977.3: EOrder:Insufficient funds (repeats are counted "
+        "in 'rejected')",
+    ]
+    assert tally.rejected == 3
+
+
+async def test_a_refused_order_shows_its_reason_on_the_terminal(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "tests.helpers.strategies:Recorder")
+    out = io.StringIO()
+
+    def refused_seen() -> bool:
+        return any(isinstance(e, OrderUpdate) and e.state is OrderState.REJECTED for e in SEEN)
+
+    assert await run_until(config, refused_seen, out=out) == EXIT_OK
+    assert (  # Recorder's 1000 XBT market buy
+        "rejected  buy 1000 XBTUSD @ market: EOrder:Insufficient funds (repeats are counted in "
+        "'rejected')\n" in out.getvalue()
+    )
