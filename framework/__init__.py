@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Stopping,
         Ticker,
     )
+    from framework.market import Market
     from framework.orders import LimitOrder, MarketOrder
     from framework.secret import Secret
     from framework.strategy import Context, Strategy
@@ -56,6 +57,7 @@ _WHERE = {
     "Started": "framework.events",
     "Stopping": "framework.events",
     "Ticker": "framework.events",
+    "Market": "framework.market",
     "LimitOrder": "framework.orders",
     "MarketOrder": "framework.orders",
     "Secret": "framework.secret",
@@ -90,6 +92,7 @@ __all__ = [
     "LanePaused",
     "LimitOrder",
     "LockedOut",
+    "Market",
     "MarketOrder",
     "NonceError",
     "NonceExhausted",

@@ -48,7 +48,8 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
 }
 
 
-def _amount(value: Decimal | str | int, name: str) -> Decimal:
+def check_amount(value: Decimal | str | int, name: str) -> Decimal:
+    """``value`` as a positive finite Decimal, or InvalidArguments (a float is refused)."""
     if isinstance(value, bool):
         raise InvalidArguments(f"{name} must be a number, not a boolean ({value!r})")
     if isinstance(value, float):
@@ -65,7 +66,7 @@ def _amount(value: Decimal | str | int, name: str) -> Decimal:
     return amount
 
 
-def _check_side(side: str) -> None:
+def check_side(side: str) -> None:
     if side not in ("buy", "sell"):
         raise InvalidArguments(f"side must be 'buy' or 'sell'; got {side!r}")
 
@@ -82,9 +83,9 @@ class LimitOrder:
     post_only: bool = False
 
     def __post_init__(self) -> None:
-        _check_side(self.side)
-        object.__setattr__(self, "volume", _amount(self.volume, "volume"))
-        object.__setattr__(self, "price", _amount(self.price, "price"))
+        check_side(self.side)
+        object.__setattr__(self, "volume", check_amount(self.volume, "volume"))
+        object.__setattr__(self, "price", check_amount(self.price, "price"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,8 @@ class MarketOrder:
     volume: Decimal
 
     def __post_init__(self) -> None:
-        _check_side(self.side)
-        object.__setattr__(self, "volume", _amount(self.volume, "volume"))
+        check_side(self.side)
+        object.__setattr__(self, "volume", check_amount(self.volume, "volume"))
 
 
 Order = LimitOrder | MarketOrder

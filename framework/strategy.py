@@ -48,6 +48,7 @@ from framework.errors import InvalidArguments, UsageError
 from framework.events import BookTop, Candle, Fill, OrderUpdate, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.log import get_logger
+from framework.market import Market
 from framework.orders import Order
 
 log = get_logger("framework.strategy")
@@ -121,6 +122,11 @@ class Context:
     async def balances(self) -> dict[str, Decimal]:
         """Balances by the exchange's asset names (ZUSD, XXBT, ...)."""
         return await self._execution.venue.balances()
+
+    async def market(self, pair: str) -> Market:
+        """``pair``'s price step, volume step and smallest volume, with rounding to them
+        (``market.round_price(price, "buy")``); asked of the exchange once, then kept."""
+        return await self._execution.venue.market(pair)
 
     @property
     def can_amend(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from framework.call import LaneStats
 from framework.errors import OrderlyError
 from framework.events import Fill, Ticker
+from framework.market import Market
 from framework.orders import Order
 
 
@@ -143,3 +144,7 @@ class Venue(Protocol):
     async def ticker(self, pair: str) -> Ticker: ...
 
     async def pair_assets(self, pair: str) -> PairAssets: ...
+
+    async def market(self, pair: str) -> Market:
+        """The pair's price step, volume step and smallest volume, as far as the exchange
+        states them (asked once, then kept)."""

@@ -74,13 +74,24 @@ class Grid(Strategy):
         spacing_bps: Decimal = Field(Decimal(8), gt=0)
         volume: Decimal = Field(Decimal("0.002"), gt=0)
         refresh_s: float = Field(5.0, gt=0)
-        tick: Decimal = Field(Decimal("0.1"), gt=0, description="price tick of the pair")
+        tick: Decimal | None = Field(
+            None, gt=0, description="price step; default: the exchange's (ctx.market)"
+        )
 
     params: Params
+    tick: Decimal | None = None  # the price step in use (params, else the exchange's)
 
     async def on_start(self, event: Started) -> None:
         self.pair = self.ctx.pairs[0]
+        self.tick = self.params.tick
         self.every(self.params.refresh_s, self.refresh)
+
+    async def price_step(self) -> Decimal:
+        """The pair's price step: the params' ``tick``, else the exchange's, asked once
+        (0.01 where the exchange does not state one)."""
+        if self.tick is None:
+            self.tick = (await self.ctx.market(self.pair)).price_step or Decimal("0.01")
+        return self.tick
 
     async def on_tick(self, ticker: Ticker) -> None:
         if not self.ctx.open_orders():  # first tick, or everything filled: lay the ladder
@@ -98,7 +109,8 @@ class Grid(Strategy):
                 await self.ctx.cancel(order)
             await self.lay(ticker)
             return
-        amends, cancels, places = moves(self.ctx.open_orders(), self.targets(ticker))
+        targets = self.targets(ticker, await self.price_step())
+        amends, cancels, places = moves(self.ctx.open_orders(), targets)
         for order, price in amends:
             if await self.ctx.amend(order, price=price):
                 continue
@@ -109,16 +121,16 @@ class Grid(Strategy):
             await self.ctx.cancel(order)
         await self.lay(ticker, places)
 
-    def targets(self, ticker: Ticker) -> list[LimitOrder]:
+    def targets(self, ticker: Ticker, tick: Decimal) -> list[LimitOrder]:
         p = self.params
         step = ticker.mid * p.spacing_bps / Decimal(10_000)
-        return ladder(self.pair, ticker.mid, p.levels, step, p.volume, p.tick)
+        return ladder(self.pair, ticker.mid, p.levels, step, p.volume, tick)
 
     async def lay(self, ticker: Ticker, orders: list[LimitOrder] | None = None) -> None:
         """Place ``orders`` (default: the whole ladder around the mid) in one batch call per
         side-chunk."""
         if orders is None:
-            orders = self.targets(ticker)
+            orders = self.targets(ticker, await self.price_step())
         if not orders:
             return
         placed = await self.ctx.place_batch(orders)  # one AddOrderBatch per side-chunk

@@ -30,7 +30,9 @@ class Twap(Strategy):
         total: Decimal = Field(Decimal("0.05"), gt=0)
         slices: int = Field(10, ge=1)
         interval_s: float = Field(6.0, gt=0)
-        lot: Decimal = Field(Decimal("0.00000001"), gt=0, description="volume step")
+        lot: Decimal | None = Field(
+            None, gt=0, description="volume step; default: the exchange's (ctx.market)"
+        )
 
     params: Params
 
@@ -38,6 +40,7 @@ class Twap(Strategy):
         self.done = Decimal(0)  # filled so far
         self.sent = 0  # slices sent so far
         self.working: OrderUpdate | None = None
+        self.lot = self.params.lot
         self.every(self.params.interval_s, self.next_slice)
 
     async def next_slice(self) -> None:
@@ -48,7 +51,10 @@ class Twap(Strategy):
         if self.sent >= p.slices or remaining <= 0:
             return
         slices_left = p.slices - self.sent
-        volume = (remaining / slices_left).quantize(p.lot, rounding=ROUND_DOWN)
+        if self.lot is None:  # asked once; 1e-8 where the exchange does not state one
+            market = await self.ctx.market(self.ctx.pairs[0])
+            self.lot = market.volume_step or Decimal("0.00000001")
+        volume = (remaining / slices_left).quantize(self.lot, rounding=ROUND_DOWN)
         ticker = self.ctx.ticker(self.ctx.pairs[0])
         if ticker is None or volume <= 0:
             return

@@ -28,6 +28,7 @@ from framework.exchanges.kraken.venue import kraken_venue
 from framework.exchanges.synthetix import SynthetixClient
 from framework.exchanges.synthetix.venue import SynthetixVenue
 from framework.exchanges.synthetix.venue import order_fields as synthetix_order
+from framework.market import Market
 from framework.orders import LimitOrder, MarketOrder
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox, generate_credentials
@@ -89,6 +90,9 @@ def finite(*amounts: Decimal) -> bool:
 
 def sane(result: Any) -> bool:
     """What a venue returns is in Orderly's types, every amount a finite Decimal."""
+    if isinstance(result, Market):  # a rule is a positive step, or unknown
+        steps = (result.price_step, result.volume_step, result.min_volume)
+        return all(s is None or (finite(s) and s > 0) for s in steps)
     if isinstance(result, VenueOrder):
         return isinstance(result.txid, str) and finite(result.filled)
     if isinstance(result, Ticker):
@@ -139,6 +143,8 @@ def venue_calls(venue: Any, pair: str, rng: random.Random, ids: list[str]) -> di
         "arm_dead_man": lambda: venue.arm_dead_man(60),
         "key_report": venue.key_report,
     }
+    if hasattr(venue, "_pairs"):  # a venue that reads the pair's rules from the exchange
+        calls["market_rules"] = lambda: venue.market(pair)
     if venue.can_amend:
         price = lambda: Decimal(rng.randint(900, 999))  # noqa: E731
         calls["amend"] = lambda: venue.amend(rng.choice(ids), Amend(pair, price(), None))
@@ -194,8 +200,8 @@ async def test_malformed_answers_raise_only_orderly_errors(
         calls = venue_calls(venue, pair, rng, ids)
         for _ in range(CALLS[opener.__name__]):
             name = rng.choice(list(calls))
-            if name == "pair_assets" and hasattr(venue, "_assets"):
-                venue._assets.clear()  # ask the exchange every time
+            if name in ("pair_assets", "market_rules") and hasattr(venue, "_pairs"):
+                venue._pairs.clear()  # ask the exchange every time
             try:
                 async with asyncio.timeout(5):  # a hang is a failure too
                     result = await calls[name]()

@@ -22,6 +22,7 @@ from framework.exchanges.bitunix.venue import BitunixVenue
 from framework.exchanges.synthetix import SynthetixClient
 from framework.exchanges.synthetix.venue import SynthetixVenue
 from framework.execution import Execution
+from framework.market import Market
 from framework.orders import LimitOrder, MarketOrder
 from framework.runner import EXIT_OK
 from framework.venue import PairAssets
@@ -176,6 +177,11 @@ async def test_venue_finds_cancels_and_reports(
         ticker = await venue.ticker(pair)
         assert ticker.bid < ticker.ask and ticker.last > 0
         assert await venue.pair_assets(pair) == PairAssets(base="BTC", quote="USDT")
+        if isinstance(venue, BitunixVenue):  # quotePrecision, basePrecision, minTradeVolume
+            rules = Market(pair, Decimal("0.1"), Decimal("1E-8"), Decimal("0.0001"))
+        else:  # Synthetix's market rules are not read: unknown, amounts go as given
+            rules = Market(pair)
+        assert await venue.market(pair) == rules
         low = (ticker.bid / 2).quantize(Decimal("0.1"))
         rest = [LimitOrder(pair=pair, side="buy", volume=Decimal("0.01"), price=low)] * 3
         ids = await venue.place_batch([(o, f"rest-{i}") for i, o in enumerate(rest)])

@@ -32,6 +32,7 @@ from framework.dispatch import Lane
 from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, UsageError
 from framework.events import Fill
 from framework.log import get_logger
+from framework.market import Market
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import NonceSource
 from framework.nonce.store import NonceStore
@@ -70,6 +71,7 @@ VENUE_CALLS: dict[str, bool] = {
     "ticker": False,
     "clock_offset": False,
     "pair_assets": False,
+    "market": False,
 }
 
 
@@ -295,6 +297,9 @@ class ClientVenue(Generic[Client]):
         return []  # an exchange with nothing to say about the key beyond the Balance check
 
     can_amend = False  # the order manager refuses ctx.amend before calling amend
+
+    async def market(self, pair: str) -> Market:
+        return Market(pair)  # an exchange whose rules Orderly does not read: all unknown
 
     async def amend(self, cl_ord_id: str, change: Amend) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot amend an order")

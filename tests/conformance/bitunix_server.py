@@ -43,6 +43,7 @@ from framework.clock import SYSTEM_CLOCK, Clock
 from framework.events import OrderState
 from framework.exchanges.bitunix.signer import sign
 from framework.sandbox.engine import INSUFFICIENT_FUNDS
+from framework.sandbox.market import PAIRS
 from tests.conformance.engine import (
     BELOW_MINIMUM,
     OFF_TICK,
@@ -222,9 +223,11 @@ class BitunixServer(LoopbackServer):
                     "symbol": s,
                     "base": s.removesuffix("USDT"),
                     "quote": "USDT",
-                    "minTradeVolume": "0.0001",
+                    "minTradeVolume": PAIRS[pair].ordermin,
+                    "basePrecision": PAIRS[pair].lot_decimals,
+                    "quotePrecision": PAIRS[pair].pair_decimals,
                 }
-                for s in SYMBOLS
+                for s, pair in SYMBOLS.items()
             ]
         else:
             return self._dated(envelope(None, 10002, "Parameter Error"))

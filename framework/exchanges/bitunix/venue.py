@@ -51,6 +51,7 @@ from framework.exchanges.bitunix.errors import (
 )
 from framework.exchanges.bitunix.spec import BitunixSettings
 from framework.log import get_logger
+from framework.market import Market, decimals_step, step_of
 from framework.orders import LimitOrder, Order
 from framework.registry import settings_of
 from framework.venue import PairAssets, VenueOrder
@@ -114,7 +115,7 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
         self.max_batch = client.max_batch
         self.margin_coin = margin_coin
         self.position_mode = position_mode
-        self._assets: dict[str, PairAssets] = {}
+        self._pairs: dict[str, tuple[PairAssets, Market]] = {}  # from trading_pairs
 
     def _fields(self, order: Order, client_id: str) -> dict[str, Any]:
         return with_effect(order_fields(order, client_id, hedge=self.position_mode == "hedge"))
@@ -259,15 +260,31 @@ class BitunixVenue(ClientVenue[BitunixClient], NoDeadMan):
             ) from None
         return Ticker(pair=pair, bid=bid, ask=ask, last=last, time=time.time())
 
-    async def pair_assets(self, pair: str) -> PairAssets:
-        if pair not in self._assets:
+    async def _pair(self, pair: str) -> tuple[PairAssets, Market]:
+        """The symbol's trading_pairs entry, asked until one can be read, then kept. The
+        precisions are decimal places (as other Bitunix clients read them: the official page
+        gives the names, not what they count)."""
+        if pair not in self._pairs:
             found = [p for p in await self.client.trading_pairs([pair]) if p.get("symbol") == pair]
             if not found:
                 raise ConfigError(f"Bitunix does not know the symbol {pair!r}", exchange=EXCHANGE)
-            self._assets[pair] = PairAssets(
-                base=str(found[0]["base"]), quote=str(found[0]["quote"])
+            row = found[0]
+            self._pairs[pair] = (
+                PairAssets(base=str(row["base"]), quote=str(row["quote"])),
+                Market(
+                    pair,
+                    decimals_step(row.get("quotePrecision")),
+                    decimals_step(row.get("basePrecision")),
+                    step_of(row.get("minTradeVolume")),
+                ),
             )
-        return self._assets[pair]
+        return self._pairs[pair]
+
+    async def pair_assets(self, pair: str) -> PairAssets:
+        return (await self._pair(pair))[0]
+
+    async def market(self, pair: str) -> Market:
+        return (await self._pair(pair))[1]
 
 
 @contextlib.asynccontextmanager

@@ -4,15 +4,41 @@ views as VenueOrders and Fills: the pure mapping the Kraken venue uses."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from framework.events import Fill
 from framework.exchanges.base import amount, plain, venue_fill
+from framework.market import Market, decimals_step, step_of
 from framework.orders import LimitOrder, Order
-from framework.venue import Amend, VenueOrder
+from framework.venue import Amend, PairAssets, VenueOrder
 
 #: (price decimals, volume decimals) of a pair, from AssetPairs; None: not known.
 Precision = tuple[int | None, int | None]
+
+
+class PairInfo(NamedTuple):
+    """What the venue reads of a pair's AssetPairs entry."""
+
+    precision: tuple[int, int]  # price, volume decimals
+    assets: PairAssets
+    wsname: str  # v1 WebSocket name (XBT/USD); "" if Kraken gave none
+    market: Market  # tick_size (or pair_decimals), lot_decimals, ordermin
+
+
+def pair_info(pair: str, info: dict[str, Any]) -> PairInfo:
+    """A pair's AssetPairs entry (KeyError or ValueError when its decimals or assets are
+    missing; an unreadable step or minimum only makes that rule unknown)."""
+    return PairInfo(
+        (int(info["pair_decimals"]), int(info["lot_decimals"])),
+        PairAssets(base=str(info["base"]), quote=str(info["quote"])),
+        str(info.get("wsname", "")),
+        Market(
+            pair,
+            step_of(info.get("tick_size")) or decimals_step(info.get("pair_decimals")),
+            decimals_step(info.get("lot_decimals")),
+            step_of(info.get("ordermin")),
+        ),
+    )
 
 
 def fixed(value: Decimal, decimals: int | None) -> str:

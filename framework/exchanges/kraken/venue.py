@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from framework.call import PrivateCall
 from framework.clock import SYSTEM_CLOCK, Clock, wall
@@ -22,9 +22,11 @@ from framework.exchanges.kraken.client import DEFAULT_BASE_URL, KrakenClient
 from framework.exchanges.kraken.errors import DUPLICATE_CL_ORD_ID, EXCHANGE, translate
 from framework.exchanges.kraken.key_info import key_report
 from framework.exchanges.kraken.order_fields import (
+    PairInfo,
     Precision,
     amend_params,
     order_params,
+    pair_info,
     venue_order,
     venue_trade,
 )
@@ -38,20 +40,13 @@ from framework.exchanges.kraken.stream import (
 )
 from framework.exchanges.kraken.wire import deadline
 from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
+from framework.market import Market
 from framework.nonce import SqliteStore
 from framework.orders import Order
 from framework.registry import settings_of
 from framework.venue import Amend, PairAssets, VenueOrder
 
 MAX_BATCH = 15
-
-
-class PairInfo(NamedTuple):
-    """What the venue reads of a pair's AssetPairs entry."""
-
-    precision: tuple[int, int]  # price, volume decimals
-    assets: PairAssets
-    wsname: str  # v1 WebSocket name (XBT/USD); "" if Kraken gave none
 
 
 class KrakenVenue(ClientVenue[KrakenClient]):
@@ -79,12 +74,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
             result = await self.client.public("AssetPairs", {"pair": pair})
             if not isinstance(result, dict) or not result:
                 raise ConfigError(f"Kraken does not know the pair {pair!r}", exchange=EXCHANGE)
-            info = next(iter(result.values()))
-            self._pairs[pair] = PairInfo(
-                (int(info["pair_decimals"]), int(info["lot_decimals"])),
-                PairAssets(base=str(info["base"]), quote=str(info["quote"])),
-                str(info.get("wsname", "")),
-            )
+            self._pairs[pair] = pair_info(pair, next(iter(result.values())))
         return self._pairs[pair]
 
     async def _precision(self, pair: str) -> Precision:
@@ -310,6 +300,9 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     async def pair_assets(self, pair: str) -> PairAssets:
         return (await self._pair_info(pair)).assets
+
+    async def market(self, pair: str) -> Market:
+        return (await self._pair_info(pair)).market
 
 
 @contextlib.asynccontextmanager
