@@ -38,7 +38,6 @@ from framework.exchanges.kraken.stream import (
     ws_symbol,
     ws_urls_of,
 )
-from framework.exchanges.kraken.wire import deadline
 from framework.exchanges.kraken.ws_orders import OrderSocket, v2_order
 from framework.market import Market
 from framework.nonce import SqliteStore
@@ -134,11 +133,8 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         ]
 
     def _deadline(self) -> str:
-        """Kraken's ``deadline`` for an order call sent now, in the exchange's time."""
-        client = self.client
-        return deadline(
-            wall(client.clock) + client.clock_offset_s + (client.order_deadline_s or 60)
-        )
+        """Kraken's ``deadline`` for an order call sent now (60 s with no order deadline)."""
+        return self.client.wire.deadline_in(self.client.order_deadline_s or 60)
 
     async def _ws_symbol(self, pair: str) -> str:
         return ws_symbol((await self._pair_info(pair)).wsname)

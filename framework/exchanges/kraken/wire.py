@@ -157,13 +157,16 @@ class KrakenWire:
     def not_executed(self, error: OrderlyError) -> bool:
         return isinstance(error, RateLimited) or error.code in NOT_EXECUTED
 
+    def deadline_in(self, seconds: float) -> str:
+        """Kraken's ``deadline`` ``seconds`` from now, in the exchange's time."""
+        return deadline(wall(self._clock) + self.clock_offset_s + seconds)
+
     def build(self, call: PrivateCall, nonce: Nonce) -> Request:
         """Every order call carries a ``deadline`` ``order_deadline_s`` from now, in the
         exchange's time; the signature covers the exact body sent."""
         params = call.params
         if call.endpoint in _DEADLINED and self.order_deadline_s and "deadline" not in params:
-            at = wall(self._clock) + self.clock_offset_s + self.order_deadline_s
-            params = {**params, "deadline": deadline(at)}
+            params = {**params, "deadline": self.deadline_in(self.order_deadline_s)}
         path = f"/0/private/{call.endpoint}"
         body, content_type = encode(params, int(nonce), self._encoding)
         headers = {
