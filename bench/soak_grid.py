@@ -1,7 +1,8 @@
-"""Soak: the example grid, run by the real runner against the sandbox with every fault kind
-at 1-2 %, for ten minutes. Too long for ``make test``; run it by hand:
+"""Soak: the example grid (or, with ``--strategy maker``, the example market maker), run by
+the real runner against the sandbox with every fault kind at 1-2 %, for ten minutes. Too
+long for ``make test``; run it by hand:
 
-    .venv/bin/python bench/soak_grid.py [--minutes 10] [--seed 1]
+    .venv/bin/python bench/soak_grid.py [--minutes 10] [--seed 1] [--strategy grid|maker]
 
 It prints, for every minute, the fills so far and those of that minute (the grid must keep
 trading: fills rise in every minute), and at the end: the bot's tracked open orders against
@@ -46,7 +47,21 @@ from framework.secret import key_id
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_config(tmp: Path, url: str, ws_url: str) -> Path:
+#: What ``--strategy`` runs: its class and its ``[strategy.params]``.
+STRATEGIES = {
+    "grid": (
+        f"{ROOT / 'strategies' / 'grid.py'}:Grid",
+        'levels = 4\nspacing_bps = 4\nvolume = "0.002"\nrefresh_s = 15',
+    ),
+    "maker": (
+        f"{ROOT / 'strategies' / 'maker.py'}:Maker",
+        'half_spread_bps = 3\nvolume = "0.001"\nmax_position = "0.01"\nrequote_bps = 2',
+    ),
+}
+
+
+def write_config(tmp: Path, url: str, ws_url: str, strategy: str = "grid") -> Path:
+    cls, params = STRATEGIES[strategy]
     path = tmp / "soak.toml"
     path.write_text(f"""
 [exchange]
@@ -58,13 +73,10 @@ tier = "intermediate"
 timeout_s = 2
 order_deadline_s = 5
 [strategy]
-class = "{ROOT / "strategies" / "grid.py"}:Grid"
+class = "{cls}"
 pairs = ["XBTUSD"]
 [strategy.params]
-levels = 4
-spacing_bps = 4
-volume = "0.002"
-refresh_s = 15
+{params}
 [runner]
 tick_interval_s = 1
 order_poll_s = 2
@@ -82,7 +94,7 @@ journal = "{tmp / "orders.sqlite"}"
     return path
 
 
-async def soak(minutes: float, seed: int) -> int:
+async def soak(minutes: float, seed: int, strategy: str = "grid") -> int:
     tmp = Path(tempfile.mkdtemp(prefix="orderly-soak-"))
     creds = generate_credentials()
     os.environ["ORDERLY_KRAKEN_API_KEY"], os.environ["ORDERLY_KRAKEN_API_SECRET"] = creds
@@ -95,12 +107,13 @@ async def soak(minutes: float, seed: int) -> int:
     log.configure("error", stream=io.StringIO())
     async with Sandbox(dict([creds]), faults=faults, tier="intermediate", seed=seed) as sandbox:
         runner = Runner(
-            load(write_config(tmp, sandbox.base_url, sandbox.ws_url)), out=io.StringIO()
+            load(write_config(tmp, sandbox.base_url, sandbox.ws_url, strategy)),
+            out=io.StringIO(),
         )
         task = asyncio.create_task(runner.main(install_signals=False))
         started = time.monotonic()
         last, flat_minutes = 0, 0
-        print(f"soak: {minutes} min, seed {seed}, faults {', '.join(KINDS)} at 1-2 %")
+        print(f"soak: {strategy}, {minutes} min, seed {seed}, faults {', '.join(KINDS)} at 1-2 %")
         for minute in range(1, int(minutes) + 1):
             await asyncio.wait([task], timeout=started + 60 * minute - time.monotonic())
             if task.done():
@@ -156,8 +169,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strategy", choices=sorted(STRATEGIES), default="grid")
     args = parser.parse_args()
-    return uvloop.run(soak(args.minutes, args.seed))
+    return uvloop.run(soak(args.minutes, args.seed, args.strategy))
 
 
 if __name__ == "__main__":

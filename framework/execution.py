@@ -351,12 +351,8 @@ class Execution:
     async def _amend(self, order: TrackedOrder, new: LimitOrder) -> bool:
         old, cl_ord_id = order.request, order.cl_ord_id
         assert isinstance(old, LimitOrder)  # amended() let only limit orders through
-        change = Amend(  # only what changes
-            new.pair,
-            None if new.price == old.price else new.price,
-            None if new.volume == old.volume else new.volume,
-        )
-        if change.price is None and change.volume is None:
+        change = Amend.between(old, new)
+        if change is None:
             return True  # nothing to change
         self._busy.add(cl_ord_id)  # polls leave its terms alone meanwhile
         try:

@@ -17,7 +17,7 @@ from framework.call import LaneStats
 from framework.errors import OrderlyError
 from framework.events import Fill, Ticker
 from framework.market import Market
-from framework.orders import Order
+from framework.orders import LimitOrder, Order
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,22 @@ class VenueOrder:
 @dataclass(frozen=True, slots=True)
 class Amend:
     """A change to one open limit order (named by its client order id): its pair, and its
-    new price and/or whole volume (None: unchanged)."""
+    new price and/or whole volume (None: unchanged); ``post_only``: the order was placed
+    post-only, so a new price that would take liquidity must be refused, not traded."""
 
     pair: str
     price: Decimal | None
     volume: Decimal | None
+    post_only: bool = False
+
+    @classmethod
+    def between(cls, old: LimitOrder, new: LimitOrder) -> Amend | None:
+        """What turns ``old`` into ``new``: only what differs (None: nothing does)."""
+        price = None if new.price == old.price else new.price
+        volume = None if new.volume == old.volume else new.volume
+        if price is None and volume is None:
+            return None
+        return cls(new.pair, price, volume, old.post_only)
 
 
 @dataclass(frozen=True, slots=True)

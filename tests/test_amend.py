@@ -18,7 +18,7 @@ from framework.events import OrderState
 from framework.exchanges.kraken.venue import kraken_venue
 from framework.execution import Execution
 from framework.journal import OrderJournal
-from framework.orders import MarketOrder
+from framework.orders import LimitOrder, MarketOrder
 from framework.sandbox import Fault, FaultRules, Sandbox
 from framework.sandbox.auth import KrakenFailure
 from framework.sandbox.faults import FaultInjector
@@ -253,3 +253,36 @@ def test_an_amend_through_the_spread_trades_at_once_as_taker() -> None:
     (fill,) = engine.fills_of("acct")
     assert (fill.price, fill.maker, fill.volume) == (ask, False, Decimal("0.01"))
     assert not engine.open
+
+
+@pytest.mark.parametrize("entry", ["rest", "ws"])
+async def test_a_post_only_order_stays_post_only_when_amended(
+    tmp_path: Path, creds: tuple[str, str], entry: str
+) -> None:
+    """Kraken takes ``post_only`` on each amend, not from the order: without it, a maker
+    quote amended through the spread traded at once as taker (found by the example market
+    maker). Now the amend is refused and the quote rests where it was."""
+    config = Config.model_validate(
+        {
+            "exchange": {"timeout_s": 2, "tier": "none", "order_entry": entry},
+            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
+        }
+    )
+    async with (
+        Sandbox(dict([creds])) as sandbox,
+        kraken_venue(config, *creds, sandbox.base_url, ws_urls=(sandbox.ws_url,) * 2) as venue,
+    ):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        bid, ask = sandbox.engine.market.quote("XBTUSD")
+        quote = LimitOrder("XBTUSD", "buy", Decimal("0.001"), bid - 50, post_only=True)
+        placed = await execution.place(quote)
+        assert await execution.amend(placed, price=ask + 10) is False  # refused: would take
+        (resting,) = sandbox.engine.open.values()
+        assert (resting.price, resting.filled) == (bid - 50, 0)
+        (shown,) = execution.open_orders()
+        assert shown.price == bid - 50
+        assert await execution.amend(placed, price=bid - 10) is True  # passive: moves
+        assert resting.price == bid - 10
+        plain = await execution.place(LimitOrder("XBTUSD", "buy", Decimal("0.001"), bid - 60))
+        assert await execution.amend(plain, price=ask + 10) is True  # not post-only: it takes
+        assert [f.maker for f in sandbox.engine.fills_of(creds[0])] == [False]

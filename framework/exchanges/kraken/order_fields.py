@@ -77,6 +77,8 @@ def amend_params(cl_ord_id: str, change: Amend, precision: Precision) -> dict[st
     params: dict[str, Any] = {"cl_ord_id": cl_ord_id}
     if change.price is not None:
         params["limit_price"] = fixed(change.price, precision[0])
+        if change.post_only:  # per amend at Kraken: a post-only order's new price too
+            params["post_only"] = True
     if change.volume is not None:
         params["order_qty"] = fixed(change.volume, precision[1])
     return params

@@ -229,7 +229,7 @@ class KrakenVenue(ClientVenue[KrakenClient]):
     async def amend(self, cl_ord_id: str, change: Amend) -> None:
         fields = amend_params(cl_ord_id, change, await self._precision(change.pair))
         if self.order_socket is not None:  # v2 amend_order: the same fields, amounts as numbers
-            v2 = {k: v if k == "cl_ord_id" else float(v) for k, v in fields.items()}
+            v2 = {k: v if k in ("cl_ord_id", "post_only") else float(v) for k, v in fields.items()}
             v2["deadline"] = self._deadline()
             await self._ws_call(PrivateCall("AmendOrder", fields), "amend_order", v2)
             return
