@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from framework.orders import LimitOrder
 from framework.sandbox import Sandbox, generate_credentials, kraken_rules
 from framework.sandbox.market import Market, MarketRules
 from framework.sandbox.matching import MatchingEngine
+from framework.venue import Amend
 from tests.helpers.kraken import client
 
 
@@ -202,3 +204,32 @@ def test_the_pacer_counts_an_amended_orders_age_from_the_amend() -> None:
     assert engine_costs("CancelOrder", {"cl_ord_id": "c1"}, pacer._age) == {"XBTUSD": 4}
     pacer.answered(PrivateCall("AmendOrder", {"cl_ord_id": "c1"}), {"amend_id": "TAM1"})
     assert engine_costs("CancelOrder", {"cl_ord_id": "c1"}, pacer._age) == {"XBTUSD": 8}
+
+
+async def test_orders_placed_over_the_websocket_teach_the_pacer_their_ages(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """With ``order_entry = "ws"`` the pacer learned no placement times, so every cancel was
+    paced as one of an order of unknown age (+8 points, the most), as REST ones are not."""
+    config = Config.model_validate(
+        {
+            "exchange": {"order_entry": "ws"},
+            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h")},
+        }
+    )
+    async with (
+        Sandbox(dict([creds]), tier="pro") as sandbox,
+        kraken_venue(
+            config, *creds, sandbox.base_url, tier="pro", ws_urls=(sandbox.ws_url,) * 2
+        ) as venue,
+    ):
+        pacer = venue.client.pacer
+        assert pacer is not None
+        order = LimitOrder(pair="XBTUSD", side="buy", volume="0.001", price="1000")
+        await venue.place(order, "one")
+        await venue.place_batch([(order, "two"), (order, "three")])
+        assert all(pacer._age(ref) is not None for ref in ("one", "two", "three"))
+        pacer._orders["one"] = ("XBTUSD", time.monotonic() - 20)  # as if placed 20 s ago
+        assert engine_costs("CancelOrder", {"cl_ord_id": "one"}, pacer._age) == {"XBTUSD": 4}
+        await venue.amend("one", Amend("XBTUSD", Decimal(1001), None))
+        assert engine_costs("CancelOrder", {"cl_ord_id": "one"}, pacer._age) == {"XBTUSD": 8}

@@ -25,6 +25,7 @@ idle time. A key never seen before (``idle_s=None``) starts empty.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -218,12 +219,12 @@ class Pacer:
             ref = str(call.params.get("cl_ord_id") or call.params.get("txid") or "")
             if ref in self._orders:
                 self.placed(self._orders[ref][0], ref)
-        elif call.endpoint == "AddOrderBatch":
-            for sent, answer in zip(
-                call.params.get("orders", ()), result.get("orders", ()), strict=False
-            ):
-                refs = [answer.get("txid"), sent.get("cl_ord_id")]
-                self.placed(pair, *filter(None, refs))
+        elif call.endpoint == "AddOrderBatch":  # an answer without orders: client ids only
+            answers = result.get("orders") or ()
+            for sent, answer in itertools.zip_longest(call.params.get("orders", ()), answers):
+                txid = answer.get("txid") if isinstance(answer, dict) else None
+                cl_ord_id = sent.get("cl_ord_id") if isinstance(sent, dict) else None
+                self.placed(pair, *filter(None, [txid, cl_ord_id]))
 
     async def pace(self, endpoint: str, params: Mapping[str, Any]) -> None:
         """Wait until the call fits both counters, then count it. The first wait is

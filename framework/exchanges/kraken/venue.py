@@ -93,18 +93,21 @@ class KrakenVenue(ClientVenue[KrakenClient]):
 
     async def _ws_call(self, rest: PrivateCall, method: str, params: dict[str, Any]) -> Any:
         """One order method over the WebSocket, paced as its REST twin ``rest`` (Kraken
-        shares the engine counter between them); a rate-limit refusal tells the pacer, as
-        on REST."""
+        shares the engine counter between them); as on REST, a rate-limit refusal tells the
+        pacer, and so does an answer (the client ids in ``rest``: placement times)."""
         assert self.order_socket is not None
         pacer = self.client.pacer
         if pacer is not None:
             await pacer.pace_call(rest)
         try:
-            return await self.order_socket.call(method, params)
+            result = await self.order_socket.call(method, params)
         except RateLimited:
             if pacer is not None:
                 pacer.refused(rest)
             raise
+        if pacer is not None:
+            pacer.answered(rest, {})
+        return result
 
     async def _ws_place(self, orders: Sequence[tuple[Order, str]]) -> list[str | OrderlyError]:
         assert self.order_socket is not None
@@ -112,8 +115,12 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         precision = await self._precision(pair)
         symbol = await self._ws_symbol(pair)
         common = {"symbol": symbol, "deadline": self._deadline()}
-        endpoint = "AddOrder" if len(orders) == 1 else "AddOrderBatch"
-        rest = PrivateCall(endpoint, {"pair": pair, "orders": [{} for _ in orders]})
+        refs = [{"cl_ord_id": cid} for _, cid in orders]  # the REST twin, for the pacer
+        rest = (
+            PrivateCall("AddOrder", {"pair": pair, **refs[0]})
+            if len(orders) == 1
+            else PrivateCall("AddOrderBatch", {"pair": pair, "orders": refs})
+        )
         fields = [v2_order(order_params(o, cid, precision)) for o, cid in orders]
         if len(orders) == 1:
             result = await self._ws_call(rest, "add_order", {**fields[0], **common})
