@@ -115,12 +115,11 @@ class OrderJournal:
 
     def _row(self, order: TrackedOrder) -> tuple[object, ...]:
         request = order.request
-        limit = isinstance(request, LimitOrder)
         return (
             self.exchange,
             self.key_id,
             order.cl_ord_id,
-            "limit" if limit else "market",
+            _kind(request),
             request.pair,
             request.side,
             str(request.volume),
@@ -226,17 +225,26 @@ class OrderJournal:
         return f"OrderJournal(path={str(self.path)!r}, key_id={self.key_id!r})"
 
 
+def _kind(request: Order) -> str:
+    """``market``, ``limit`` (good till cancelled), ``limit/ioc`` or ``limit/fok``: the
+    time in force rides in the kind (journals written before it have ``limit``)."""
+    if not isinstance(request, LimitOrder):
+        return "market"
+    return "limit" if request.time_in_force == "gtc" else f"limit/{request.time_in_force}"
+
+
 def _order(row: tuple[object, ...]) -> TrackedOrder:
     (_, _, cl_ord_id, kind, pair, side, volume, price, post_only, state, txid) = row[:11]
     filled, cost, reason, created, updated, sent_at = row[11:]
     request: Order
-    if kind == "limit":
+    if str(kind).startswith("limit"):
         request = LimitOrder(
             pair=str(pair),
             side=str(side),  # type: ignore[arg-type]
             volume=Decimal(str(volume)),
             price=Decimal(str(price)),
             post_only=bool(post_only),
+            time_in_force=str(kind).partition("/")[2] or "gtc",  # type: ignore[arg-type]
         )
     else:
         request = MarketOrder(pair=str(pair), side=str(side), volume=Decimal(str(volume)))  # type: ignore[arg-type]

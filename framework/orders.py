@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = get_logger("framework.orders")
 
 Side = Literal["buy", "sell"]
+TimeInForce = Literal["gtc", "ioc", "fok"]
 S = OrderState
 
 #: Which states may follow each state. Terminal states have no successors.
@@ -74,18 +75,30 @@ def check_side(side: str) -> None:
 @dataclass(frozen=True, slots=True)
 class LimitOrder:
     """Buy or sell ``volume`` of ``pair`` at ``price`` or better; rests until filled or
-    cancelled. ``post_only`` orders are cancelled rather than take liquidity."""
+    cancelled. ``post_only`` orders are cancelled rather than take liquidity.
+    ``time_in_force``: ``gtc`` rests; ``ioc`` fills what it can at once and the rest is
+    cancelled; ``fok`` fills whole at once or not at all (neither rests, so neither can be
+    post-only)."""
 
     pair: str
     side: Side
     volume: Decimal
     price: Decimal
     post_only: bool = False
+    time_in_force: TimeInForce = "gtc"
 
     def __post_init__(self) -> None:
         check_side(self.side)
         object.__setattr__(self, "volume", check_amount(self.volume, "volume"))
         object.__setattr__(self, "price", check_amount(self.price, "price"))
+        if self.time_in_force not in ("gtc", "ioc", "fok"):
+            raise InvalidArguments(
+                f"time_in_force must be 'gtc', 'ioc' or 'fok'; got {self.time_in_force!r}"
+            )
+        if self.post_only and self.time_in_force != "gtc":
+            raise InvalidArguments(
+                f"a post-only order rests; a {self.time_in_force} order never does: not both"
+            )
 
 
 @dataclass(frozen=True, slots=True)

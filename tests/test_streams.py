@@ -51,7 +51,9 @@ async def test_every_fill_arrives_once_through_twenty_dropped_connections(
         task = asyncio.create_task(runner.main(install_signals=False))
         async with asyncio.timeout(40):
             while not task.done() and (  # ticks wake it often
-                sandbox.ws.drops < 20 or len(sandbox.engine.trades_of(creds[0])) < 10
+                sandbox.ws.drops < 20
+                or len(sandbox.engine.trades_of(creds[0])) < 10
+                or logs.getvalue().count('"stream_gap"') < 2  # a loaded machine drops fewer
             ):
                 seen.changed.clear()
                 await seen.changed.wait()

@@ -50,6 +50,11 @@ class EngineRules:
     balances: tuple[tuple[str, str], ...] = (("ZUSD", "100000"), ("XXBT", "2"), ("XETH", "20"))
 
 
+#: Why an IOC or FOK order that could not trade at once was cancelled (the sandbox's words:
+#: Kraken documents the order's ``canceled`` status, not its reason text).
+IMMEDIATE_CANCELLED = "Immediate or cancel"
+
+
 @dataclass(slots=True)
 class SimOrder:
     """One order as the engine keeps it. ``ordertype`` is "limit" or "market"; ``oflags``
@@ -66,6 +71,7 @@ class SimOrder:
     cl_ord_id: str | None = None
     userref: int | None = None
     oflags: str = ""
+    timeinforce: str = "GTC"  # or IOC / FOK: never rests
     filled: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)
     fee: Decimal = Decimal(0)
@@ -242,9 +248,12 @@ class Engine:
         cl_ord_id: str | None = None,
         userref: int | None = None,
         oflags: str = "",
+        timeinforce: str = "GTC",
     ) -> SimOrder:
         """A limit order (``price``) or a market order (None), checked (:class:`Refused`),
-        then matched at once as far as it crosses. ``oflags`` is kept for the front."""
+        then matched at once as far as it crosses; an IOC or FOK order that does not cross
+        is cancelled at once (a crossing one fills whole at the touch: the simulated book
+        is deep enough for both). ``oflags`` is kept for the front."""
         if cl_ord_id is not None and self.open_by_client_id(account, cl_ord_id):
             raise Refused(DUPLICATE_CLIENT_ID)
         bid, ask = self.market.quote(pair)
@@ -266,6 +275,7 @@ class Engine:
             cl_ord_id=cl_ord_id,
             userref=userref,
             oflags=oflags,
+            timeinforce=timeinforce,
         )
         self.orders[order.txid] = self.open[order.txid] = order
         if cl_ord_id is not None:
@@ -275,6 +285,8 @@ class Engine:
             self._close(order, OrderState.CANCELLED, "Post only order")
         elif crosses:
             self._fill(order, volume, touch, maker=False)
+        elif timeinforce != "GTC":
+            self._close(order, OrderState.CANCELLED, IMMEDIATE_CANCELLED)
         return order
 
     def cancel(self, orders: list[SimOrder], reason: str = "User requested") -> int:

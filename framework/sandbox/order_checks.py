@@ -127,6 +127,11 @@ def place(engine: KrakenReads, key: str, order: Mapping[str, Any], pair: str) ->
     the engine; its refusal becomes Kraken's error string."""
     side, _, volume, price = parse_order(order, pair)
     oflags = str(order.get("oflags", ""))
+    timeinforce = str(order.get("timeinforce", "GTC"))
+    if timeinforce not in ("GTC", "IOC", "FOK"):  # GTD (with expiretm) is not in the sandbox
+        raise KrakenFailure("EGeneral:Invalid arguments:timeinforce")
+    if timeinforce != "GTC" and "post" in oflags.split(","):
+        raise KrakenFailure("EGeneral:Invalid arguments:post only with timeinforce")
     cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
     try:
         return engine.place(
@@ -139,6 +144,7 @@ def place(engine: KrakenReads, key: str, order: Mapping[str, Any], pair: str) ->
             cl_ord_id=str(cl_ord_id) if cl_ord_id is not None else None,
             userref=userref_of(userref) if userref is not None else None,
             oflags=oflags,
+            timeinforce=timeinforce,
         )
     except Refused as refused:
         if refused.reason == DUPLICATE_CLIENT_ID:

@@ -173,7 +173,7 @@ def execution(kind: str, order: SimOrder, fill: Fill | None, now: float) -> dict
         "order_type": order.ordertype,
         "order_qty": float(order.volume),
         "order_status": _STATUS[order.state],
-        "time_in_force": "GTC",
+        "time_in_force": order.timeinforce,
         "timestamp": rfc3339(now),
         "cum_qty": float(order.filled),
         "cum_cost": float(order.cost),
@@ -238,6 +238,8 @@ def order_body(params: dict[str, Any], symbol: Any) -> dict[str, Any]:
         body["userref"] = params["order_userref"]
     if params.get("post_only") is True:
         body["oflags"] = "post"
+    if "time_in_force" in params:
+        body["timeinforce"] = str(params["time_in_force"]).upper()
     if "deadline" in params:
         body["deadline"] = params["deadline"]
     if symbol is not None:

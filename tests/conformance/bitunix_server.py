@@ -265,6 +265,7 @@ class BitunixServer(LoopbackServer):
                 volume=order["qty"],
                 price=order.get("price") if order["orderType"] == "LIMIT" else None,
                 post_only=order.get("effect") == "POST_ONLY",
+                timeinforce=order["effect"] if order.get("effect") in ("IOC", "FOK") else "GTC",
             )
         except Rejected as rejected:
             raise Refused(*ENGINE_ERRORS.get(rejected.reason, (10002, "Parameter Error"))) from None

@@ -71,6 +71,7 @@ class Engine:
         volume: Any,
         price: Any | None,
         post_only: bool = False,
+        timeinforce: str = "GTC",
     ) -> SimOrder:
         """Place one order (side "buy"/"sell"; a price makes it a limit order) after the
         pair's size and price rules; raises :class:`Rejected`."""
@@ -91,7 +92,9 @@ class Engine:
         if limit is not None and limit % info.tick != 0:
             raise Rejected(OFF_TICK)
         self.engine.sync()
-        return self.engine.place(key, pair, side, size, limit, post_only=post_only)
+        return self.engine.place(
+            key, pair, side, size, limit, post_only=post_only, timeinforce=timeinforce
+        )
 
     def order(self, txid: str) -> SimOrder:
         self.engine.sync()

@@ -461,12 +461,11 @@ class SynthetixServer(LoopbackServer):
                 volume=order.get("quantity"),
                 price=None if kind == "market" else order.get("price"),
                 post_only=kind == "limitAlo",
+                timeinforce="IOC" if kind == "limitIoc" else "GTC",
             )
         except Rejected as rejected:
             code, error = ENGINE_ERRORS.get(rejected.reason, ("ORDER_REJECTED", rejected.reason))
             return {"error": error, "errorCode": code, "order": {"clientId": cloid}}
-        if kind == "limitIoc":
-            self.engine.cancel(str(sub_account), sim.txid)
         order_id = str(next(self._ids))
         self.orders[order_id] = {
             "subAccountId": sub_account,

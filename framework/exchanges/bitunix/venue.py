@@ -81,6 +81,8 @@ def order_fields(order: Order, client_id: str, *, hedge: bool = False) -> dict[s
         fields.update(orderType="LIMIT", price=plain(order.price))
         if order.post_only:
             fields["effect"] = "POST_ONLY"  # else GTC: the client's default
+        elif order.time_in_force != "gtc":
+            fields["effect"] = order.time_in_force.upper()  # IOC or FOK
     else:
         fields["orderType"] = "MARKET"
     if hedge:

@@ -66,6 +66,8 @@ def order_params(
         params.update(ordertype="limit", price=fixed(order.price, price_decimals))
         if order.post_only:
             params["oflags"] = "post"
+        if order.time_in_force != "gtc":  # IOC, or FOK (Kraken added it in May 2026)
+            params["timeinforce"] = order.time_in_force.upper()
     else:
         params["ordertype"] = "market"
     return params

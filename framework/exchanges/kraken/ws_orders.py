@@ -49,6 +49,8 @@ def v2_order(rest: dict[str, Any]) -> dict[str, Any]:
         fields["limit_price"] = float(rest["price"])
     if rest.get("oflags") == "post":
         fields["post_only"] = True
+    if "timeinforce" in rest:
+        fields["time_in_force"] = str(rest["timeinforce"]).lower()
     return fields
 
 

@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from framework.config import Config
-from framework.errors import ConfigError, ExchangeError, OrderlyError
+from framework.errors import ConfigError, ExchangeError, InvalidArguments, OrderlyError
 from framework.events import Fill, Ticker
 from framework.exchanges.base import (
     ClientVenue,
@@ -77,8 +77,10 @@ def order_fields(order: Order, client_id: str) -> dict[str, Any]:
         "clientOrderId": client_id,
     }
     if isinstance(order, LimitOrder):
-        fields.update(orderType="limitAlo" if order.post_only else "limitGtc")
-        fields["price"] = plain(order.price)
+        if order.time_in_force == "fok":  # its order types: limitGtc, limitIoc, limitAlo
+            raise InvalidArguments("Synthetix has no fill-or-kill order", exchange=EXCHANGE)
+        kinds = {"gtc": "limitAlo" if order.post_only else "limitGtc", "ioc": "limitIoc"}
+        fields.update(orderType=kinds[order.time_in_force], price=plain(order.price))
     else:
         fields["orderType"] = "market"
     return fields
