@@ -59,6 +59,12 @@ async def test_ccxt_trades_against_the_sandbox(creds: tuple[str, str]) -> None:
             closed = await kraken.fetch_closed_orders("BTC/USD")
             statuses = {o["id"]: o["status"] for o in closed}
             assert statuses[order["id"]] == "canceled" and statuses[taker["id"]] == "closed"
+            ioc = {"timeInForce": "IOC"}  # ccxt's own encoding of Kraken's timeinforce
+            missed = await kraken.create_order("BTC/USD", "limit", "buy", 0.001, 1000, ioc)
+            resting = await kraken.fetch_open_orders("BTC/USD")  # the batch's two
+            assert missed["id"] not in {o["id"] for o in resting} and len(resting) == 2
+            closed = await kraken.fetch_closed_orders("BTC/USD")
+            assert {o["id"]: o["status"] for o in closed}[missed["id"]] == "canceled"
         finally:
             await kraken.close()
         (stats,) = sandbox.stats().values()
