@@ -11,7 +11,7 @@ itself: what is sent is what the strategy asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 
 from framework.orders import Side, check_amount, check_side
 
@@ -43,7 +43,9 @@ def _on_step(value: Decimal, step: Decimal | None, rounding: str) -> Decimal:
     if step is None:
         return value
     places = Decimal(1).scaleb(min(0, int(step.as_tuple().exponent)))  # 60000, not 6.0E+4
-    return ((value / step).to_integral_value(rounding) * step).quantize(places)
+    with localcontext() as exact:  # an amount under 1e18 on a step of 1e-30: 48+ digits
+        exact.prec = 100
+        return ((value / step).to_integral_value(rounding) * step).quantize(places)
 
 
 def step_of(text: object) -> Decimal | None:
@@ -55,7 +57,7 @@ def step_of(text: object) -> Decimal | None:
         value = Decimal(str(text).strip())
     except InvalidOperation:
         return None
-    return value if value.is_finite() and 0 < value < 10**18 else None
+    return value if value.is_finite() and Decimal("1e-30") <= value < 10**18 else None
 
 
 def decimals_step(decimals: object) -> Decimal | None:

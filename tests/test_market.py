@@ -4,7 +4,7 @@ refused (``EOrder:Tick size check failed``); rounded with the pair's market, the
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from framework import Market
 from framework.errors import InvalidArguments
 from framework.events import OrderState
 from framework.execution import Execution
+from framework.market import step_of
 from framework.orders import LimitOrder
 from framework.strategy import Context
 from strategies.grid import Grid
@@ -109,3 +110,19 @@ async def test_the_examples_take_their_steps_from_the_exchange(
         await twap.next_slice()
         assert twap.working is not None and twap.working.state is OrderState.ACCEPTED
         assert twap.working.volume == Decimal("0.00333333")  # lot_decimals 8: rounded down
+
+
+@pytest.mark.parametrize("odd", ["1e-30", "0.000000000000000001", "1e17", "7"])
+def test_rounding_to_any_step_an_answer_can_give_is_exact_or_unknown(odd: str) -> None:
+    """A tiny step from a hostile AssetPairs answer crashed rounding with a bare
+    ``decimal.InvalidOperation`` (more digits than Decimal's default 28)."""
+    step = step_of(odd)
+    market = Market("X", step, step)
+    for price in ["60000.123", "99999999999999999", "0.000000001"]:
+        buy, sell = market.round_price(price, "buy"), market.round_price(price, "sell")
+        assert buy <= Decimal(price) <= sell
+        if step is not None:
+            with localcontext() as exact:
+                exact.prec = 100
+                assert buy % step == 0 and sell % step == 0
+    assert market.round_volume("12345.678") <= Decimal("12345.678")
