@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     actions.choices["show"].add_argument("--key", required=True, help="key id (12 hex chars)")
     actions.choices["show"].add_argument("--last", type=int, default=50, help="how many")
 
+    journal = commands.add_parser(
+        "orders", help="the order journal: open orders and newest fills, per key"
+    )
+    journal.add_argument("--config", type=Path, help="take [state].journal from this file")
+    journal.add_argument("--journal", type=Path, help="journal file (default: state dir)")
+    journal.add_argument("--fills", type=int, default=20, help="how many newest fills")
+
     sender = commands.add_parser(
         "sender", help="be the sender of the config's key (Redis backend), with no strategy"
     )
@@ -218,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"orderly: {note}", file=sys.stderr)
             print(f"{args.config}: ok")
             return 0
+        if args.command == "orders":
+            from framework.cli_orders import orders
+
+            return orders(args)
         from framework.cli_nonces import HANDLERS
 
         return HANDLERS[args.action](args)

@@ -180,41 +180,15 @@ class OrderJournal:
 
     def open_orders(self) -> list[TrackedOrder]:
         """The key's orders not yet in a final state, with the trade ids applied to each."""
-        marks = ",".join("?" * len(_OPEN))
         try:
-            rows = self._db.execute(
-                f"SELECT * FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) "
-                "ORDER BY created",
-                (self.exchange, self.key_id, *_OPEN),
-            ).fetchall()
-            orders = [_order(row) for row in rows]
-            for order in orders:
-                where = (self.exchange, self.key_id, order.cl_ord_id)
-                order.trade_ids = {
-                    tid
-                    for (tid,) in self._db.execute(
-                        "SELECT trade_id FROM fills WHERE exchange=? AND key_id=? AND cl_ord_id=? "
-                        "UNION SELECT alt_id FROM fill_ids "
-                        "WHERE exchange=? AND key_id=? AND cl_ord_id=?",
-                        where + where,
-                    )
-                }
+            return _open_orders(self._db, self.exchange, self.key_id)
         except (sqlite3.Error, ValueError, ArithmeticError) as exc:
             raise self._error("read the open orders", exc) from None
-        return orders
 
     def undelivered(self) -> list[Fill]:
         """Fills applied but never delivered to ``on_fill`` (the bot died in between)."""
         try:
-            rows = self._db.execute(
-                "SELECT trade_id, cl_ord_id, txid, pair, side, price, volume, fee, maker, time "
-                "FROM fills WHERE exchange=? AND key_id=? AND delivered=0 ORDER BY time",
-                (self.exchange, self.key_id),
-            ).fetchall()
-            return [
-                Fill(t, c, x, p, s, Decimal(pr), Decimal(v), Decimal(f), bool(m), tm)
-                for t, c, x, p, s, pr, v, f, m, tm in rows
-            ]
+            return _fills(self._db, self.exchange, self.key_id, "AND delivered=0 ORDER BY time")
         except (sqlite3.Error, ValueError, ArithmeticError) as exc:
             raise self._error("read the fills", exc) from None
 
@@ -223,6 +197,67 @@ class OrderJournal:
 
     def __repr__(self) -> str:
         return f"OrderJournal(path={str(self.path)!r}, key_id={self.key_id!r})"
+
+
+def read_journal(path: Path, fills: int) -> list[tuple[str, str, list[TrackedOrder], list[Fill]]]:
+    """Every key a journal holds, as (exchange, key id, its open orders, its newest ``fills``
+    fills, oldest first), read without changing the file (a running bot's too)."""
+    if not path.is_file():
+        raise StateError(f"order journal {path}: no such file")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)  # never creates a file
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            keys = db.execute(
+                "SELECT DISTINCT exchange, key_id FROM orders ORDER BY exchange, key_id"
+            ).fetchall()
+            return [
+                (
+                    exchange,
+                    key_id,
+                    _open_orders(db, exchange, key_id),
+                    _fills(db, exchange, key_id, f"ORDER BY time DESC LIMIT {int(fills)}")[::-1],
+                )
+                for exchange, key_id in keys
+            ]
+        finally:
+            db.close()
+    except (sqlite3.Error, ValueError, ArithmeticError) as exc:
+        raise StateError(f"order journal {path}: cannot read: {exc}") from None
+
+
+def _open_orders(db: sqlite3.Connection, exchange: str, key_id: str) -> list[TrackedOrder]:
+    marks = ",".join("?" * len(_OPEN))
+    rows = db.execute(
+        f"SELECT * FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) "
+        "ORDER BY created",
+        (exchange, key_id, *_OPEN),
+    ).fetchall()
+    orders = [_order(row) for row in rows]
+    for order in orders:
+        where = (exchange, key_id, order.cl_ord_id)
+        order.trade_ids = {
+            tid
+            for (tid,) in db.execute(
+                "SELECT trade_id FROM fills WHERE exchange=? AND key_id=? AND cl_ord_id=? "
+                "UNION SELECT alt_id FROM fill_ids WHERE exchange=? AND key_id=? AND cl_ord_id=?",
+                where + where,
+            )
+        }
+    return orders
+
+
+def _fills(db: sqlite3.Connection, exchange: str, key_id: str, rest: str) -> list[Fill]:
+    """The key's fills; ``rest``: the rest of the query (a condition, the order, a limit)."""
+    rows = db.execute(
+        "SELECT trade_id, cl_ord_id, txid, pair, side, price, volume, fee, maker, time "
+        f"FROM fills WHERE exchange=? AND key_id=? {rest}",
+        (exchange, key_id),
+    ).fetchall()
+    return [
+        Fill(t, c, x, p, s, Decimal(pr), Decimal(v), Decimal(f), bool(m), tm)
+        for t, c, x, p, s, pr, v, f, m, tm in rows
+    ]
 
 
 def _kind(request: Order) -> str:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from framework.cli import main
+from framework.events import Fill, OrderState
+from framework.journal import OrderJournal
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import IncreasingNonces
 from framework.nonce.store import SqliteStore
+from framework.orders import LimitOrder, TrackedOrder
 
 
 def write_history(path: Path, nonces: list[int], key: str = "abc123abc123") -> None:
@@ -167,3 +171,39 @@ def test_sandbox_command_on_a_busy_or_impossible_port_says_so_in_one_line() -> N
         timeout=30,
     )
     assert done.returncode == 2 and "0 to 65535" in done.stderr
+
+
+def test_orders_shows_each_keys_open_orders_and_newest_fills(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "orders.sqlite"
+    journal = OrderJournal(path, exchange="kraken", key_id="abc123abc123")
+    resting = TrackedOrder(LimitOrder("XBTUSD", "buy", "0.002", "59940.1", post_only=True), "c1")
+    resting.state, resting.txid = OrderState.ACCEPTED, "OABC-1"
+    done = TrackedOrder(LimitOrder("XBTUSD", "sell", "0.001", "60024"), "c2")
+    done.state = OrderState.FILLED
+    journal.save(resting, done)
+    for n in range(3):
+        trade = Fill(f"T{n}", "c2", "OABC-2", "XBTUSD", "sell", Decimal("60024.0"),
+                     Decimal("0.001"), Decimal("0.096"), True, 1_795_000_000.0 + n)  # fmt: skip
+        journal.fill(done, trade)
+    # the bot still has it open: the command reads beside it
+    assert main(["orders", "--journal", str(path), "--fills", "2"]) == 0
+    journal.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "kraken key abc123abc123: 1 open",
+        "  accepted         buy  0.002 XBTUSD @ 59940.1  filled 0  post-only  txid OABC-1  c1",
+        "kraken key abc123abc123: 2 newest fills",
+        "  2026-11-18 11:06:41  sell 0.001 XBTUSD @ 60024.0  fee 0.096  maker  trade T1  c2",
+        "  2026-11-18 11:06:42  sell 0.001 XBTUSD @ 60024.0  fee 0.096  maker  trade T2  c2",
+    ]
+
+
+def test_orders_without_a_journal_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["orders", "--journal", str(tmp_path / "none.sqlite")]) == 2
+    assert (
+        capsys.readouterr().err == f"orderly: order journal {tmp_path}/none.sqlite: no such file\n"
+    )
+    assert not (tmp_path / "none.sqlite").exists()
