@@ -262,16 +262,7 @@ async def test_a_post_only_order_stays_post_only_when_amended(
     """Kraken takes ``post_only`` on each amend, not from the order: without it, a maker
     quote amended through the spread traded at once as taker (found by the example market
     maker). Now the amend is refused and the quote rests where it was."""
-    config = Config.model_validate(
-        {
-            "exchange": {"timeout_s": 2, "tier": "none", "order_entry": entry},
-            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
-        }
-    )
-    async with (
-        Sandbox(dict([creds])) as sandbox,
-        kraken_venue(config, *creds, sandbox.base_url, ws_urls=(sandbox.ws_url,) * 2) as venue,
-    ):
+    async with exchange(tmp_path, creds, entry=entry) as (sandbox, venue):
         execution = Execution(venue, [].append, clock=venue.client.clock)
         bid, ask = sandbox.engine.market.quote("XBTUSD")
         quote = LimitOrder("XBTUSD", "buy", Decimal("0.001"), bid - 50, post_only=True)

@@ -33,18 +33,23 @@ async def exchange(
     *,
     faults: tuple[Fault, ...] = (),
     clock: Clock | None = None,
+    entry: str = "rest",
     **sandbox: Any,
 ) -> AsyncIterator[tuple[Sandbox, KrakenVenue]]:
+    """The sandbox and a Kraken venue on it; ``entry``: its ``order_entry`` (rest or ws)."""
     clock = clock or ScaledClock(10)
+    exchange = {"timeout_s": 0.5, "order_deadline_s": 2, "tier": "none", "order_entry": entry}
     config = Config.model_validate(
         {
-            "exchange": {"timeout_s": 0.5, "order_deadline_s": 2, "tier": "none"},
+            "exchange": exchange,
             "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
         }
     )
     box = Sandbox(dict([creds]), faults=FaultRules(faults=faults), clock=clock, **sandbox)
-    async with box, kraken_venue(config, *creds, box.base_url, clock=clock) as venue:
-        yield box, venue
+    async with box:
+        ws = (box.ws_url, box.ws_url)
+        async with kraken_venue(config, *creds, box.base_url, clock=clock, ws_urls=ws) as venue:
+            yield box, venue
 
 
 def sent(venue: KrakenVenue, endpoint: str) -> int:

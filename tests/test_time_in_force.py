@@ -12,16 +12,14 @@ from typing import Any
 
 import pytest
 
-from framework.config import Config
 from framework.errors import InvalidArguments
 from framework.events import OrderState
 from framework.exchanges.kraken.order_fields import order_params
-from framework.exchanges.kraken.venue import kraken_venue
 from framework.exchanges.kraken.ws_orders import v2_order
 from framework.execution import Execution
 from framework.journal import OrderJournal
 from framework.orders import LimitOrder, TrackedOrder
-from framework.sandbox import Sandbox
+from tests.test_order_manager import exchange
 from tests.test_venues import bitunix_venue, synthetix_venue
 
 
@@ -46,16 +44,7 @@ def test_kraken_fields() -> None:
 
 @contextlib.asynccontextmanager
 async def kraken(tmp_path: Path, creds: tuple[str, str], entry: str) -> AsyncIterator[Any]:
-    config = Config.model_validate(
-        {
-            "exchange": {"timeout_s": 2, "tier": "none", "order_entry": entry},
-            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h.jsonl")},
-        }
-    )
-    async with (
-        Sandbox(dict([creds])) as sandbox,
-        kraken_venue(config, *creds, sandbox.base_url, ws_urls=(sandbox.ws_url,) * 2) as venue,
-    ):
+    async with exchange(tmp_path, creds, entry=entry) as (_, venue):
         yield venue, "XBTUSD"
 
 
