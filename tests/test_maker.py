@@ -10,6 +10,7 @@ from pathlib import Path
 
 from framework.events import Fill, OrderState, Started, Ticker
 from framework.execution import Execution
+from framework.orders import LimitOrder
 from framework.strategy import Context
 from strategies.maker import Maker, quote_price
 from tests.test_order_manager import exchange, sent
@@ -61,3 +62,21 @@ async def test_the_maker_quotes_on_the_step_and_moves_its_quotes_by_amends(
         assert [o.side for o in execution.open_orders()] == ["sell"]
         assert [o.side for o in sandbox.engine.open.values()] == ["sell"]
         assert all(o.state is OrderState.ACCEPTED for o in execution.open_orders())
+
+
+async def test_after_a_restart_the_maker_keeps_one_quote_a_side_and_cancels_the_rest(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, [].append, clock=venue.client.clock)
+        bid, ask = sandbox.engine.market.quote("XBTUSD")
+        volume = Decimal("0.001")
+        for side, price in [("buy", bid - 10), ("buy", bid - 20), ("sell", ask + 10)]:
+            await execution.place(LimitOrder("XBTUSD", side, volume, price))  # type: ignore[arg-type]
+        inherited = tuple(execution.open_orders())  # what Started brings after a restart
+        maker = Maker()
+        maker.ctx = Context(execution, name="Maker", pairs=["XBTUSD"], clock=venue.client.clock)
+        maker.params = PARAMS
+        await maker.on_start(Started(0.0, inherited=inherited))
+        assert sorted(maker.quotes) == ["buy", "sell"]
+        assert sorted(o.price for o in sandbox.engine.open.values()) == [bid - 10, ask + 10]
