@@ -66,7 +66,7 @@ class = "{Path(__file__).resolve()}:RecordingGrid"
 pairs = ["XBTUSD"]
 [strategy.params]
 levels = 3
-spacing_bps = 3
+spacing_bps = 8
 volume = "0.001"
 refresh_s = 3
 [runner]
