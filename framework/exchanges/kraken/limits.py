@@ -15,7 +15,10 @@ counter; a cancel of an order whose age is unknown costs the most (+8). The ``te
 decays fast so that tests of the pacing run in seconds.
 
 :class:`Pacer` waits (aiolimiter: loop timers, never polling) until a call fits both
-counters, keeping ``margin`` points of headroom for the network's jitter.
+counters, keeping headroom for the jitter between pacing a call and its arrival: ``margin``
+points, or what the counter decays in :data:`JITTER_S` if that is more (the real tiers
+decay a point in 0.3-3 s: 1 point; the fast ``test`` tier needs 10 and 30 of its 20 and 60,
+else a machine stalled for a few ms lets the exchange's counter run ahead of ours).
 
 **After a restart** the exchange's counters still hold what the last process spent. A pacer
 told how long the key was idle (``idle_s``, from the nonce store: when the key's floor was
@@ -38,6 +41,10 @@ from framework.call import PrivateCall
 from framework.log import get_logger
 
 log = get_logger("framework.exchanges.kraken.limits")
+
+
+#: The pacing-to-arrival jitter a counter's headroom absorbs (seconds).
+JITTER_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +155,7 @@ class Pacer:
         self._carried_rest = False
         self._waited = False
         self._margin = margin
-        self._rest = self._fresh(tier.rest_max - margin, tier.rest_decay)
+        self._rest = self._fresh(tier.rest_max - self._headroom(tier.rest_decay), tier.rest_decay)
         self._rest_full = False  # the exchange said the key's REST counter is full
         if account is None:
             self._engine: dict[str, AsyncLimiter] = {}
@@ -168,6 +175,9 @@ class Pacer:
         else:
             self._rest_full = True
 
+    def _headroom(self, decay: float) -> float:
+        return max(self._margin, decay * JITTER_S)
+
     def _fresh(self, size: float, decay: float) -> AsyncLimiter:
         return AsyncLimiter(size, size / decay)
 
@@ -182,7 +192,7 @@ class Pacer:
         refused = pair in self._engine_full
         self._engine_full.discard(pair)
         if refused or pair not in self._engine:  # a fresh counter, filled to what it may hold
-            size = self.tier.engine_max - self._margin
+            size = self.tier.engine_max - self._headroom(self.tier.engine_decay)
             limiter = self._engine[pair] = self._fresh(size, self.tier.engine_decay)
             await limiter.acquire(
                 size if refused else self._carried(limiter, self.tier.engine_decay)
