@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
-from framework.errors import StateError
+from framework.errors import InvalidArguments, StateError
 from framework.events import Fill, OrderState
 from framework.orders import LimitOrder, MarketOrder, Order, TrackedOrder
 from framework.paths import private_file
@@ -75,6 +75,9 @@ CREATE TABLE IF NOT EXISTS fill_ids (
 """
 
 _OPEN = tuple(s.value for s in OrderState if s.is_open)
+#: What reading a row can raise: the file, or a value no order can hold (a hand edit, a
+#: newer Orderly's row).
+_UNREADABLE = (sqlite3.Error, ValueError, ArithmeticError, InvalidArguments)
 
 _UPSERT = """
 INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -182,14 +185,14 @@ class OrderJournal:
         """The key's orders not yet in a final state, with the trade ids applied to each."""
         try:
             return _open_orders(self._db, self.exchange, self.key_id)
-        except (sqlite3.Error, ValueError, ArithmeticError) as exc:
+        except _UNREADABLE as exc:
             raise self._error("read the open orders", exc) from None
 
     def undelivered(self) -> list[Fill]:
         """Fills applied but never delivered to ``on_fill`` (the bot died in between)."""
         try:
             return _fills(self._db, self.exchange, self.key_id, "AND delivered=0 ORDER BY time")
-        except (sqlite3.Error, ValueError, ArithmeticError) as exc:
+        except _UNREADABLE as exc:
             raise self._error("read the fills", exc) from None
 
     def close(self) -> None:
@@ -222,7 +225,7 @@ def read_journal(path: Path, fills: int) -> list[tuple[str, str, list[TrackedOrd
             ]
         finally:
             db.close()
-    except (sqlite3.Error, ValueError, ArithmeticError) as exc:
+    except _UNREADABLE as exc:
         raise StateError(f"order journal {path}: cannot read: {exc}") from None
 
 

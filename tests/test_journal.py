@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from framework.errors import StateError
 from framework.events import Fill, OrderState
 from framework.exchanges.kraken.client import KrakenClient
 from framework.journal import OrderJournal
 from framework.nonce import SqliteStore
-from framework.orders import LimitOrder, MarketOrder, OrderBook
+from framework.orders import LimitOrder, MarketOrder, OrderBook, TrackedOrder
 from tests.test_runner import ROOT, start_sandbox, write_config
 
 
@@ -152,3 +154,22 @@ def test_kill_9_and_restart_adopts_open_orders_and_delivers_each_fill_once(
     for cl_ord_id, request in tracked.items():  # amended across the kill: the exchange's terms
         assert (getattr(request, "price", None), request.volume) == mine[cl_ord_id]
     assert sorted(lines(fills)) == sorted(trades)  # every trade reached on_fill, exactly once
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("kind", "limit/day"), ("side", "hold"), ("price", "-1"), ("volume", "lots")],
+)
+def test_a_journal_row_that_cannot_be_read_is_an_error_naming_the_journal(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    path = tmp_path / "orders.sqlite"
+    journal = OrderJournal(path, exchange="kraken", key_id="k")
+    journal.save(TrackedOrder(LimitOrder("XBTUSD", "buy", 1, 100), "c1"))
+    journal.close()
+    with sqlite3.connect(path) as db:  # a hand edit, or a newer Orderly's row
+        db.execute(f"UPDATE orders SET {column}=?", (value,))
+    again = OrderJournal(path, exchange="kraken", key_id="k")
+    with pytest.raises(StateError, match=f"order journal {path}: cannot read the open orders"):
+        again.open_orders()
+    again.close()
