@@ -166,6 +166,8 @@ class RunnerConfig(_Section):
         description="JSON log lines go here",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_max_mb: float = Field(50.0, gt=0, description="start the log file again past this size")
+    log_backups: int = Field(5, ge=0, description="full log files kept (name.1 the newest)")
     max_backoff_s: float = Field(30.0, gt=0, description="longest wait between failing polls")
     dead_man_timeout_s: int = Field(
         60, ge=0, lt=86400, description="exchange cancels all orders if not re-armed; 0 = off"

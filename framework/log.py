@@ -12,9 +12,12 @@ import contextlib
 import logging
 import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any, TextIO, cast
 
 import structlog
+
+from framework.paths import private_file, shift_backups
 
 REDACTED = "***"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -116,6 +119,48 @@ class FailSafeStream:
                 f"orderly: {self.name} cannot be written ({exc.strerror or exc}): its lines"
                 " are lost until it can; trading goes on"
             )
+
+
+class RotatingFile:
+    """A log file that starts again past ``max_bytes``: the full one becomes ``name.1`` (the
+    older ones ``name.2`` ... up to ``backups``, the oldest dropped). It turns at a flush,
+    which structlog does after each line, so every file holds whole lines. Mode 0600."""
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+        self.path, self.name = path, str(path)
+        self._max_bytes, self._backups = max_bytes, backups
+        self._file = self._open()
+        self._size = self._file.tell()
+
+    def _open(self) -> TextIO:
+        private_file(self.path)
+        return open(self.path, "a", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        if self._file.closed:  # a turn that failed half-way: open again (OSError if not yet)
+            self._file = self._open()
+        self._size += len(text)  # JSON lines are ASCII: characters are bytes
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+        if self._size >= self._max_bytes:
+            self._size = 0  # one try per max_bytes, whatever the file system says
+            self._file.close()
+            shift_backups(self.path, self._backups)
+            self._file = self._open()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RotatingFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _say(line: str) -> None:

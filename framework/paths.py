@@ -53,3 +53,16 @@ def private_file(path: Path) -> None:
     SQLite gives its -wal and -shm files the mode of the database file."""
     private_dir(path.parent)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def shift_backups(path: Path, backups: int) -> None:
+    """Make way for a fresh ``path``: ``path.1`` becomes ``path.2`` and so on (the oldest past
+    ``backups`` dropped), ``path`` becomes ``path.1``; with no backups, ``path`` goes."""
+    for index in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{index + 1}"))
+    if backups > 0:
+        path.replace(path.with_name(f"{path.name}.1"))
+    else:
+        path.unlink()

@@ -43,9 +43,8 @@ from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import build_strategy, check_pairs, load_strategy
-from framework.log import FailSafeStream, get_logger
+from framework.log import FailSafeStream, RotatingFile, get_logger
 from framework.metrics import serve_metrics
-from framework.paths import private_file
 from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
@@ -374,10 +373,11 @@ class Runner:
 
 def run(config: Config) -> int:
     """Configure logging to ``[runner].log_file``, run the bot, return the exit code."""
-    private_file(config.runner.log_file)
-    with open(config.runner.log_file, "a", encoding="utf-8") as log_stream:
+    runner = config.runner
+    size = int(runner.log_max_mb * 1024 * 1024)
+    with RotatingFile(runner.log_file, max_bytes=size, backups=runner.log_backups) as stream:
         logging_setup.configure(
-            config.runner.log_level, stream=log_stream, json=True, capture_stdlib=True
+            runner.log_level, stream=cast(TextIO, stream), json=True, capture_stdlib=True
         )
         try:
             return run_event_loop(Runner(config).main())

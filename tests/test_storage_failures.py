@@ -246,7 +246,7 @@ def test_a_log_file_or_stdout_that_cannot_be_written_costs_lines_not_the_bot(
         runner='on_hook_error = "stop_bot"\nstreams = false',
     )
     log_file = FillsUp(str(tmp_path / "log.jsonl"), room=3)
-    monkeypatch.setattr("framework.runner.open", lambda *a, **k: log_file, raising=False)
+    monkeypatch.setattr("framework.log.open", lambda *a, **k: log_file, raising=False)
     monkeypatch.setattr(sys, "stdout", FillsUp("<stdout>", room=0))
     assert run(load(config)) == EXIT_STOPPED_BY_STRATEGY  # an OSError would have escaped
     err = capsys.readouterr().err

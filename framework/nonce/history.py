@@ -40,7 +40,7 @@ from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import StateError
 from framework.log import get_logger
 from framework.nonce.reading import Record, last_nonce
-from framework.paths import private_dir
+from framework.paths import private_dir, shift_backups
 
 _BUFFERED = 512  # records held before a write (about 100 KiB of lines)
 Outcome = Literal["accepted", "rejected", "failed", "timed_out"]
@@ -107,14 +107,7 @@ class NonceHistory:
     def _rotate(self) -> None:
         assert self.path is not None and self._fd is not None
         os.close(self._fd)
-        for index in range(self._backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
-        if self._backups > 0:
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink()
+        shift_backups(self.path, self._backups)
         self._open()
 
     def _emit(self, raw: Raw) -> None:
