@@ -233,3 +233,28 @@ async def test_orders_placed_over_the_websocket_teach_the_pacer_their_ages(
         assert engine_costs("CancelOrder", {"cl_ord_id": "one"}, pacer._age) == {"XBTUSD": 4}
         await venue.amend("one", Amend("XBTUSD", Decimal(1001), None))
         assert engine_costs("CancelOrder", {"cl_ord_id": "one"}, pacer._age) == {"XBTUSD": 8}
+
+
+def test_a_restart_says_that_its_first_calls_wait_on_the_counters() -> None:
+    """A bot restarted after a crash sat silent on the terminal for up to 40 s (the
+    intermediate tier) while its pacer waited for counters the last run may have filled."""
+    tier = TIERS["intermediate"]
+    assert limits.Pacer(tier, name="intermediate").restart_note() is None  # a new key
+    assert limits.Pacer(tier, name="intermediate", idle_s=100).restart_note() is None
+    note = limits.Pacer(tier, name="intermediate", idle_s=3).restart_note()
+    assert note == (
+        "this key made calls 3 s ago (the last run): Kraken's counters may still hold them, "
+        "so the first calls wait on the intermediate tier's decay (up to 37 s)"
+    )
+
+
+async def test_the_kraken_venue_says_it_at_start(tmp_path: Path, creds: tuple[str, str]) -> None:
+    config = Config.model_validate(
+        {"state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h")}}
+    )
+    async with Sandbox(dict([creds]), tier="pro") as sandbox:
+        for run in ("first", "again"):
+            async with kraken_venue(config, *creds, sandbox.base_url, tier="pro") as venue:
+                await venue.balances()
+                said = await venue.key_report()
+            assert any("the first calls wait" in line for line in said) == (run == "again")

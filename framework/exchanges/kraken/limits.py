@@ -175,6 +175,20 @@ class Pacer:
         else:
             self._rest_full = True
 
+    def restart_note(self) -> str | None:
+        """For the terminal at start: the key made calls so recently that its first calls
+        will wait on the counters the last run may have filled; None when they are empty."""
+        if self.idle_s is None:
+            return None
+        drained_in = self.tier.rest_max / self.tier.rest_decay - self.idle_s
+        if drained_in <= 1:
+            return None
+        return (
+            f"this key made calls {self.idle_s:.0f} s ago (the last run): Kraken's counters "
+            f"may still hold them, so the first calls wait on the {self.name} tier's decay "
+            f"(up to {drained_in:.0f} s)"
+        )
+
     def _headroom(self, decay: float) -> float:
         return max(self._margin, decay * JITTER_S)
 

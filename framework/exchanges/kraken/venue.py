@@ -246,7 +246,9 @@ class KrakenVenue(ClientVenue[KrakenClient]):
         await self.client.private("CancelAllOrdersAfter", {"timeout": int(timeout_s)})
 
     async def key_report(self) -> list[str]:
-        return await key_report(self.client)
+        pacer = self.client.pacer
+        note = pacer.restart_note() if pacer is not None else None
+        return [*await key_report(self.client), *([note] if note else [])]
 
     async def clock_offset(self) -> float:
         """From the Time endpoint (whole seconds), against the middle of the round trip.
