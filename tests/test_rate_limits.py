@@ -22,6 +22,7 @@ from framework.orders import LimitOrder
 from framework.sandbox import Sandbox, generate_credentials, kraken_rules
 from framework.sandbox.market import Market, MarketRules
 from framework.sandbox.matching import MatchingEngine
+from framework.sandbox.paper import open_venue as paper_venue
 from framework.venue import Amend
 from tests.helpers.kraken import client
 
@@ -258,3 +259,21 @@ async def test_the_kraken_venue_says_it_at_start(tmp_path: Path, creds: tuple[st
                 await venue.balances()
                 said = await venue.key_report()
             assert any("the first calls wait" in line for line in said) == (run == "again")
+
+
+async def test_the_paper_sandbox_starts_with_empty_counters(tmp_path: Path) -> None:
+    """The paper sandbox is started anew with each run, its counters empty; a quick second
+    `make run` waited on counters its own first run had used (6 s before its first
+    summary), and with the restart note said so."""
+    config = Config.model_validate(
+        {
+            "exchange": {"name": "sandbox"},
+            "state": {"store": str(tmp_path / "n.sqlite"), "history": str(tmp_path / "h")},
+        }
+    )
+    for _ in ("first", "again"):
+        async with paper_venue(config) as venue:
+            await venue.balances()
+            assert not any("the first calls wait" in line for line in await venue.key_report())
+            pacer = venue.client.pacer
+            assert pacer is not None and pacer.idle_s is None

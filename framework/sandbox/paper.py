@@ -81,4 +81,6 @@ async def open_venue(config: Config) -> AsyncIterator[KrakenVenue]:
         ) as venue,
     ):
         venue.persistent = False  # its orders end with this process: nothing to adopt
+        if venue.client.pacer is not None:  # and its rate counters start empty with it
+            venue.client.pacer.idle_s = None
         yield venue
