@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.soak_grid import every_fault, state_text  # noqa: E402
 from framework import Fill  # noqa: E402
 from strategies.grid import Grid  # noqa: E402
 
@@ -77,13 +78,7 @@ summary_interval_s = 3600
 cancel_on_stop = false
 dead_man_timeout_s = 0
 drain_timeout_s = 30
-log_file = "{tmp / "log.jsonl"}"
-log_level = "warning"
-[state]
-store = "{tmp / "nonces.sqlite"}"
-history = "{tmp / "history.jsonl"}"
-journal = "{tmp / "orders.sqlite"}"
-""")
+{state_text(tmp)}""")
     return path
 
 
@@ -91,8 +86,7 @@ async def crash_soak(kills: int, seed: int, min_s: float, max_s: float, tier: st
     from framework import log
     from framework.cli import main as orderly
     from framework.journal import OrderJournal
-    from framework.sandbox import Fault, FaultRules, Sandbox, generate_credentials
-    from framework.sandbox.faults import KINDS
+    from framework.sandbox import Sandbox, generate_credentials
     from framework.secret import key_id
 
     rng = random.Random(seed)
@@ -105,12 +99,7 @@ async def crash_soak(kills: int, seed: int, min_s: float, max_s: float, tier: st
         "ORDERLY_KRAKEN_API_SECRET": creds[1],
         "CRASH_SOAK_FILLS": str(fills_file),
     }
-    faults = FaultRules(
-        faults=tuple(Fault(kind, 0.01 + 0.01 * (i % 2)) for i, kind in enumerate(KINDS)),
-        seed=seed,
-        slow_s=3.0,
-        late_s=6.0,
-    )
+    faults = every_fault(seed)
     log.configure("error")
     print(
         f"crash soak: {kills} kills at {min_s}-{max_s} s, seed {seed}, tier {tier}, "

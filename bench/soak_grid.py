@@ -84,26 +84,37 @@ summary_interval_s = 3600
 cancel_on_stop = false
 dead_man_timeout_s = 0
 drain_timeout_s = 60
-log_file = "{tmp / "log.jsonl"}"
+{state_text(tmp)}""")
+    return path
+
+
+def state_text(tmp: Path) -> str:
+    """A soak's log settings and ``[state]``: everything in ``tmp``."""
+    return f"""log_file = "{tmp / "log.jsonl"}"
 log_level = "warning"
 [state]
 store = "{tmp / "nonces.sqlite"}"
 history = "{tmp / "history.jsonl"}"
 journal = "{tmp / "orders.sqlite"}"
-""")
-    return path
+"""
+
+
+def every_fault(seed: int) -> FaultRules:
+    """Each of the sandbox's fault kinds at 1 or 2 %, seeded; slow answers come 3 s late,
+    late calls reach the engine after 6 s (past the 5 s order deadline)."""
+    return FaultRules(
+        faults=tuple(Fault(kind, 0.01 + 0.01 * (i % 2)) for i, kind in enumerate(KINDS)),
+        seed=seed,
+        slow_s=3.0,
+        late_s=6.0,
+    )
 
 
 async def soak(minutes: float, seed: int, strategy: str = "grid") -> int:
     tmp = Path(tempfile.mkdtemp(prefix="orderly-soak-"))
     creds = generate_credentials()
     os.environ["ORDERLY_KRAKEN_API_KEY"], os.environ["ORDERLY_KRAKEN_API_SECRET"] = creds
-    faults = FaultRules(
-        faults=tuple(Fault(kind, 0.01 + 0.01 * (i % 2)) for i, kind in enumerate(KINDS)),
-        seed=seed,
-        slow_s=3.0,
-        late_s=6.0,
-    )
+    faults = every_fault(seed)
     log.configure("error", stream=io.StringIO())
     async with Sandbox(dict([creds]), faults=faults, tier="intermediate", seed=seed) as sandbox:
         runner = Runner(
