@@ -258,6 +258,21 @@ class LaneClient:
 Client = TypeVar("Client", bound=LaneClient)
 
 
+class WireClock:
+    """A client whose wire learns the exchange's clock (``clock_offset_ms``: server minus
+    local, ms) from answers: Bitunix's HTTP Date header, Synthetix's ``timestamp``."""
+
+    wire: Any
+
+    @property
+    def clock_offset_ms(self) -> float:
+        return float(self.wire.clock_offset_ms)
+
+    @clock_offset_ms.setter
+    def clock_offset_ms(self, offset: float) -> None:
+        self.wire.clock_offset_ms = offset
+
+
 class ClientVenue(Generic[Client]):
     """What a venue over one :class:`LaneClient` shows the runner about its lane: the
     counters, and a way to stop it at once (a forced exit still writes the nonce floor)."""

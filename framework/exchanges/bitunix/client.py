@@ -40,7 +40,7 @@ from framework.errors import (
     InvalidArguments,
     OrderlyError,
 )
-from framework.exchanges.base import LaneClient, plain
+from framework.exchanges.base import LaneClient, WireClock, plain
 from framework.exchanges.bitunix.errors import EXCHANGE, translate
 from framework.exchanges.bitunix.limits import Pacer
 from framework.exchanges.bitunix.wire import BitunixWire, parse
@@ -59,7 +59,7 @@ MAX_ORDERS = 10_000  # paging stops here
 MARKET = "/api/v1/futures/market/"
 
 
-class BitunixClient(LaneClient):
+class BitunixClient(WireClock, LaneClient):
     """Bitunix futures REST client. Use as an async context manager."""
 
     exchange = EXCHANGE
@@ -101,15 +101,6 @@ class BitunixClient(LaneClient):
         self.wire = BitunixWire(
             self._api_key, self._api_secret, self.base_url, key_id=self.key_id, clock=clock
         )
-
-    @property
-    def clock_offset_ms(self) -> float:
-        """Server clock minus local clock, in ms (from the HTTP Date header)."""
-        return self.wire.clock_offset_ms
-
-    @clock_offset_ms.setter
-    def clock_offset_ms(self, offset: float) -> None:
-        self.wire.clock_offset_ms = offset
 
     def __repr__(self) -> str:
         return f"BitunixClient(key_id={self.key_id!r}, base_url={self.base_url!r})"

@@ -46,7 +46,7 @@ from framework.errors import (
     OrderlyError,
     OrderRejected,
 )
-from framework.exchanges.base import LaneClient
+from framework.exchanges.base import LaneClient, WireClock
 from framework.exchanges.synthetix.errors import EXCHANGE
 from framework.exchanges.synthetix.limits import BUCKET, Pacer
 from framework.exchanges.synthetix.signer import READS, address_of
@@ -81,7 +81,7 @@ def order_id_of(status: Mapping[str, Any]) -> str | None:
     return None
 
 
-class SynthetixClient(LaneClient):
+class SynthetixClient(WireClock, LaneClient):
     """Synthetix trade client for one signer and subaccount. Use as an async context manager."""
 
     exchange = EXCHANGE
@@ -141,15 +141,6 @@ class SynthetixClient(LaneClient):
             expires_unit=expires_unit,
             envelope=envelope,
         )
-
-    @property
-    def clock_offset_ms(self) -> float:
-        """Server clock minus local clock, in ms (from each answer's ``timestamp``)."""
-        return self.wire.clock_offset_ms
-
-    @clock_offset_ms.setter
-    def clock_offset_ms(self, offset: float) -> None:
-        self.wire.clock_offset_ms = offset
 
     def __repr__(self) -> str:
         return f"SynthetixClient(key_id={self.key_id!r}, sub_account_id={self.sub_account_id})"
