@@ -49,9 +49,10 @@ def _on_step(value: Decimal, step: Decimal | None, rounding: str) -> Decimal:
 
 
 def step_of(text: object) -> Decimal | None:
-    """A positive finite step or minimum from an exchange's answer; None for anything else
-    (an odd answer makes a rule unknown, never an error that blocks trading)."""
-    if isinstance(text, bool) or not isinstance(text, str | int | Decimal):
+    """A positive finite step or minimum from an exchange's answer (a string, or a JSON
+    number: 0.0001 reads as its shortest form); None for anything else (an odd answer makes
+    a rule unknown, never an error that blocks trading)."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float | Decimal):
         return None
     try:
         value = Decimal(str(text).strip())

@@ -126,3 +126,12 @@ def test_rounding_to_any_step_an_answer_can_give_is_exact_or_unknown(odd: str) -
                 exact.prec = 100
                 assert buy % step == 0 and sell % step == 0
     assert market.round_volume("12345.678") <= Decimal("12345.678")
+
+
+@pytest.mark.parametrize(
+    ("raw", "step"),
+    [("0.1", "0.1"), (0.0001, "0.0001"), (5, "5"), (" 0.5 ", "0.5"), ("0", None), (-1, None),
+     (True, None), (None, None), ("NaN", None), (float("inf"), None), ([0.1], None)],
+)  # fmt: skip
+def test_a_step_is_read_from_a_string_or_a_json_number(raw: object, step: str | None) -> None:
+    assert step_of(raw) == (None if step is None else Decimal(step))
