@@ -37,7 +37,7 @@ closed REJECTED (it never reached the book). It is never resent on a guess.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
@@ -311,25 +311,41 @@ class Execution:
             task.add_done_callback(self._forget)
         return await asyncio.shield(self._cancels[cl_ord_id])
 
-    async def _cancel(self, order: TrackedOrder) -> bool:
-        cl_ord_id, lost, error = order.cl_ord_id, False, ""
+    async def _again(
+        self, what: str, send: Callable[[], Awaitable[T]], tried: list[Exception], **where: str
+    ) -> T:
+        """``send`` a change that is harmless twice (a cancel, an amend to given values) until
+        it is answered: after a failure that may have run it or did not, again, at most
+        ``max_resends`` more times, backing off. Each failure goes to ``tried``; the last one
+        is raised, and a refusal (OrderRejected) at once."""
         for attempt in range(self.max_resends + 1):
             try:
-                await self.venue.cancel(cl_ord_id, pair=order.request.pair, txid=order.txid)
-            except _RETRY_CANCEL as exc:  # cancelling again is harmless
-                log.warning("cancel_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc))
-                lost, error = lost or isinstance(exc, AmbiguousOutcome), str(exc)
+                return await send()
+            except _RETRY_CANCEL as exc:
+                tried.append(exc)
+                if attempt == self.max_resends:
+                    raise
+                log.warning(f"{what}_retried", attempt=attempt, error=str(exc), **where)
                 await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
-                continue
-            except OrderRejected as exc:  # gone: filled, or cancelled by a lost attempt
-                log.info("cancel_refused", cl_ord_id=cl_ord_id, code=exc.code)
-                await self.tracker.settle_closed(order)
-                return lost
-            self.tracker.update(order, OrderState.CANCELLED, "cancelled by the strategy")
-            return True
-        raise TransientError(
-            f"could not cancel order {cl_ord_id} in {self.max_resends + 1} tries: {error}"
-        )
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    async def _cancel(self, order: TrackedOrder) -> bool:
+        cl_ord_id, tried = order.cl_ord_id, list[Exception]()
+        try:  # each try with the txid known then (a lookup may have found it meanwhile)
+            send = lambda: self.venue.cancel(  # noqa: E731
+                cl_ord_id, pair=order.request.pair, txid=order.txid
+            )
+            await self._again("cancel", send, tried, cl_ord_id=cl_ord_id)
+        except OrderRejected as exc:  # gone: filled, or cancelled by a lost attempt
+            log.info("cancel_refused", cl_ord_id=cl_ord_id, code=exc.code)
+            await self.tracker.settle_closed(order)
+            return any(isinstance(failed, AmbiguousOutcome) for failed in tried)
+        except _RETRY_CANCEL as exc:
+            raise TransientError(
+                f"could not cancel order {cl_ord_id} in {self.max_resends + 1} tries: {exc}"
+            ) from None
+        self.tracker.update(order, OrderState.CANCELLED, "cancelled by the strategy")
+        return True
 
     async def amend(
         self, target: OrderUpdate | str, *, price: object = None, volume: object = None
@@ -356,41 +372,28 @@ class Execution:
             return True  # nothing to change
         self._busy.add(cl_ord_id)  # polls leave its terms alone meanwhile
         try:
-            for attempt in range(self.max_resends + 1):
-                try:
-                    await self.venue.amend(cl_ord_id, change)
-                except _RETRY_CANCEL as exc:  # amending to the same values again is harmless
-                    log.warning(
-                        "amend_retried", cl_ord_id=cl_ord_id, attempt=attempt, error=str(exc)
-                    )
-                    await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
-                    continue
-                except OrderRejected as exc:  # gone (filled, cancelled), or a change refused
-                    log.info("amend_refused", cl_ord_id=cl_ord_id, code=exc.code)
-                    await self.tracker.settle_closed(order)
-                    return False
-                self.book.amend(order, new)
-                return True
-            found = await self.tracker.lookup([order])  # no answer came back: what is there?
+            send = lambda: self.venue.amend(cl_ord_id, change)  # noqa: E731
+            await self._again("amend", send, [], cl_ord_id=cl_ord_id)
+        except OrderRejected as exc:  # gone (filled, cancelled), or a change refused
+            log.info("amend_refused", cl_ord_id=cl_ord_id, code=exc.code)
+            await self.tracker.settle_closed(order)
+            return False
+        except _RETRY_CANCEL:  # no answer came back: what is there?
+            found = await self.tracker.lookup([order])
             shown = None if found is None else found.get(cl_ord_id)
             if shown is not None:  # its terms now (one of ours landing later: next poll)
                 self.tracker.take_terms(order, shown)
             log.info("amend_unanswered", cl_ord_id=cl_ord_id, shown=str(shown))
             return order.request == new
+        else:
+            self.book.amend(order, new)
+            return True
         finally:
             self._busy.discard(cl_ord_id)
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""
-        for attempt in range(self.max_resends + 1):
-            try:
-                count = await self.venue.cancel_all()
-                break
-            except _RETRY_CANCEL as exc:  # cancelling again is harmless
-                if attempt == self.max_resends:
-                    raise
-                log.warning("cancel_all_retried", attempt=attempt, error=str(exc))
-                await self.clock.sleep(min(0.1 * 2**attempt, 2.0))
+        count = await self._again("cancel_all", self.venue.cancel_all, [])
         for order in self.book.open():
             self.tracker.update(order, OrderState.CANCELLED, "cancel all")
         return count
