@@ -1,6 +1,6 @@
 """``orderly orders``: what the order journal holds, per key: the open orders (as the bot
-last knew them) and the newest fills. Reads the file without changing it, so it can look
-at a running bot's journal. Imported by :mod:`framework.cli` when this command runs."""
+last knew them) and the newest fills. Only reads (no row written, no file created), so it
+can look at a running bot's journal. Imported by :mod:`framework.cli` when this command runs."""
 
 from __future__ import annotations
 

@@ -204,7 +204,8 @@ class OrderJournal:
 
 def read_journal(path: Path, fills: int) -> list[tuple[str, str, list[TrackedOrder], list[Fill]]]:
     """Every key a journal holds, as (exchange, key id, its open orders, its newest ``fills``
-    fills, oldest first), read without changing the file (a running bot's too)."""
+    fills, oldest first). Only reads (a running bot's journal too): no row written, no file
+    created (SQLite may still fold its WAL back into the file when the last reader closes)."""
     if not path.is_file():
         raise StateError(f"order journal {path}: no such file")
     try:
