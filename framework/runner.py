@@ -80,13 +80,15 @@ class Runner:
     def _say(self, text: str) -> None:
         print(text, file=self._out, flush=True)
 
-    def request_stop(self, reason: str, *, exit_code: int = EXIT_OK) -> None:
-        """Begin a graceful stop (idempotent)."""
+    def request_stop(self, reason: str, *, exit_code: int = EXIT_OK, say: bool = False) -> None:
+        """Begin a graceful stop (idempotent); ``say``: tell the terminal why."""
         if not self._stop.is_set():
             self._reason, self._exit = reason, exit_code
             log.info("bot_stopping", reason=reason)
             if exit_code == EXIT_STOPPED_BY_STRATEGY:  # say why, where the user looks
                 print(f"orderly: stopping: {reason}", file=sys.stderr, flush=True)
+            elif say:
+                self._say(f"stopping: {reason}")
             self._stop.set()
 
     def on_signal(self, signum: int) -> None:
@@ -160,17 +162,22 @@ class Runner:
         execution = Execution(venue, emit, clock=self.clock, journal=journal)
         inherited, undelivered = execution.restore()
         strategy = build_strategy(strategy_cls)
-        strategy.ctx = Context(
-            execution, name=strategy.name, pairs=config.strategy.pairs, clock=self.clock
-        )
-        strategy.params = params
         guard = Guard(
             strategy,
             timeout=config.runner.hook_timeout_s,
             policy=config.runner.on_hook_error,
             on_stop_bot=lambda why: self.request_stop(why, exit_code=EXIT_STOPPED_BY_STRATEGY),
+            on_finish=lambda why: self.request_stop(why, say=True),
             say=self._say,
         )
+        strategy.ctx = Context(
+            execution,
+            name=strategy.name,
+            pairs=config.strategy.pairs,
+            clock=self.clock,
+            stop=guard.finish,
+        )
+        strategy.params = params
         self._say(
             f"orderly: {strategy.name} on {venue.name} (key {venue.key_id}), pairs "
             f"{', '.join(config.strategy.pairs)}; JSON logs in {config.runner.log_file}"

@@ -30,6 +30,7 @@ not block the event loop (no ``time.sleep``, no heavy CPU work). A hook that run
 than ``[runner].hook_timeout_s`` is cancelled. A hook that raises is logged
 (``strategy_hook_failed``, with the traceback) and ``[runner].on_hook_error`` decides:
 keep running, pause the strategy (no more hooks or timers but ``on_stop``), or stop the bot.
+A strategy ends the bot itself with ``self.ctx.stop(reason)`` (after the asking hook).
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ class Context:
         name: str,
         pairs: Sequence[str] = (),
         clock: Clock = SYSTEM_CLOCK,
+        stop: Callable[[str], None] | None = None,
     ) -> None:
         self._execution = execution
+        self._stop = stop
         #: The pairs of ``[strategy].pairs``: their tickers arrive in ``on_tick``.
         self.pairs = tuple(pairs)
         self._tickers: dict[str, Ticker] = {}
@@ -127,6 +130,15 @@ class Context:
         """``pair``'s price step, volume step and smallest volume, with rounding to them
         (``market.round_price(price, "buy")``); asked of the exchange once, then kept."""
         return await self._execution.venue.market(pair)
+
+    def stop(self, reason: str = "the strategy asked to stop") -> None:
+        """Stop the bot as a signal would (exit code 0), once the hook or timer that asks
+        returns: what it still does is done (an order it places is sent), then every fill
+        and update reaches the strategy, then ``on_stop``. ``reason`` goes to the terminal
+        and the log."""
+        if self._stop is None:
+            raise UsageError("ctx.stop stops the bot that runs this strategy: none does")
+        self._stop(" ".join(str(reason).split())[:200] or "the strategy asked to stop")
 
     @property
     def can_amend(self) -> bool:
@@ -268,6 +280,7 @@ class Guard:
         timeout: float,
         policy: str,
         on_stop_bot: Callable[[str], None],
+        on_finish: Callable[[str], None] = lambda reason: None,
         say: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.strategy = strategy
@@ -276,6 +289,8 @@ class Guard:
         self._timeout = timeout
         self._policy = policy
         self._stop_bot = on_stop_bot
+        self._finish = on_finish
+        self._finish_reason: str | None = None  # ctx.stop asked during a hook
         self._say = say  # the terminal: each kind of failure once
         self._told: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
@@ -306,6 +321,13 @@ class Guard:
             if self.state is Lifecycle.RUNNING:
                 await self._call(getattr(callback, "__name__", "timer"), callback)
 
+    def finish(self, reason: str) -> None:
+        """``ctx.stop``: stop the bot once the hook in progress returns (at once if none)."""
+        if self._lock.locked():
+            self._finish_reason = self._finish_reason or reason
+        else:
+            self._finish(reason)
+
     async def _call(
         self, name: str, function: Callable[..., Awaitable[None]], *args: object
     ) -> None:
@@ -322,6 +344,9 @@ class Guard:
             # past its time limit: said so (the traceback still shows where it was waiting)
             overran = f"ran past hook_timeout_s ({self._timeout:g} s)" if limit.expired() else ""
             self._failed(name, exc, overran)
+        finally:
+            if self._finish_reason is not None:  # the hook asked for the stop: now it may
+                self._finish(self._finish_reason)
 
     def _failed(self, name: str, exc: BaseException, overran: str = "") -> None:
         """Log a hook's failure, tell the terminal (each kind once), apply the policy."""

@@ -1,6 +1,8 @@
 """A TWAP / DCA executor: buy (or sell) a total volume in equal slices at a fixed interval,
 as limit orders at the touch so each slice pays the maker fee when it can. A slice not
-filled by the next one is cancelled and its remainder carried over.
+filled by the next one is cancelled and its remainder carried over. Once the total has
+filled, or one interval after the last slice, the bot stops (``ctx.stop``) unless
+``stop_when_done = false``.
 
     [strategy]
     class = "strategies/twap.py:Twap"
@@ -10,6 +12,7 @@ filled by the next one is cancelled and its remainder carried over.
     total = "0.05"        # base currency, over the whole run
     slices = 10
     interval_s = 6        # one slice every interval_s: 10 slices -> one minute
+    stop_when_done = true # stop the bot when the total has filled or the slices are over
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Twap(Strategy):
         lot: Decimal | None = Field(
             None, gt=0, description="volume step; default: the exchange's (ctx.market)"
         )
+        stop_when_done: bool = True
 
     params: Params
 
@@ -49,6 +53,7 @@ class Twap(Strategy):
             await self.ctx.cancel(self.working)  # unfilled part rolls into the next slice
         remaining = p.total - self.done
         if self.sent >= p.slices or remaining <= 0:
+            self.finished()
             return
         slices_left = p.slices - self.sent
         if self.lot is None:  # asked once; 1e-8 where the exchange does not state one
@@ -79,6 +84,12 @@ class Twap(Strategy):
 
     async def on_fill(self, fill: Fill) -> None:
         self.done += fill.volume
+        if self.done >= self.params.total:
+            self.finished()
+
+    def finished(self) -> None:
+        if self.params.stop_when_done:
+            self.ctx.stop(f"twap finished: {self.done} of {self.params.total} filled")
 
     async def on_stop(self, event: Stopping) -> None:
         self.ctx.log.info("twap_stopped", filled=str(self.done), of=str(self.params.total))

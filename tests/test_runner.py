@@ -286,3 +286,33 @@ async def test_exchange_outage_is_retried_with_backoff(
     assert len(failures) >= 2
     assert {f["what"] for f in failures} >= {"tickers"}
     assert max(f["retry_in_s"] for f in failures) == 0.4  # capped backoff
+
+
+async def test_a_strategy_stops_the_bot_after_closing_its_position(tmp_path: Path) -> None:
+    """ctx.stop: the bot stops once the hook that asked returns (an order it places after
+    asking is still sent), every fill comes before on_stop, exit code 0, and the terminal
+    says why."""
+    config = write_config(tmp_path, "tests.helpers.strategies:Flattener")
+    seen = strategies.SEEN
+    seen.clear()
+    out = io.StringIO()
+    runner = Runner(load(config), out=out)
+    async with asyncio.timeout(20):
+        assert await runner.main(install_signals=False) == EXIT_OK  # nobody else stops it
+    fills = [e for e in seen if isinstance(e, Fill)]
+    assert [f.side for f in fills] == ["buy", "sell"]
+    sell = next(e for e in seen if isinstance(e, OrderUpdate))
+    assert sell.side == "sell" and sell.state is not OrderState.REJECTED
+    assert "hook ran to its end" in seen
+    assert seen[-1] == ("position at stop", 0, "flat: position closed")
+    assert "stopping: flat: position closed" in out.getvalue()
+
+
+async def test_the_twap_example_stops_the_bot_when_it_is_done(tmp_path: Path) -> None:
+    params = 'total = "0.003"\nslices = 3\ninterval_s = 0.1'
+    config = write_config(tmp_path, "strategies.twap:Twap", params=params)
+    out = io.StringIO()
+    async with asyncio.timeout(20):
+        assert await Runner(load(config), out=out).main(install_signals=False) == EXIT_OK
+    (line,) = [x for x in out.getvalue().splitlines() if x.startswith("stopping: ")]
+    assert line.startswith("stopping: twap finished: ") and line.endswith("of 0.003 filled")

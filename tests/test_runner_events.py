@@ -8,16 +8,19 @@ import io
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from framework import log
 from framework.config import load
+from framework.errors import UsageError
 from framework.events import Fill, OrderState, OrderUpdate, Stopping, Ticker
+from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox
-from framework.strategy import Guard, Lifecycle, Strategy
+from framework.strategy import Context, Guard, Lifecycle, Strategy
 from framework.tally import Tally
 from tests.helpers import strategies
 from tests.helpers.strategies import SEEN
@@ -182,6 +185,38 @@ async def test_a_failing_hook_is_told_on_the_terminal_once_per_kind_of_failure()
         "on_tick failed: ValueError: bad tick ETHUSD (traceback: strategy_hook_failed in the "
         "JSON log; repeats are counted in 'hook errors')",
     ]
+
+
+class StopsThenFails(Strategy):
+    """Asks the bot to stop, keeps working, then raises."""
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        self.ctx.stop("  done\n  for   today ")
+        await asyncio.sleep(0)
+        SEEN.append("after the ask")
+        raise ValueError("late failure")
+
+
+async def test_ctx_stop_takes_effect_when_the_asking_hook_returns() -> None:
+    """The stop is asked once the hook (or timer) ends, even one that fails after asking; a
+    stop asked outside any hook is asked at once; a context with no bot refuses it."""
+    SEEN.clear()
+    finished: list[str] = []
+    strategy = StopsThenFails()
+    guard = Guard(strategy, timeout=1, policy="keep_running", on_stop_bot=print,
+                  on_finish=finished.append)  # fmt: skip
+    strategy.ctx = Context(cast(Execution, None), name="t", stop=guard.finish)
+    guard.state = Lifecycle.RUNNING
+    delivered = asyncio.create_task(guard.deliver(tick("XBTUSD", 1)))
+    await asyncio.sleep(0)  # the hook has asked and is still running
+    assert finished == []
+    await delivered
+    assert SEEN == ["after the ask"] and guard.failures == 1
+    assert finished == ["done for today"]  # one line, whitespace folded
+    strategy.ctx.stop()  # no hook running: at once
+    assert finished == ["done for today", "the strategy asked to stop"]
+    with pytest.raises(UsageError, match=r"ctx\.stop stops"):
+        Context(cast(Execution, None), name="t").stop()
 
 
 def refused(price: str, reason: str) -> OrderUpdate:

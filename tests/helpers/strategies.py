@@ -195,3 +195,32 @@ class StreamGrid(Strategy):
 
     async def on_stop(self, event: Stopping) -> None:
         SEEN.append(event)
+
+
+class Flattener(Strategy):
+    """Buys at market on the first tick; once that fill came, sells what it holds at market
+    and asks the bot to stop (``ctx.stop``), then keeps working in the same hook. Records
+    every fill, its position at ``on_stop``, and whether the hook ran to its end."""
+
+    async def on_start(self, event: Started) -> None:
+        self.position = Decimal(0)
+        self.bought = self.sold = False
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        if not self.bought:
+            self.bought = True
+            await self.ctx.place(MarketOrder(pair=ticker.pair, side="buy", volume=Decimal("0.002")))
+
+    async def on_fill(self, fill: Fill) -> None:
+        SEEN.append(fill)
+        self.position += fill.volume if fill.side == "buy" else -fill.volume
+        if fill.side == "buy" and not self.sold:
+            self.sold = True
+            sell = MarketOrder(pair=fill.pair, side="sell", volume=self.position)
+            self.ctx.stop("flat: position closed")
+            SEEN.append(await self.ctx.place(sell))  # still sent: the stop waits for this hook
+            await asyncio.sleep(0.05)
+            SEEN.append("hook ran to its end")
+
+    async def on_stop(self, event: Stopping) -> None:
+        SEEN.append(("position at stop", self.position, event.reason))
