@@ -66,6 +66,7 @@ from framework.tracking import Emit, Tracker
 from framework.venue import Amend, Venue
 
 log = get_logger("framework.execution")
+_STOPPED = "the bot is stopping: place a closing order before calling ctx.stop, not in on_stop"
 
 T = TypeVar("T")
 
@@ -163,7 +164,7 @@ class Execution:
         orders = self.book.record_all(requests)
         if not self.accepting:
             for order in orders:
-                self.tracker.update(order, OrderState.REJECTED, "the bot is stopping")
+                self.tracker.update(order, OrderState.REJECTED, _STOPPED)
         return orders
 
     # --- what the exchange reports (framework/tracking.py) -------------------------------

@@ -316,3 +316,15 @@ async def test_the_twap_example_stops_the_bot_when_it_is_done(tmp_path: Path) ->
         assert await Runner(load(config), out=out).main(install_signals=False) == EXIT_OK
     (line,) = [x for x in out.getvalue().splitlines() if x.startswith("stopping: ")]
     assert line.startswith("stopping: twap finished: ") and line.endswith("of 0.003 filled")
+
+
+async def test_an_order_placed_in_on_stop_is_refused_with_the_way_to_close_first(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, "tests.helpers.strategies:LateCloser")
+    assert await run_until(config, lambda: True) == EXIT_OK
+    (refused,) = [e for e in strategies.SEEN if isinstance(e, OrderUpdate)]
+    assert refused.state is OrderState.REJECTED
+    assert refused.reason == (
+        "the bot is stopping: place a closing order before calling ctx.stop, not in on_stop"
+    )

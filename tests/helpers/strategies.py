@@ -224,3 +224,12 @@ class Flattener(Strategy):
 
     async def on_stop(self, event: Stopping) -> None:
         SEEN.append(("position at stop", self.position, event.reason))
+
+
+class LateCloser(Strategy):
+    """Tries to close a position in ``on_stop``, as some frameworks allow; records the
+    answer."""
+
+    async def on_stop(self, event: Stopping) -> None:
+        close = MarketOrder(pair="XBTUSD", side="sell", volume=Decimal("0.001"))
+        SEEN.append(await self.ctx.place(close))
