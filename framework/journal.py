@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS fills (
     delivered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (exchange, key_id, trade_id)
 );
+CREATE TABLE IF NOT EXISTS strategy_state (
+    exchange  TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    strategy  TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    PRIMARY KEY (exchange, key_id, strategy)
+);
 CREATE TABLE IF NOT EXISTS fill_ids (
     exchange  TEXT NOT NULL,
     key_id    TEXT NOT NULL,
@@ -75,6 +82,7 @@ CREATE TABLE IF NOT EXISTS fill_ids (
 """
 
 _OPEN = tuple(s.value for s in OrderState if s.is_open)
+_SAVE_STATE = "INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?)"
 #: What reading a row can raise: the file, or a value no order can hold (a hand edit, a
 #: newer Orderly's row).
 _UNREADABLE = (sqlite3.Error, ValueError, ArithmeticError, InvalidArguments)
@@ -108,11 +116,19 @@ class OrderJournal:
     def _error(self, doing: str, exc: BaseException) -> StateError:
         return StateError(f"order journal {self.path}: cannot {doing}: {exc}", key_id=self.key_id)
 
-    def _write(self, doing: str, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+    def _write(
+        self,
+        doing: str,
+        sql: str,
+        rows: Iterable[tuple[object, ...]],
+        *more: tuple[str, Iterable[tuple[object, ...]]],
+    ) -> None:
+        """``sql`` for each of ``rows`` (and each of ``more``), in one transaction."""
         try:
-            with self._db:  # one transaction
+            with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany(sql, rows)
+                for statement, values in ((sql, rows), *more):
+                    self._db.executemany(statement, values)
         except sqlite3.Error as exc:
             raise self._error(doing, exc) from None
 
@@ -173,13 +189,27 @@ class OrderJournal:
         except sqlite3.Error as exc:
             raise self._error("write a fill", exc) from None
 
-    def delivered(self, trade_id: str) -> None:
-        """The strategy's ``on_fill`` has had this fill."""
+    def delivered(self, trade_id: str | None, state: tuple[str, str] | None = None) -> None:
+        """A hook of the strategy has run: the fill ``on_fill`` had (``trade_id``) is marked
+        delivered and the strategy's state (its name, JSON) written, in one transaction."""
+        where = (self.exchange, self.key_id)
         self._write(
-            "mark a fill delivered",
+            "mark a fill delivered" if trade_id is not None else "save the strategy state",
             "UPDATE fills SET delivered=1 WHERE exchange=? AND key_id=? AND trade_id=?",
-            [(self.exchange, self.key_id, trade_id)],
+            [] if trade_id is None else [(*where, trade_id)],
+            *([] if state is None else [(_SAVE_STATE, [(*where, *state)])]),
         )
+
+    def strategy_state(self, strategy: str) -> str | None:
+        """The state ``strategy`` saved on this key (JSON), or None."""
+        try:
+            row = self._db.execute(
+                "SELECT state FROM strategy_state WHERE exchange=? AND key_id=? AND strategy=?",
+                (self.exchange, self.key_id, strategy),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("read the strategy state", exc) from None
+        return None if row is None else str(row[0])
 
     def open_orders(self) -> list[TrackedOrder]:
         """The key's orders not yet in a final state, with the trade ids applied to each."""

@@ -354,10 +354,10 @@ class OrderBook:
         self._write(lambda journal: journal.fill(order, fill))
         return True
 
-    def delivered(self, trade_id: str) -> None:
+    def delivered(self, trade_id: str | None, state: tuple[str, str] | None = None) -> None:
         """The strategy's ``on_fill`` has had this fill (written down, so a restart does
-        not deliver it again)."""
-        self._write(lambda journal: journal.delivered(trade_id))
+        not deliver it again), with the strategy's state as it left it (name, JSON)."""
+        self._write(lambda journal: journal.delivered(trade_id, state))
 
 
 def batches(requests: Sequence[Order], limit: int) -> list[list[int]]:

@@ -38,7 +38,7 @@ from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.config import Config
 from framework.errors import OrderlyError, StateError
 from framework.eventloop import run_event_loop
-from framework.events import Fill, OrderState, Started, Stopping, Ticker
+from framework.events import OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
@@ -48,6 +48,7 @@ from framework.metrics import serve_metrics
 from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
 from framework.strategy import Context, Guard, Strategy, Timer
+from framework.strategy_state import StateKeeper
 from framework.streaming import Feed
 from framework.tally import Summary, Tally, counted
 from framework.venue import Venue
@@ -162,22 +163,24 @@ class Runner:
         execution = Execution(venue, emit, clock=self.clock, journal=journal)
         inherited, undelivered = execution.restore()
         strategy = build_strategy(strategy_cls)
+        strategy.ctx = Context(
+            execution,
+            name=strategy.name,
+            pairs=config.strategy.pairs,
+            clock=self.clock,
+            stop=lambda why: guard.finish(why),
+        )
+        strategy.params = params
+        kept = StateKeeper(execution.book, journal, strategy.ctx)  # ctx.state, as last saved
         guard = Guard(
             strategy,
             timeout=config.runner.hook_timeout_s,
             policy=config.runner.on_hook_error,
             on_stop_bot=lambda why: self.request_stop(why, exit_code=EXIT_STOPPED_BY_STRATEGY),
             on_finish=lambda why: self.request_stop(why, say=True),
+            after=kept.after,
             say=self._say,
         )
-        strategy.ctx = Context(
-            execution,
-            name=strategy.name,
-            pairs=config.strategy.pairs,
-            clock=self.clock,
-            stop=guard.finish,
-        )
-        strategy.params = params
         self._say(
             f"orderly: {strategy.name} on {venue.name} (key {venue.key_id}), pairs "
             f"{', '.join(config.strategy.pairs)}; JSON logs in {config.runner.log_file}"
@@ -331,9 +334,7 @@ class Runner:
         while (event := await inbox.get()) is not None:
             if isinstance(event, Ticker):
                 self.tally.tick_lag = wall(self.clock) - event.time
-            await guard.deliver(event)
-            if isinstance(event, Fill):
-                execution.book.delivered(event.trade_id)
+            await guard.deliver(event)  # marks a fill delivered (framework/strategy_state.py)
 
     async def _repeat(
         self, what: str, period: float, action: Callable[[], Awaitable[None]]

@@ -85,7 +85,11 @@ class Context:
         self._timers: list[tuple[float, Timer]] = []
         self._start_timer: Callable[[float, Timer], None] | None = None
         self.clock = clock
+        self.name = name
         self.log = get_logger(f"strategy.{name}").bind(strategy=name)
+        #: Kept across restarts (framework/strategy_state.py): written to the order journal
+        #: after every hook that changed it, with the fill that ``on_fill`` was given.
+        self.state: dict[str, Any] = {}
 
     async def place(self, order: Order) -> OrderUpdate:
         """Send one order. Returns its state once the exchange answered: ACCEPTED (or
@@ -281,6 +285,7 @@ class Guard:
         policy: str,
         on_stop_bot: Callable[[str], None],
         on_finish: Callable[[str], None] = lambda reason: None,
+        after: Callable[[object], None] = lambda event: None,
         say: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.strategy = strategy
@@ -290,6 +295,7 @@ class Guard:
         self._policy = policy
         self._stop_bot = on_stop_bot
         self._finish = on_finish
+        self._after = after  # a hook (or a timer: None) is over: its fill and state are kept
         self._finish_reason: str | None = None  # ctx.stop asked during a hook
         self._say = say  # the terminal: each kind of failure once
         self._told: set[tuple[str, str]] = set()
@@ -309,6 +315,7 @@ class Guard:
         hook = HOOKS[type(event)]
         async with self._lock:
             if not self._allowed(hook):
+                self._kept(hook, event)  # its turn has passed: a fill is not told again
                 return
             if hook == "on_start":
                 self.state = Lifecycle.RUNNING
@@ -345,8 +352,15 @@ class Guard:
             overran = f"ran past hook_timeout_s ({self._timeout:g} s)" if limit.expired() else ""
             self._failed(name, exc, overran)
         finally:
+            self._kept(name, args[0] if args else None)
             if self._finish_reason is not None:  # the hook asked for the stop: now it may
                 self._finish(self._finish_reason)
+
+    def _kept(self, name: str, event: object) -> None:
+        try:
+            self._after(event)
+        except InvalidArguments as exc:  # ctx.state holds what cannot be saved
+            self._failed(name, exc)
 
     def _failed(self, name: str, exc: BaseException, overran: str = "") -> None:
         """Log a hook's failure, tell the terminal (each kind once), apply the policy."""

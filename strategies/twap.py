@@ -2,7 +2,8 @@
 as limit orders at the touch so each slice pays the maker fee when it can. A slice not
 filled by the next one is cancelled and its remainder carried over. Once the total has
 filled, or one interval after the last slice, the bot stops (``ctx.stop``) unless
-``stop_when_done = false``.
+``stop_when_done = false``. The run's progress is kept in ``ctx.state``: a bot restarted
+mid-run (after a crash, or a stop) goes on with it.
 
     [strategy]
     class = "strategies/twap.py:Twap"
@@ -41,21 +42,30 @@ class Twap(Strategy):
     params: Params
 
     async def on_start(self, event: Started) -> None:
-        self.done = Decimal(0)  # filled so far
-        self.sent = 0  # slices sent so far
-        self.working: OrderUpdate | None = None
+        # A run in progress is kept in ctx.state (saved with each fill): a bot restarted
+        # after a crash or a stop goes on with it; other params, or a finished run, start anew.
+        run = self.params.model_dump_json()
+        if self.ctx.state.get("run") != run:
+            self.ctx.state.clear()
+            self.ctx.state.update(run=run, done=Decimal(0), sent=0)
+        self.working = event.inherited[-1] if event.inherited else None  # a resting slice
         self.lot = self.params.lot
         self.every(self.params.interval_s, self.next_slice)
 
+    @property
+    def done(self) -> Decimal:
+        """Filled so far."""
+        return Decimal(self.ctx.state["done"])
+
     async def next_slice(self) -> None:
-        p = self.params
+        p, state = self.params, self.ctx.state
         if self.working is not None and self.working.state.is_open:
             await self.ctx.cancel(self.working)  # unfilled part rolls into the next slice
         remaining = p.total - self.done
-        if self.sent >= p.slices or remaining <= 0:
+        if state["sent"] >= p.slices or remaining <= 0:
             self.finished()
             return
-        slices_left = p.slices - self.sent
+        slices_left = p.slices - state["sent"]
         if self.lot is None:  # asked once; 1e-8 where the exchange does not state one
             market = await self.ctx.market(self.ctx.pairs[0])
             self.lot = market.volume_step or Decimal("0.00000001")
@@ -67,10 +77,10 @@ class Twap(Strategy):
         self.working = await self.ctx.place(
             LimitOrder(pair=self.ctx.pairs[0], side=p.side, volume=volume, price=price)
         )
-        self.sent += 1
+        state["sent"] += 1
         self.ctx.log.info(
             "twap_slice",
-            n=self.sent,
+            n=state["sent"],
             volume=str(volume),
             price=str(price),
             state=self.working.state.value,
@@ -83,13 +93,14 @@ class Twap(Strategy):
             self.ctx.log.warning("twap_slice_refused", reason=update.reason)
 
     async def on_fill(self, fill: Fill) -> None:
-        self.done += fill.volume
+        self.ctx.state["done"] = self.done + fill.volume
         if self.done >= self.params.total:
             self.finished()
 
     def finished(self) -> None:
         if self.params.stop_when_done:
             self.ctx.stop(f"twap finished: {self.done} of {self.params.total} filled")
+            self.ctx.state["run"] = None  # the next start is a new run
 
     async def on_stop(self, event: Stopping) -> None:
         self.ctx.log.info("twap_stopped", filled=str(self.done), of=str(self.params.total))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from framework.exchanges.kraken.client import KrakenClient
 from framework.journal import OrderJournal
 from framework.nonce import SqliteStore
 from framework.orders import LimitOrder, MarketOrder, OrderBook, TrackedOrder
+from framework.strategy_state import load
 from tests.test_runner import ROOT, start_sandbox, write_config
 
 
@@ -154,6 +156,12 @@ def test_kill_9_and_restart_adopts_open_orders_and_delivers_each_fill_once(
     for cl_ord_id, request in tracked.items():  # amended across the kill: the exchange's terms
         assert (getattr(request, "price", None), request.volume) == mine[cl_ord_id]
     assert sorted(lines(fills)) == sorted(trades)  # every trade reached on_fill, exactly once
+    # ctx.state was saved with each delivered fill: the restarted bot went on counting
+    assert lines(out.with_suffix(".state")) == [str(len(trades))]
+    journal = OrderJournal(tmp_path / "orders.sqlite", exchange="kraken", key_id=key_id)
+    saved = load(journal.strategy_state("Keeper"), "journal")
+    journal.close()
+    assert saved["fills"] == len(trades) and isinstance(saved["volume"], Decimal)
 
 
 @pytest.mark.parametrize(
@@ -173,3 +181,53 @@ def test_a_journal_row_that_cannot_be_read_is_an_error_naming_the_journal(
     with pytest.raises(StateError, match=f"order journal {path}: cannot read the open orders"):
         again.open_orders()
     again.close()
+
+
+def slices_logged(log_file: Path) -> list[int]:
+    if not log_file.exists():
+        return []
+    records = [json.loads(line) for line in log_file.read_text().splitlines() if line]
+    return [r["n"] for r in records if r.get("event") == "twap_slice"]
+
+
+def test_the_twap_example_goes_on_with_its_run_after_kill_9(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its progress is in ctx.state: the restarted bot sends the slices that were left (not
+    the whole run again), buys no more than the total, and stops itself when done."""
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    params = 'total = "0.004"\nslices = 4\ninterval_s = 0.3'
+    config = write_config(tmp_path, "strategies.twap:Twap", params=params)
+    sandbox, url = start_sandbox(creds, config=config)
+    config.write_text(
+        config.read_text()
+        .replace('name = "sandbox"', f'name = "kraken"\nbase_url = "{url}"\ntier = "none"')
+        .replace("[state]\n", f'[state]\njournal = "{tmp_path / "orders.sqlite"}"\n')
+    )
+    log_file = tmp_path / "log.jsonl"
+    try:
+        first = run_bot(config)
+        deadline = time.monotonic() + 20
+        while 2 not in slices_logged(log_file) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=10)
+        before = slices_logged(log_file)
+        second = run_bot(config)
+        out, err = second.communicate(timeout=30)  # it stops by itself
+        assert second.returncode == 0, err[-2000:]
+        after = slices_logged(log_file)[len(before) :]
+        bought = asyncio.run(volume_bought(creds, url, tmp_path / "nonces.sqlite"))
+    finally:
+        sandbox.kill()
+        sandbox.communicate(timeout=10)
+    assert before[-1] == 2 and after and after[0] >= 3  # went on: not slice 1 again
+    assert after[-1] <= 4 and bought <= Decimal("0.004")
+    assert "stopping: twap finished: " in out
+
+
+async def volume_bought(creds: tuple[str, str], url: str, store: Path) -> Decimal:
+    async with KrakenClient(*creds, url, store=SqliteStore(store), tier=None) as kraken:
+        trades = (await kraken.private("TradesHistory"))["trades"]
+    return sum((Decimal(t["vol"]) for t in trades.values()), Decimal(0))

@@ -106,7 +106,8 @@ async def test_the_examples_take_their_steps_from_the_exchange(
         )
         twap.ctx._remember(await venue.ticker("XBTUSD"))
         twap.params = Twap.Params(total=Decimal("0.0100000001"), slices=3)
-        twap.done, twap.sent, twap.working, twap.lot = Decimal(0), 0, None, None
+        twap.ctx.state.update(done=Decimal(0), sent=0)
+        twap.working, twap.lot = None, None
         await twap.next_slice()
         assert twap.working is not None and twap.working.state is OrderState.ACCEPTED
         assert twap.working.volume == Decimal("0.00333333")  # lot_decimals 8: rounded down

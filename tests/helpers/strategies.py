@@ -137,8 +137,8 @@ class Taker(Strategy):
 
 class Keeper(Strategy):
     """Keeps four far resting buys open, takes a market buy on every tick and amends one
-    resting buy's price and volume. Writes each fill's trade id, and what it inherited at
-    start, to files next to its log."""
+    resting buy's price and volume. Writes each fill's trade id, what it inherited at start
+    and its count of fills in ``ctx.state`` at the stop, to files next to its log."""
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -171,6 +171,12 @@ class Keeper(Strategy):
 
     async def on_fill(self, fill: Fill) -> None:
         self._write("fills", fill.trade_id)
+        state = self.ctx.state  # kept across the kill: each fill counted once
+        state["fills"] = state.get("fills", 0) + 1
+        state["volume"] = state.get("volume", Decimal(0)) + fill.volume
+
+    async def on_stop(self, event: Stopping) -> None:
+        self._write("state", f"{self.ctx.state.get('fills', 0)}")
 
 
 class StreamGrid(Strategy):
