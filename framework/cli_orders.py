@@ -1,11 +1,13 @@
 """``orderly orders``: what the order journal holds, per key: the open orders (as the bot
-last knew them) and the newest fills. Only reads (no row written, no file created), so it
-can look at a running bot's journal. Imported by :mod:`framework.cli` when this command runs."""
+last knew them), the newest fills and what each strategy keeps in ``ctx.state``. Only
+reads (no row written, no file created), so it can look at a running bot's journal.
+Imported by :mod:`framework.cli` when this command runs."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 from pathlib import Path
 
 from framework.events import Fill
@@ -42,14 +44,18 @@ def _fill_line(fill: Fill) -> str:
 def orders(args: argparse.Namespace) -> int:
     from framework.cli_nonces import config_at
     from framework.journal import read_journal
+    from framework.strategy_state import load
 
     path: Path = args.journal or config_at(args.config).state.journal
     keys = read_journal(path, args.fills)
     if not keys:
         print(f"{path}: no orders")
-    for exchange, key_id, open_orders, fills in keys:
+    for exchange, key_id, open_orders, fills, states in keys:
         print(f"{exchange} key {key_id}: {len(open_orders)} open")
         print(*map(_order_line, open_orders), sep="\n", end="\n" if open_orders else "")
         print(f"{exchange} key {key_id}: {len(fills)} newest fills")
         print(*map(_fill_line, fills), sep="\n", end="\n" if fills else "")
+        for strategy, text in states:  # ctx.state, Decimals shown as their digits
+            state = json.dumps(load(text, str(path)), default=str, sort_keys=True)
+            print(f"{exchange} key {key_id}: {strategy} keeps {state}")
     return 0

@@ -232,10 +232,14 @@ class OrderJournal:
         return f"OrderJournal(path={str(self.path)!r}, key_id={self.key_id!r})"
 
 
-def read_journal(path: Path, fills: int) -> list[tuple[str, str, list[TrackedOrder], list[Fill]]]:
-    """Every key a journal holds, as (exchange, key id, its open orders, its newest ``fills``
-    fills, oldest first). Only reads (a running bot's journal too): no row written, no file
-    created (SQLite may still fold its WAL back into the file when the last reader closes)."""
+Keyed = tuple[str, str, list[TrackedOrder], list[Fill], list[tuple[str, str]]]
+
+
+def read_journal(path: Path, fills: int) -> list[Keyed]:
+    """Every key a journal holds, as (exchange, key id, its open orders, its newest
+    ``fills`` fills, oldest first, and the states its strategies saved: (name, JSON)).
+    Only reads (a running bot's journal too): no row written, no file created (SQLite may
+    still fold its WAL back into the file when the last reader closes)."""
     if not path.is_file():
         raise StateError(f"order journal {path}: no such file")
     try:
@@ -245,12 +249,22 @@ def read_journal(path: Path, fills: int) -> list[tuple[str, str, list[TrackedOrd
             keys = db.execute(
                 "SELECT DISTINCT exchange, key_id FROM orders ORDER BY exchange, key_id"
             ).fetchall()
+            kept = db.execute(  # a journal of an Orderly before ctx.state has no such table
+                "SELECT name FROM sqlite_master WHERE name='strategy_state'"
+            ).fetchone()
             return [
                 (
                     exchange,
                     key_id,
                     _open_orders(db, exchange, key_id),
                     _fills(db, exchange, key_id, f"ORDER BY time DESC LIMIT {int(fills)}")[::-1],
+                    db.execute(
+                        "SELECT strategy, state FROM strategy_state WHERE exchange=? AND "
+                        "key_id=? ORDER BY strategy",
+                        (exchange, key_id),
+                    ).fetchall()
+                    if kept
+                    else [],
                 )
                 for exchange, key_id in keys
             ]

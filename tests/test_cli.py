@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,6 +18,7 @@ from framework.nonce.history import NonceHistory
 from framework.nonce.source import IncreasingNonces
 from framework.nonce.store import SqliteStore
 from framework.orders import LimitOrder, TrackedOrder
+from framework.strategy_state import dump
 
 
 def write_history(path: Path, nonces: list[int], key: str = "abc123abc123") -> None:
@@ -197,6 +199,25 @@ def test_orders_shows_each_keys_open_orders_and_newest_fills(
         "  2026-11-18 11:06:41  sell 0.001 XBTUSD @ 60024.0  fee 0.096  maker  trade T1  c2",
         "  2026-11-18 11:06:42  sell 0.001 XBTUSD @ 60024.0  fee 0.096  maker  trade T2  c2",
     ]
+
+
+def test_orders_shows_what_each_strategy_keeps_and_reads_a_journal_from_before_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "orders.sqlite"
+    journal = OrderJournal(path, exchange="kraken", key_id="abc123abc123")
+    journal.save(TrackedOrder(LimitOrder("XBTUSD", "buy", "0.002", "59940.1"), "c1"))
+    journal.delivered(None, ("Twap", dump({"done": Decimal("0.0020"), "sent": 2})))
+    journal.close()
+    assert main(["orders", "--journal", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        'kraken key abc123abc123: Twap keeps {"done": "0.0020", "sent": 2}'
+    )
+    with sqlite3.connect(path) as db:  # as an Orderly before ctx.state wrote it
+        db.execute("DROP TABLE strategy_state")
+    db.close()
+    assert main(["orders", "--journal", str(path)]) == 0
+    assert "keeps" not in capsys.readouterr().out
 
 
 def test_orders_without_a_journal_is_one_line(
