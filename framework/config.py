@@ -154,7 +154,7 @@ class RunnerConfig(_Section):
     on_hook_error: Literal["keep_running", "pause_strategy", "stop_bot"] = Field(
         "keep_running", description="what a hook that raises does to the bot"
     )
-    cancel_on_stop: bool = Field(True, description="cancel open orders when stopping")
+    cancel_on_stop: bool = Field(True, description="cancel the bot's open orders when stopping")
     drain_timeout_s: float = Field(10.0, gt=0, description="longest wait for calls in flight")
     summary_interval_s: float = Field(2.0, gt=0, description="live summary period (terminal)")
     metrics_port: int | None = Field(

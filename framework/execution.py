@@ -107,13 +107,16 @@ class Execution:
 
     # --- owned work -----------------------------------------------------------------------
 
-    async def _owned(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` as a task of this Execution and await it; cancelling the caller
-        leaves the task running to its end."""
+    def _own(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` as a task of this Execution (:meth:`drain` waits for it)."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._forget)
-        return await asyncio.shield(task)
+        return task
+
+    async def _owned(self, work: Coroutine[Any, Any, T]) -> T:
+        """:meth:`_own`, awaited; cancelling the caller leaves the task running to its end."""
+        return await asyncio.shield(self._own(work))
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -122,8 +125,8 @@ class Execution:
             log.error("order_work_failed", exc_info=exc)
 
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Wait for every owned send, reconciliation and cancel, including work they start
-        meanwhile (at most ``timeout`` s of the clock's time). Returns whether all ended."""
+        """Wait (at most ``timeout`` s of the clock) for every owned send, reconciliation and
+        cancel, and the work they start meanwhile. Returns whether all ended."""
         timer = asyncio.ensure_future(self.clock.sleep(timeout if timeout is not None else 1e9))
         try:
             while self._tasks and not timer.done():
@@ -133,8 +136,7 @@ class Execution:
         return not self._tasks
 
     async def close(self) -> None:
-        """Cancel what :meth:`drain` left running (the orders keep their state, UNKNOWN
-        included, in the journal, and the next start takes them up) and wait for it."""
+        """Cancel what :meth:`drain` left running; the journal keeps its orders for the next."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -203,7 +205,7 @@ class Execution:
         (checked,) = check_orders([request])
         (order,) = self._record([checked])
         if order.state is OrderState.SUBMITTED:
-            await self._owned(self._send_one(order))
+            await self._owned(self._send_chunk([order]))
         return order.snapshot()
 
     async def place_batch(self, requests: Sequence[Order]) -> list[OrderUpdate]:
@@ -216,13 +218,6 @@ class Execution:
     async def _send_chunks(self, requests: list[Order], orders: list[TrackedOrder]) -> None:
         for chunk in batches(requests, self.venue.max_batch):
             await self._send_chunk([orders[i] for i in chunk])
-
-    async def _send_one(self, order: TrackedOrder) -> None:
-        self._busy.add(order.cl_ord_id)
-        try:
-            await self._send_until_known(order)
-        finally:
-            self._busy.discard(order.cl_ord_id)
 
     async def _send_until_known(self, order: TrackedOrder) -> None:
         for attempt in range(self.max_resends + 1):
@@ -252,13 +247,13 @@ class Execution:
         )
 
     async def _send_chunk(self, chunk: list[TrackedOrder]) -> None:
-        if len(chunk) == 1:
-            await self._send_one(chunk[0])
-            return
         ids = [o.cl_ord_id for o in chunk]
         self._busy.update(ids)
         try:
-            await self._send_batch(chunk)
+            if len(chunk) == 1:
+                await self._send_until_known(chunk[0])
+            else:
+                await self._send_batch(chunk)
         finally:
             self._busy.difference_update(ids)
 
@@ -305,11 +300,8 @@ class Execution:
             return False
         cl_ord_id = order.cl_ord_id
         if cl_ord_id not in self._cancels:
-            task = asyncio.get_running_loop().create_task(self._cancel(order))
-            self._cancels[cl_ord_id] = task
+            self._cancels[cl_ord_id] = task = self._own(self._cancel(order))
             task.add_done_callback(lambda _: self._cancels.pop(cl_ord_id, None))
-            self._tasks.add(task)
-            task.add_done_callback(self._forget)
         return await asyncio.shield(self._cancels[cl_ord_id])
 
     async def _again(
@@ -391,6 +383,14 @@ class Execution:
             return True
         finally:
             self._busy.discard(cl_ord_id)
+
+    async def cancel_own(self) -> int:
+        """Cancel this bot's own open orders by id (others' stay); the first failure raised."""
+        ids = [o.cl_ord_id for o in self.book.open()]
+        done = await asyncio.gather(*map(self.cancel, ids), return_exceptions=True)
+        if failed := next((d for d in done if isinstance(d, BaseException)), None):
+            raise failed
+        return done.count(True)
 
     async def cancel_all(self) -> int:
         """Cancel every open order of the key (CancelAll), then mark ours cancelled."""

@@ -291,7 +291,7 @@ class Runner:
         cancelled = True
         if runner.cancel_on_stop and execution.book.open():
             try:
-                count = await execution.cancel_all()
+                count = await execution.cancel_own()  # not CancelAll: others' orders stay
                 self._say(f"cancelled {counted(count, 'open order')}")
             except OrderlyError as exc:
                 cancelled = False

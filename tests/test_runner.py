@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,29 @@ async def test_an_order_placed_in_on_stop_is_refused_with_the_way_to_close_first
     assert refused.reason == (
         "the bot is stopping: place a closing order before calling ctx.stop, not in on_stop"
     )
+
+
+async def test_cancel_on_stop_cancels_the_bots_orders_and_leaves_the_others(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found reading the stop path: cancel_on_stop sent CancelAll, so stopping a bot also
+    cancelled an order the user had placed by hand on the same key (or another bot's, on a
+    key shared through Redis). Orders the bot did not place are left alone."""
+    from framework.sandbox import Sandbox
+    from tests.test_storage_failures import trading
+
+    config = write_config(
+        tmp_path, "tests.helpers.strategies:Recorder", params="cancel_on_fill = false"
+    )
+    async with Sandbox(dict([creds])) as sandbox:
+        manual = sandbox.engine.place(creds[0], "XBTUSD", "buy", Decimal("0.01"), Decimal(1000))
+        runner, task = await trading(config, sandbox, creds, monkeypatch)
+        async with asyncio.timeout(20):
+            while not any(isinstance(e, Fill) for e in strategies.SEEN):  # the market buy
+                strategies.SEEN.changed.clear()
+                await strategies.SEEN.changed.wait()
+            runner.request_stop("test finished")
+            assert await task == EXIT_OK
+        assert list(sandbox.engine.open) == [manual.txid]  # the bot's: cancelled
+    cancelled = [e for e in strategies.SEEN if isinstance(e, OrderUpdate)]
+    assert cancelled[-1].state is OrderState.CANCELLED  # the Recorder's resting buy
