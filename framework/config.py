@@ -61,6 +61,14 @@ class StateConfig(_Section):
         default_factory=default_journal_path,
         description="SQLite order journal (every order and fill; restarts adopt open orders)",
     )
+    bot_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="this bot's name in the order journal: a restart adopts the orders "
+        "journaled under it, never another bot's on the key (default: the config file's "
+        "name without .toml)",
+    )
     history_max_mb: float = Field(50.0, gt=0, description="rotate the history past this size")
     history_backups: int = Field(5, ge=0, description="rotated history files kept")
     backend: Literal["sqlite", "redis"] = Field(
@@ -252,6 +260,11 @@ class Config(_Section):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     #: The file this config was read from (not a TOML key).
     source: Path | None = Field(None, exclude=True)
+
+    @property
+    def bot_id(self) -> str:
+        """``[state].bot_id``, else the config file's name without ``.toml``."""
+        return self.state.bot_id or (self.source.stem if self.source is not None else "bot")
 
     def secret(self, name: str) -> Secret:
         """``name`` from the environment, ``./.env`` or ``[exchange].secrets_file``."""

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS orders (
     created   REAL NOT NULL,
     updated   REAL NOT NULL,
     sent_at   REAL,
+    bot       TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (exchange, key_id, cl_ord_id)
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (exchange, key_id, state);
@@ -68,9 +69,10 @@ CREATE TABLE IF NOT EXISTS fills (
 CREATE TABLE IF NOT EXISTS strategy_state (
     exchange  TEXT NOT NULL,
     key_id    TEXT NOT NULL,
+    bot       TEXT NOT NULL,
     strategy  TEXT NOT NULL,
     state     TEXT NOT NULL,
-    PRIMARY KEY (exchange, key_id, strategy)
+    PRIMARY KEY (exchange, key_id, bot, strategy)
 );
 CREATE TABLE IF NOT EXISTS fill_ids (
     exchange  TEXT NOT NULL,
@@ -82,13 +84,15 @@ CREATE TABLE IF NOT EXISTS fill_ids (
 """
 
 _OPEN = tuple(s.value for s in OrderState if s.is_open)
-_SAVE_STATE = "INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?)"
+#: The client ids of the orders of a named bot (and unnamed ones): exchange, key id, bot.
+_MINE = "FROM orders WHERE exchange=? AND key_id=? AND bot IN (?, '')"
+_SAVE_STATE = "INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?,?)"
 #: What reading a row can raise: the file, or a value no order can hold (a hand edit, a
 #: newer Orderly's row).
 _UNREADABLE = (sqlite3.Error, ValueError, ArithmeticError, InvalidArguments)
 
 _UPSERT = """
-INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (exchange, key_id, cl_ord_id) DO UPDATE SET
     state=excluded.state, txid=excluded.txid, filled=excluded.filled, cost=excluded.cost,
     reason=excluded.reason, updated=excluded.updated, sent_at=excluded.sent_at,
@@ -99,16 +103,24 @@ ON CONFLICT (exchange, key_id, cl_ord_id) DO UPDATE SET
 class OrderJournal:
     """The journal of one key's orders in one SQLite file."""
 
-    def __init__(self, path: Path | str, *, exchange: str, key_id: str) -> None:
+    def __init__(
+        self, path: Path | str, *, exchange: str, key_id: str, bot: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.exchange = exchange
         self.key_id = key_id
+        #: Whose orders: a named bot restores its own (and unnamed ones, from journals of
+        #: before the names); None reads every bot's, and writes unnamed rows.
+        self.bot = bot
         try:
             private_file(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+            if columns and "bot" not in columns:  # a journal of before the bots' names
+                self._db.execute("ALTER TABLE orders ADD COLUMN bot TEXT NOT NULL DEFAULT ''")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise self._error("open", exc) from None
@@ -152,6 +164,7 @@ class OrderJournal:
             order.created,
             order.updated,
             order.sent_at,
+            self.bot or "",
         )
 
     def save(self, *orders: TrackedOrder) -> None:
@@ -197,15 +210,16 @@ class OrderJournal:
             "mark a fill delivered" if trade_id is not None else "save the strategy state",
             "UPDATE fills SET delivered=1 WHERE exchange=? AND key_id=? AND trade_id=?",
             [] if trade_id is None else [(*where, trade_id)],
-            *([] if state is None else [(_SAVE_STATE, [(*where, *state)])]),
+            *([] if state is None else [(_SAVE_STATE, [(*where, self.bot or "", *state)])]),
         )
 
     def strategy_state(self, strategy: str) -> str | None:
         """The state ``strategy`` saved on this key (JSON), or None."""
         try:
             row = self._db.execute(
-                "SELECT state FROM strategy_state WHERE exchange=? AND key_id=? AND strategy=?",
-                (self.exchange, self.key_id, strategy),
+                "SELECT state FROM strategy_state WHERE exchange=? AND key_id=? AND bot=? "
+                "AND strategy=?",
+                (self.exchange, self.key_id, self.bot or "", strategy),
             ).fetchone()
         except sqlite3.Error as exc:
             raise self._error("read the strategy state", exc) from None
@@ -214,14 +228,21 @@ class OrderJournal:
     def open_orders(self) -> list[TrackedOrder]:
         """The key's orders not yet in a final state, with the trade ids applied to each."""
         try:
-            return _open_orders(self._db, self.exchange, self.key_id)
+            return _open_orders(self._db, self.exchange, self.key_id, self.bot)
         except _UNREADABLE as exc:
             raise self._error("read the open orders", exc) from None
 
     def undelivered(self) -> list[Fill]:
         """Fills applied but never delivered to ``on_fill`` (the bot died in between)."""
         try:
-            return _fills(self._db, self.exchange, self.key_id, "AND delivered=0 ORDER BY time")
+            mine = "" if self.bot is None else f"AND cl_ord_id IN (SELECT cl_ord_id {_MINE})"
+            return _fills(
+                self._db,
+                self.exchange,
+                self.key_id,
+                f"AND delivered=0 {mine} ORDER BY time",
+                *([] if self.bot is None else [self.exchange, self.key_id, self.bot]),
+            )
         except _UNREADABLE as exc:
             raise self._error("read the fills", exc) from None
 
@@ -237,7 +258,8 @@ Keyed = tuple[str, str, list[TrackedOrder], list[Fill], list[tuple[str, str]]]
 
 def read_journal(path: Path, fills: int) -> list[Keyed]:
     """Every key a journal holds, as (exchange, key id, its open orders, its newest
-    ``fills`` fills, oldest first, and the states its strategies saved: (name, JSON)).
+    ``fills`` fills, oldest first, and the states its bots' strategies saved: ("bot
+    strategy", JSON)).
     Only reads (a running bot's journal too): no row written, no file created (SQLite may
     still fold its WAL back into the file when the last reader closes)."""
     if not path.is_file():
@@ -259,8 +281,8 @@ def read_journal(path: Path, fills: int) -> list[Keyed]:
                     _open_orders(db, exchange, key_id),
                     _fills(db, exchange, key_id, f"ORDER BY time DESC LIMIT {int(fills)}")[::-1],
                     db.execute(
-                        "SELECT strategy, state FROM strategy_state WHERE exchange=? AND "
-                        "key_id=? ORDER BY strategy",
+                        "SELECT trim(bot || ' ' || strategy), state FROM strategy_state "
+                        "WHERE exchange=? AND key_id=? ORDER BY bot, strategy",
                         (exchange, key_id),
                     ).fetchall()
                     if kept
@@ -274,12 +296,16 @@ def read_journal(path: Path, fills: int) -> list[Keyed]:
         raise StateError(f"order journal {path}: cannot read: {exc}") from None
 
 
-def _open_orders(db: sqlite3.Connection, exchange: str, key_id: str) -> list[TrackedOrder]:
+def _open_orders(
+    db: sqlite3.Connection, exchange: str, key_id: str, bot: str | None = None
+) -> list[TrackedOrder]:
+    """The key's open orders: ``bot``'s and unnamed ones, or every bot's (None)."""
     marks = ",".join("?" * len(_OPEN))
+    mine = "" if bot is None else "AND bot IN (?, '')"
     rows = db.execute(
-        f"SELECT * FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) "
+        f"SELECT * FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) {mine} "
         "ORDER BY created",
-        (exchange, key_id, *_OPEN),
+        (exchange, key_id, *_OPEN, *([] if bot is None else [bot])),
     ).fetchall()
     orders = [_order(row) for row in rows]
     for order in orders:
@@ -295,12 +321,15 @@ def _open_orders(db: sqlite3.Connection, exchange: str, key_id: str) -> list[Tra
     return orders
 
 
-def _fills(db: sqlite3.Connection, exchange: str, key_id: str, rest: str) -> list[Fill]:
-    """The key's fills; ``rest``: the rest of the query (a condition, the order, a limit)."""
+def _fills(
+    db: sqlite3.Connection, exchange: str, key_id: str, rest: str, *values: object
+) -> list[Fill]:
+    """The key's fills; ``rest``: the rest of the query (a condition, the order, a limit),
+    with its ``values``."""
     rows = db.execute(
         "SELECT trade_id, cl_ord_id, txid, pair, side, price, volume, fee, maker, time "
         f"FROM fills WHERE exchange=? AND key_id=? {rest}",
-        (exchange, key_id),
+        (exchange, key_id, *values),
     ).fetchall()
     return [
         Fill(t, c, x, p, s, Decimal(pr), Decimal(v), Decimal(f), bool(m), tm)
@@ -318,7 +347,7 @@ def _kind(request: Order) -> str:
 
 def _order(row: tuple[object, ...]) -> TrackedOrder:
     (_, _, cl_ord_id, kind, pair, side, volume, price, post_only, state, txid) = row[:11]
-    filled, cost, reason, created, updated, sent_at = row[11:]
+    filled, cost, reason, created, updated, sent_at = row[11:17]
     request: Order
     if str(kind).startswith("limit"):
         request = LimitOrder(

@@ -129,11 +129,10 @@ class Runner:
                 await self._check_clock(venue)
             except OrderlyError as exc:  # the periodic check tries again
                 log.warning("clock_check_failed", error=str(exc))
-            journal = (  # an exchange that outlives the bot: its orders are written down
-                OrderJournal(config.state.journal, exchange=venue.name, key_id=venue.key_id)
-                if venue.persistent
-                else None
-            )
+            journal = None  # an exchange that outlives the bot: its orders are written down
+            if venue.persistent:
+                where = {"exchange": venue.name, "key_id": venue.key_id, "bot": config.bot_id}
+                journal = OrderJournal(config.state.journal, **where)
             try:
                 return await self._trade(venue, strategy_cls, params, journal)
             except asyncio.CancelledError:

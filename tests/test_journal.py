@@ -158,7 +158,9 @@ def test_kill_9_and_restart_adopts_open_orders_and_delivers_each_fill_once(
     assert sorted(lines(fills)) == sorted(trades)  # every trade reached on_fill, exactly once
     # ctx.state was saved with each delivered fill: the restarted bot went on counting
     assert lines(out.with_suffix(".state")) == [str(len(trades))]
-    journal = OrderJournal(tmp_path / "orders.sqlite", exchange="kraken", key_id=key_id)
+    journal = OrderJournal(  # the bot is named after its config file, bot.toml
+        tmp_path / "orders.sqlite", exchange="kraken", key_id=key_id, bot="bot"
+    )
     saved = load(journal.strategy_state("Keeper"), "journal")
     journal.close()
     assert saved["fills"] == len(trades) and isinstance(saved["volume"], Decimal)
@@ -231,3 +233,53 @@ async def volume_bought(creds: tuple[str, str], url: str, store: Path) -> Decima
     async with KrakenClient(*creds, url, store=SqliteStore(store), tier=None) as kraken:
         trades = (await kraken.private("TradesHistory"))["trades"]
     return sum((Decimal(t["vol"]) for t in trades.values()), Decimal(0))
+
+
+def test_bots_sharing_a_journal_and_a_key_restore_only_their_own_orders(
+    tmp_path: Path,
+) -> None:
+    """Found reading the restart path: two bots on one key (shared through Redis) keep
+    their journals in the same default file, and each restart adopted every open order of
+    the key, the other bot's too (its strategy then cancelled or re-priced them, and got
+    their fills). Each bot is named (``[state] bot_id``, default: its config file's name)."""
+    path = tmp_path / "orders.sqlite"
+    a = OrderJournal(path, exchange="kraken", key_id="k", bot="grid-a")
+    b = OrderJournal(path, exchange="kraken", key_id="k", bot="grid-b")
+    (mine,) = OrderBook(journal=a).record_all(
+        [LimitOrder(pair="XBTUSD", side="buy", volume=Decimal(1), price=Decimal(100))]
+    )
+    book_b = OrderBook(journal=b)
+    (theirs,) = book_b.record_all(
+        [LimitOrder(pair="XBTUSD", side="sell", volume=Decimal(1), price=Decimal(200))]
+    )
+    book_b.set_txid(theirs, "T-2")
+    fill = Fill("t2", theirs.cl_ord_id, "T-2", "XBTUSD", "sell", Decimal(200), Decimal("0.5"),
+                Decimal(0), True, 1.0)  # fmt: skip
+    assert book_b.apply_fill(theirs, fill)
+    a.delivered(None, ("Grid", '{"n":1}'))
+    b.delivered(None, ("Grid", '{"n":2}'))
+    assert [o.cl_ord_id for o in a.open_orders()] == [mine.cl_ord_id]
+    assert [o.cl_ord_id for o in b.open_orders()] == [theirs.cl_ord_id]
+    assert a.undelivered() == [] and b.undelivered() == [fill]
+    assert (a.strategy_state("Grid"), b.strategy_state("Grid")) == ('{"n":1}', '{"n":2}')
+    everyone = OrderJournal(path, exchange="kraken", key_id="k")  # tools: every bot's
+    assert len(everyone.open_orders()) == 2 and everyone.undelivered() == [fill]
+    for journal in (a, b, everyone):
+        journal.close()
+
+
+def test_a_journal_from_before_the_bots_names_is_adopted_by_the_named_bot(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "orders.sqlite"
+    old = OrderJournal(path, exchange="kraken", key_id="k")
+    (order,) = OrderBook(journal=old).record_all(
+        [LimitOrder(pair="XBTUSD", side="buy", volume=Decimal(1), price=Decimal(100))]
+    )
+    old.close()
+    with sqlite3.connect(path) as db:  # the table as journals had it before the names
+        db.execute("ALTER TABLE orders DROP COLUMN bot")
+    db.close()
+    named = OrderJournal(path, exchange="kraken", key_id="k", bot="paper")
+    assert [o.cl_ord_id for o in named.open_orders()] == [order.cl_ord_id]
+    named.close()
