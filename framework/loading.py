@@ -152,7 +152,23 @@ async def check_pairs(config: Config) -> str | None:
         return f"pairs not checked: {spec.name} could not be reached for its pair list"
     unknown = [p for p in config.strategy.pairs if p not in listed]
     if unknown:
+        there = {p: names for p in unknown if (names := _named_there(p, listed))}
+        hint = "; ".join(f"{p!r} is {names}" for p, names in there.items())
+        if len(unknown) == 1 and there:
+            hint = f"its name there: {there[unknown[0]]}"
         raise ConfigError(
             f"strategy.pairs: {', '.join(map(repr, unknown))} not listed by {spec.name}"
+            + (f" ({hint})" if hint else "")
         )
     return None
+
+
+def _folded(pair: str) -> str:
+    """A pair's name without case or separators, XBT read as BTC: ``BTC/USD``, ``btc-usd``
+    and Kraken's ``XBTUSD`` are one."""
+    return "".join(c for c in pair.upper() if c.isalnum()).replace("XBT", "BTC")
+
+
+def _named_there(pair: str, listed: set[str]) -> str:
+    """The exchange's name(s) for ``pair`` written another way (ccxt's ``BTC/USD``)."""
+    return " or ".join(repr(p) for p in sorted(listed) if _folded(p) == _folded(pair))

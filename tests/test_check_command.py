@@ -95,6 +95,17 @@ def test_an_unknown_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2 and err == "orderly: strategy.pairs: 'BTCUSDX' not listed by sandbox"
 
 
+@pytest.mark.parametrize("written", ["BTC/USD", "btc-usd", "XBT/USD"])
+def test_a_pair_written_as_ccxt_or_another_venue_writes_it_gets_the_exchanges_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], written: str
+) -> None:
+    """A ccxt user writes BTC/USD; Kraken (and the sandbox) list it as XBTUSD."""
+    code, err = check(tmp_path, capsys, pair=written)
+    assert code == 2 and err == (
+        f"orderly: strategy.pairs: {written!r} not listed by sandbox (its name there: 'XBTUSD')"
+    )
+
+
 def test_a_kraken_secret_that_is_not_base64(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,3 +223,13 @@ def test_run_refuses_an_unknown_pair_before_trading(
     code, err = check(tmp_path, capsys, pair="BTCUSDX", params="", command="run")
     assert code == 2
     assert err.splitlines()[-1] == "orderly: strategy.pairs: 'BTCUSDX' not listed by sandbox"
+
+
+def test_several_pairs_written_another_way_each_get_their_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = check(tmp_path, capsys, pair='BTC/USD", "XBTUSD", "ETH/USD", "DOGE/USD')
+    assert code == 2 and err == (
+        "orderly: strategy.pairs: 'BTC/USD', 'ETH/USD', 'DOGE/USD' not listed by sandbox "
+        "('BTC/USD' is 'XBTUSD'; 'ETH/USD' is 'ETHUSD')"
+    )
