@@ -24,6 +24,7 @@ def _order_line(order: TrackedOrder) -> str:
             if isinstance(request, LimitOrder) and request.time_in_force != "gtc"
             else []
         ),
+        *(["reduce-only"] if request.reduce_only else []),
     ]
     return (
         f"  {order.state.value:<16} {request.side:<4} {request.volume.normalize():f} "

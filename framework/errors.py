@@ -149,3 +149,17 @@ class LaneClosed(OrderlyError):
 class StateError(OrderlyError):
     """A state file (the nonce store, the nonce history, the order journal) cannot be read
     or written: the call it guards was not sent."""
+
+
+def reason_of(exc: BaseException) -> str:
+    """What an exchange said, as a refused order's reason: the code where it says it all
+    (Kraken's ``EOrder:Insufficient funds``), with the exchange's words where the code is a
+    number or a name (Bitunix's ``20003 Insufficient balance``, Synthetix's
+    ``INSUFFICIENT_MARGIN: Insufficient margin``); the message when there is no code."""
+    if not isinstance(exc, OrderlyError) or not exc.code:
+        return str(exc)
+    message, code = exc.message, exc.code
+    if code in message:  # "... refused X: <code> <words>", or the code is the words
+        return message[message.index(code) :]
+    words = message.rpartition(": ")[2]
+    return f"{code}: {words}" if words and words != message else code

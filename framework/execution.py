@@ -49,6 +49,7 @@ from framework.errors import (
     OrderRejected,
     TransientError,
     UsageError,
+    reason_of,
 )
 from framework.events import Fill, OrderState, OrderUpdate
 from framework.journal import OrderJournal
@@ -156,7 +157,7 @@ class Execution:
         else:
             code = getattr(exc, "code", None)
             log.info("order_rejected", cl_ord_id=order.cl_ord_id, code=code, error=str(exc))
-            self.tracker.update(order, OrderState.REJECTED, code or str(exc))
+            self.tracker.update(order, OrderState.REJECTED, reason_of(exc))
 
     def _accepted(self, order: TrackedOrder, txid: str) -> None:
         self.book.set_txid(order, txid)
@@ -190,8 +191,7 @@ class Execution:
         await self.tracker.poll(self._busy)
 
     async def poll_orders(self) -> None:
-        """The orders loop's action without streams (with them: Feed.poll_orders):
-        :attr:`broken` raised (the runner stops), else :meth:`poll`."""
+        """The orders loop without streams: raises :attr:`broken` (the runner stops), or polls."""
         if self.broken is not None:
             raise self.broken
         await self.poll()

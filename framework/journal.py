@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS orders (
     updated   REAL NOT NULL,
     sent_at   REAL,
     bot       TEXT NOT NULL DEFAULT '',
+    reduce_only INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (exchange, key_id, cl_ord_id)
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (exchange, key_id, state);
@@ -84,6 +85,9 @@ CREATE TABLE IF NOT EXISTS fill_ids (
 """
 
 _OPEN = tuple(s.value for s in OrderState if s.is_open)
+#: Columns of ``orders`` added since its first version: an older journal gains them when
+#: it is opened.
+_ADDED = (("bot", "TEXT NOT NULL DEFAULT ''"), ("reduce_only", "INTEGER NOT NULL DEFAULT 0"))
 #: The client ids of the orders of a named bot (and unnamed ones): exchange, key id, bot.
 _MINE = "FROM orders WHERE exchange=? AND key_id=? AND bot IN (?, '')"
 _SAVE_STATE = "INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?,?)"
@@ -91,8 +95,14 @@ _SAVE_STATE = "INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?,?)"
 #: newer Orderly's row).
 _UNREADABLE = (sqlite3.Error, ValueError, ArithmeticError, InvalidArguments)
 
-_UPSERT = """
-INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+#: The columns of ``orders`` by name, as rows are written and read (an older journal that
+#: gained columns has them in another order).
+_COLUMNS = (
+    "exchange, key_id, cl_ord_id, kind, pair, side, volume, price, post_only, state, txid, "
+    "filled, cost, reason, created, updated, sent_at, bot, reduce_only"
+)
+_UPSERT = f"""
+INSERT INTO orders ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (exchange, key_id, cl_ord_id) DO UPDATE SET
     state=excluded.state, txid=excluded.txid, filled=excluded.filled, cost=excluded.cost,
     reason=excluded.reason, updated=excluded.updated, sent_at=excluded.sent_at,
@@ -119,8 +129,9 @@ class OrderJournal:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
-            if columns and "bot" not in columns:  # a journal of before the bots' names
-                self._db.execute("ALTER TABLE orders ADD COLUMN bot TEXT NOT NULL DEFAULT ''")
+            for name, kind in _ADDED if columns else ():  # a journal of an older Orderly
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise self._error("open", exc) from None
@@ -165,6 +176,7 @@ class OrderJournal:
             order.updated,
             order.sent_at,
             self.bot or "",
+            int(request.reduce_only),
         )
 
     def save(self, *orders: TrackedOrder) -> None:
@@ -303,7 +315,8 @@ def _open_orders(
     marks = ",".join("?" * len(_OPEN))
     mine = "" if bot is None else "AND bot IN (?, '')"
     rows = db.execute(
-        f"SELECT * FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) {mine} "
+        f"SELECT {_COLUMNS} FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) "
+        f"{mine} "
         "ORDER BY created",
         (exchange, key_id, *_OPEN, *([] if bot is None else [bot])),
     ).fetchall()
@@ -347,7 +360,7 @@ def _kind(request: Order) -> str:
 
 def _order(row: tuple[object, ...]) -> TrackedOrder:
     (_, _, cl_ord_id, kind, pair, side, volume, price, post_only, state, txid) = row[:11]
-    filled, cost, reason, created, updated, sent_at = row[11:17]
+    filled, cost, reason, created, updated, sent_at, _, reduce_only = row[11:19]
     request: Order
     if str(kind).startswith("limit"):
         request = LimitOrder(
@@ -357,9 +370,15 @@ def _order(row: tuple[object, ...]) -> TrackedOrder:
             price=Decimal(str(price)),
             post_only=bool(post_only),
             time_in_force=str(kind).partition("/")[2] or "gtc",  # type: ignore[arg-type]
+            reduce_only=bool(reduce_only),
         )
     else:
-        request = MarketOrder(pair=str(pair), side=str(side), volume=Decimal(str(volume)))  # type: ignore[arg-type]
+        request = MarketOrder(
+            pair=str(pair),
+            side=str(side),  # type: ignore[arg-type]
+            volume=Decimal(str(volume)),
+            reduce_only=bool(reduce_only),
+        )
     return TrackedOrder(
         request,
         str(cl_ord_id),

@@ -72,13 +72,21 @@ def check_side(side: str) -> None:
         raise InvalidArguments(f"side must be 'buy' or 'sell'; got {side!r}")
 
 
+def check_flags(*flags: object) -> None:
+    """``post_only`` and ``reduce_only`` are True or False (a string "false" is not)."""
+    for flag in flags:
+        if not isinstance(flag, bool):
+            raise InvalidArguments(f"post_only and reduce_only take True or False; got {flag!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class LimitOrder:
     """Buy or sell ``volume`` of ``pair`` at ``price`` or better; rests until filled or
     cancelled. ``post_only`` orders are cancelled rather than take liquidity.
     ``time_in_force``: ``gtc`` rests; ``ioc`` fills what it can at once and the rest is
     cancelled; ``fok`` fills whole at once or not at all (neither rests, so neither can be
-    post-only)."""
+    post-only). ``reduce_only``: it may only make a position smaller (futures and margin),
+    so a close sent twice cannot open the other way."""
 
     pair: str
     side: Side
@@ -86,9 +94,11 @@ class LimitOrder:
     price: Decimal
     post_only: bool = False
     time_in_force: TimeInForce = "gtc"
+    reduce_only: bool = False
 
     def __post_init__(self) -> None:
         check_side(self.side)
+        check_flags(self.post_only, self.reduce_only)
         object.__setattr__(self, "volume", check_amount(self.volume, "volume"))
         object.__setattr__(self, "price", check_amount(self.price, "price"))
         if self.time_in_force not in ("gtc", "ioc", "fok"):
@@ -103,14 +113,17 @@ class LimitOrder:
 
 @dataclass(frozen=True, slots=True)
 class MarketOrder:
-    """Buy or sell ``volume`` of ``pair`` at the best price now."""
+    """Buy or sell ``volume`` of ``pair`` at the best price now; ``reduce_only`` as for
+    :class:`LimitOrder`."""
 
     pair: str
     side: Side
     volume: Decimal
+    reduce_only: bool = False
 
     def __post_init__(self) -> None:
         check_side(self.side)
+        check_flags(self.reduce_only)
         object.__setattr__(self, "volume", check_amount(self.volume, "volume"))
 
 

@@ -279,6 +279,7 @@ def test_a_journal_from_before_the_bots_names_is_adopted_by_the_named_bot(
     old.close()
     with sqlite3.connect(path) as db:  # the table as journals had it before the names
         db.execute("ALTER TABLE orders DROP COLUMN bot")
+        db.execute("ALTER TABLE orders DROP COLUMN reduce_only")
     db.close()
     named = OrderJournal(path, exchange="kraken", key_id="k", bot="paper")
     assert [o.cl_ord_id for o in named.open_orders()] == [order.cl_ord_id]

@@ -51,7 +51,7 @@ EXCHANGES = [
         "BTCUSDT",
         lambda: BitunixServer({BITUNIX_KEY: BITUNIX_SECRET}, seed=3),
         {"ORDERLY_BITUNIX_API_KEY": BITUNIX_KEY, "ORDERLY_BITUNIX_API_SECRET": BITUNIX_SECRET},
-        insufficient="20003",
+        insufficient="20003 Insufficient balance",
     ),
     Exchange(
         "synthetix",
@@ -59,7 +59,7 @@ EXCHANGES = [
         lambda: SynthetixServer({SNX_SUB: SNX_ADDRESS}, seed=3),
         {"ORDERLY_SYNTHETIX_PRIVATE_KEY": SNX_KEY},
         settings=f"sub_account_id = {SNX_SUB}\nexpires_after_s = 30",
-        insufficient="INSUFFICIENT_MARGIN",  # the per-order errorCode
+        insufficient="INSUFFICIENT_MARGIN: Insufficient margin",  # errorCode: its words
     ),
 ]
 

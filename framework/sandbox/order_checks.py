@@ -132,6 +132,11 @@ def place(engine: KrakenReads, key: str, order: Mapping[str, Any], pair: str) ->
         raise KrakenFailure("EGeneral:Invalid arguments:timeinforce")
     if timeinforce != "GTC" and "post" in oflags.split(","):
         raise KrakenFailure("EGeneral:Invalid arguments:post only with timeinforce")
+    reduce_only = str(order.get("reduce_only", "false")).lower()
+    if reduce_only not in ("true", "false"):
+        raise KrakenFailure("EGeneral:Invalid arguments:reduce_only")
+    if reduce_only == "true":  # spot only: no margin position to reduce
+        raise KrakenFailure("EOrder:Reduce only:No position exists")
     cl_ord_id, userref = order.get("cl_ord_id"), order.get("userref")
     try:
         return engine.place(

@@ -240,6 +240,8 @@ def order_body(params: dict[str, Any], symbol: Any) -> dict[str, Any]:
         body["oflags"] = "post"
     if "time_in_force" in params:
         body["timeinforce"] = str(params["time_in_force"]).upper()
+    if "reduce_only" in params:
+        body["reduce_only"] = params["reduce_only"]
     if "deadline" in params:
         body["deadline"] = params["deadline"]
     if symbol is not None:

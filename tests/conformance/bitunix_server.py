@@ -46,6 +46,7 @@ from framework.sandbox.engine import INSUFFICIENT_FUNDS
 from framework.sandbox.market import PAIRS
 from tests.conformance.engine import (
     BELOW_MINIMUM,
+    NOT_REDUCING,
     OFF_TICK,
     TOO_PRECISE,
     UNKNOWN_SYMBOL,
@@ -63,6 +64,7 @@ ENGINE_ERRORS = {
     BELOW_MINIMUM: (10008, "qty does not comply with the rule"),
     OFF_TICK: (10008, "price does not comply with the rule"),
     TOO_PRECISE: (10008, "qty does not comply with the rule"),
+    NOT_REDUCING: (10002, "Parameter Error: reduceOnly order would not reduce the position"),
 }
 
 
@@ -247,6 +249,8 @@ class BitunixServer(LoopbackServer):
             raise Refused(10002, "Parameter Error: effect")
         if self.position_mode == "HEDGE" and order.get("tradeSide") not in ("OPEN", "CLOSE"):
             raise Refused(10002, "Parameter Error: tradeSide is required in hedge mode")
+        if order.get("reduceOnly", False) not in (True, False):
+            raise Refused(10002, "Parameter Error: reduceOnly")
         try:
             if Decimal(str(order["qty"])) <= 0:
                 raise Refused(10002, "Parameter Error: qty")
@@ -266,6 +270,7 @@ class BitunixServer(LoopbackServer):
                 price=order.get("price") if order["orderType"] == "LIMIT" else None,
                 post_only=order.get("effect") == "POST_ONLY",
                 timeinforce=order["effect"] if order.get("effect") in ("IOC", "FOK") else "GTC",
+                reduce_only=order.get("reduceOnly") is True,
             )
         except Rejected as rejected:
             raise Refused(*ENGINE_ERRORS.get(rejected.reason, (10002, "Parameter Error"))) from None

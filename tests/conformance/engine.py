@@ -26,6 +26,10 @@ INVALID = "invalid"  # a side, size or price that is not one
 TOO_PRECISE = "too_precise"  # a size with more decimals than the pair's lot
 BELOW_MINIMUM = "below_minimum"
 OFF_TICK = "off_tick"
+#: A reduce-only order that would not make the position smaller: the position (the net of
+#: the key's fills of the pair) is flat or on the order's side, or smaller than the order.
+#: The exchanges' exact rules beyond "only reduces" are not in protocols.md: this is ours.
+NOT_REDUCING = "not_reducing"
 # and the engine's own: framework.sandbox.engine.INSUFFICIENT_FUNDS, DUPLICATE_CLIENT_ID;
 # every refusal is the engine's Refused (imported here as Rejected: the servers have a
 # Refused of their own, an exchange error with its code)
@@ -72,6 +76,7 @@ class Engine:
         price: Any | None,
         post_only: bool = False,
         timeinforce: str = "GTC",
+        reduce_only: bool = False,
     ) -> SimOrder:
         """Place one order (side "buy"/"sell"; a price makes it a limit order) after the
         pair's size and price rules; raises :class:`Rejected`."""
@@ -92,6 +97,15 @@ class Engine:
         if limit is not None and limit % info.tick != 0:
             raise Rejected(OFF_TICK)
         self.engine.sync()
+        if reduce_only:
+            position = sum(
+                (f.volume if f.side == "buy" else -f.volume)
+                for f in self.engine.fills_of(key)
+                if f.pair == pair
+            )
+            reduces = position < 0 if side == "buy" else position > 0
+            if not reduces or size > abs(position):
+                raise Rejected(NOT_REDUCING)
         return self.engine.place(
             key, pair, side, size, limit, post_only=post_only, timeinforce=timeinforce
         )

@@ -59,6 +59,7 @@ from framework.sandbox.engine import INSUFFICIENT_FUNDS
 from framework.sandbox.matching import SimOrder
 from tests.conformance.engine import (
     BELOW_MINIMUM,
+    NOT_REDUCING,
     OFF_TICK,
     UNKNOWN_SYMBOL,
     Engine,
@@ -78,6 +79,7 @@ ENGINE_ERRORS = {
     UNKNOWN_SYMBOL: ("INVALID_SYMBOL", "Unknown symbol"),
     BELOW_MINIMUM: ("VALIDATION_ERROR", "Order size below minimum"),
     OFF_TICK: ("VALIDATION_ERROR", "Invalid price tick"),
+    NOT_REDUCING: ("VALIDATION_ERROR", "Reduce-only order would not reduce the position"),
 }
 #: Tokens each call takes from the subaccount's bucket (per order for placeOrders).
 COSTS = {"placeOrders": 5, "getOrderHistory": 50}
@@ -462,6 +464,7 @@ class SynthetixServer(LoopbackServer):
                 price=None if kind == "market" else order.get("price"),
                 post_only=kind == "limitAlo",
                 timeinforce="IOC" if kind == "limitIoc" else "GTC",
+                reduce_only=order.get("reduceOnly") is True,
             )
         except Rejected as rejected:
             code, error = ENGINE_ERRORS.get(rejected.reason, ("ORDER_REJECTED", rejected.reason))

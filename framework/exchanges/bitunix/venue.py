@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from framework.config import Config
-from framework.errors import ConfigError, ExchangeError, OrderlyError
+from framework.errors import ConfigError, ExchangeError, InvalidArguments, OrderlyError
 from framework.events import Fill, Ticker
 from framework.exchanges.base import (
     ClientVenue,
@@ -86,7 +86,14 @@ def order_fields(order: Order, client_id: str, *, hedge: bool = False) -> dict[s
     else:
         fields["orderType"] = "MARKET"
     if hedge:
+        if order.reduce_only:  # a close in hedge mode names its positionId: not offered
+            raise InvalidArguments(
+                "a reduce-only order needs Bitunix's one-way position mode (position_mode)",
+                exchange="bitunix",
+            )
         fields["tradeSide"] = "OPEN"
+    elif order.reduce_only:
+        fields["reduceOnly"] = True
     return fields
 
 

@@ -70,6 +70,8 @@ def order_params(
             params["timeinforce"] = order.time_in_force.upper()
     else:
         params["ordertype"] = "market"
+    if order.reduce_only:  # margin positions only: on spot Kraken finds none to reduce
+        params["reduce_only"] = True
     return params
 
 

@@ -51,6 +51,8 @@ def v2_order(rest: dict[str, Any]) -> dict[str, Any]:
         fields["post_only"] = True
     if "timeinforce" in rest:
         fields["time_in_force"] = str(rest["timeinforce"]).lower()
+    if rest.get("reduce_only") is True:
+        fields["reduce_only"] = True
     return fields
 
 

@@ -83,6 +83,8 @@ def order_fields(order: Order, client_id: str) -> dict[str, Any]:
         fields.update(orderType=kinds[order.time_in_force], price=plain(order.price))
     else:
         fields["orderType"] = "market"
+    if order.reduce_only:
+        fields["reduceOnly"] = True
     return fields
 
 
