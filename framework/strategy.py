@@ -359,7 +359,7 @@ class Guard:
     def _kept(self, name: str, event: object) -> None:
         try:
             self._after(event)
-        except InvalidArguments as exc:  # ctx.state holds what cannot be saved
+        except Exception as exc:  # ctx.state holds what cannot be saved: the hook's failure
             self._failed(name, exc)
 
     def _failed(self, name: str, exc: BaseException, overran: str = "") -> None:

@@ -72,8 +72,11 @@ def dump(state: dict[str, Any]) -> str:
     """``state`` as the journal keeps it; :class:`InvalidArguments` naming what cannot be."""
     if not isinstance(state, dict):
         raise InvalidArguments(f"ctx.state must stay a dict; it is a {type(state).__name__}")
-    _check(state, "")
-    text = json.dumps(state, default=_encode, sort_keys=True, separators=(",", ":"))
+    try:
+        _check(state, "")
+        text = json.dumps(state, default=_encode, sort_keys=True, separators=(",", ":"))
+    except (RecursionError, ValueError):  # a dict or list inside itself, or nested too deep
+        raise InvalidArguments("ctx.state holds itself or nests too deep to be saved") from None
     if len(text) > MAX_BYTES:
         raise InvalidArguments(f"ctx.state is {len(text)} bytes as JSON; at most {MAX_BYTES}")
     return text
@@ -86,7 +89,7 @@ def load(text: str | None, where: str) -> dict[str, Any]:
         return {}
     try:
         state = json.loads(text, object_hook=_decode, parse_float=float)
-    except (ValueError, ArithmeticError) as exc:
+    except (ValueError, ArithmeticError, RecursionError) as exc:
         raise StateError(f"{where}: the saved strategy state cannot be read: {exc}") from None
     if not isinstance(state, dict):
         raise StateError(f"{where}: the saved strategy state is not a dict")

@@ -20,6 +20,19 @@ from framework.strategy import Context, Guard, Lifecycle, Strategy
 from framework.strategy_state import MAX_BYTES, StateKeeper, dump, load
 
 
+def _deep(levels: int) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for _ in range(levels):
+        state = {"next": state}
+    return state
+
+
+def _circular() -> dict[str, Any]:
+    state: dict[str, Any] = {"orders": []}
+    state["orders"].append(state)
+    return state
+
+
 def test_a_state_comes_back_as_it_was_saved() -> None:
     state = {
         "position": Decimal("-0.00100"),
@@ -42,6 +55,8 @@ def test_a_state_comes_back_as_it_was_saved() -> None:
         ({"by_id": {7: "x"}}, "ctx.state['by_id']: a key 7 cannot be saved"),
         ({"$decimal": "1"}, "ctx.state: a key '$decimal' cannot be saved"),
         ({"blob": "x" * MAX_BYTES}, "bytes as JSON; at most 1048576"),
+        (_deep(5000), "nests too deep"),
+        (_circular(), "holds itself"),
     ],
 )
 def test_what_cannot_come_back_is_refused_naming_where(state: dict[str, Any], message: str) -> None:
@@ -52,7 +67,10 @@ def test_what_cannot_come_back_is_refused_naming_where(state: dict[str, Any], me
         dump(cast(dict[str, Any], [1]))
 
 
-@pytest.mark.parametrize("text", ['{"a":', "[1]", '{"a":{"$decimal":"lots"}}'])
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":', "[1]", '{"a":{"$decimal":"lots"}}', '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"],
+)
 def test_a_saved_state_that_cannot_be_read_names_the_journal(text: str) -> None:
     with pytest.raises(StateError, match=r"order journal j\.sqlite: the saved strategy state"):
         load(text, "order journal j.sqlite")
