@@ -6,12 +6,12 @@ written in the same transaction that marks the fill delivered. So a state kept f
 (a position, a TWAP's filled volume) counts every fill exactly once across ``kill -9``: the
 process dies either before that transaction (the fill comes again after the restart, to
 a state without it) or after it (the fill is not delivered again). At start the runner
-loads the state saved for the strategy's name and key, before ``on_start``.
+loads the state saved for the bot, its strategy's name and the key, before ``on_start``.
 
 Values: ``str``, ``int``, ``float``, ``bool``, ``None``, :class:`~decimal.Decimal`, and
 lists and string-keyed dicts of them (a tuple comes back as a list; the key
-``"$decimal"`` is Orderly's), at most
-:data:`MAX_BYTES` written as JSON. Anything else is refused with
+``"$decimal"`` is Orderly's), at most :data:`MAX_DEPTH` levels deep and :data:`MAX_BYTES`
+written as JSON. Anything else is refused with
 :class:`InvalidArguments` naming the key, reported as a failure of the hook that stored it;
 the state saved before stays. The paper sandbox has no journal: its state lives in memory.
 """
@@ -28,14 +28,21 @@ from framework.events import Fill
 from framework.journal import OrderJournal
 from framework.orders import OrderBook
 from framework.strategy import Context
+from framework.transport import too_deep
 
 #: The largest state written (bytes of JSON); it is written after every hook that changes it.
 MAX_BYTES = 1024 * 1024
+#: The deepest nesting of lists and dicts kept (a structure inside itself never ends).
+MAX_DEPTH = 64
 _DECIMAL = "$decimal"
 
 
-def _check(value: Any, where: str) -> None:
-    """Refuse what JSON would not bring back as it was."""
+def _check(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what JSON would not bring back as it was, and nesting past MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise InvalidArguments(
+            f"ctx.state{where[:40]}...: nests deeper than {MAX_DEPTH} levels (or holds itself)"
+        )
     if value is None or isinstance(value, str | bool | int | Decimal):
         return
     if isinstance(value, float):
@@ -44,13 +51,13 @@ def _check(value: Any, where: str) -> None:
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{where}[{index}]")
+            _check(item, f"{where}[{index}]", depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or key == _DECIMAL:
                 raise InvalidArguments(f"ctx.state{where}: a key {key!r} cannot be saved")
-            _check(item, f"{where}[{key!r}]")
+            _check(item, f"{where}[{key!r}]", depth + 1)
         return
     raise InvalidArguments(
         f"ctx.state{where}: a {type(value).__name__} cannot be saved (str, int, float, bool, "
@@ -72,11 +79,8 @@ def dump(state: dict[str, Any]) -> str:
     """``state`` as the journal keeps it; :class:`InvalidArguments` naming what cannot be."""
     if not isinstance(state, dict):
         raise InvalidArguments(f"ctx.state must stay a dict; it is a {type(state).__name__}")
-    try:
-        _check(state, "")
-        text = json.dumps(state, default=_encode, sort_keys=True, separators=(",", ":"))
-    except (RecursionError, ValueError):  # a dict or list inside itself, or nested too deep
-        raise InvalidArguments("ctx.state holds itself or nests too deep to be saved") from None
+    _check(state, "")
+    text = json.dumps(state, default=_encode, sort_keys=True, separators=(",", ":"))
     if len(text) > MAX_BYTES:
         raise InvalidArguments(f"ctx.state is {len(text)} bytes as JSON; at most {MAX_BYTES}")
     return text
@@ -87,9 +91,11 @@ def load(text: str | None, where: str) -> dict[str, Any]:
     naming ``where`` for a text that is not one."""
     if text is None:
         return {}
+    if too_deep(text.encode(), MAX_DEPTH + 2):  # checked before decoding: the stack is safe
+        raise StateError(f"{where}: the saved strategy state nests too deep to be read")
     try:
         state = json.loads(text, object_hook=_decode, parse_float=float)
-    except (ValueError, ArithmeticError, RecursionError) as exc:
+    except (ValueError, ArithmeticError) as exc:
         raise StateError(f"{where}: the saved strategy state cannot be read: {exc}") from None
     if not isinstance(state, dict):
         raise StateError(f"{where}: the saved strategy state is not a dict")

@@ -225,7 +225,8 @@ MAX_DEPTH = 512
 _OPEN, _CLOSE, _QUOTE, _ESCAPE = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
 
 
-def _too_deep(payload: bytes, limit: int) -> bool:
+def too_deep(payload: bytes, limit: int) -> bool:
+    """Whether ``payload`` (JSON) nests deeper than ``limit``, found without decoding it."""
     if payload.count(b"[") + payload.count(b"{") <= limit:  # the common case: no scan
         return False
     depth, in_string, escaped = 0, False, False
@@ -253,7 +254,7 @@ def decode_json(payload: bytes | str, max_depth: int = MAX_DEPTH, *, decimals: b
     (checked before decoding, so no answer can exhaust the stack). With ``decimals``,
     numbers with a fraction become :class:`~decimal.Decimal` with their digits."""
     raw = payload.encode() if isinstance(payload, str) else payload
-    if _too_deep(raw, max_depth):
+    if too_deep(raw, max_depth):
         return None
     try:
         return json.loads(raw, parse_float=Decimal) if decimals else json.loads(raw)
