@@ -4,6 +4,7 @@ redis-server the tests start and stop themselves."""
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import os
 import random
@@ -379,3 +380,79 @@ async def test_redis_away_is_transient_for_a_read_and_ambiguous_for_an_order(
                     pair="XBTUSD", side="buy", ordertype="limit", volume="0.001", price="1000"
                 )
         redis_server.start()
+
+
+async def test_two_bots_on_one_key_and_one_journal_keep_to_their_own_orders(
+    tmp_path: Path,
+    creds: tuple[str, str],
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two bots share a key (through Redis) and the journal's file. Stopping one cancels its
+    own resting order, not the other's; a restarted bot inherits its own open order, never
+    the other bot's."""
+    from framework.config import load
+    from framework.runner import EXIT_OK, Runner
+
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_KEY", creds[0])
+    monkeypatch.setenv("ORDERLY_KRAKEN_API_SECRET", creds[1])
+    journal = tmp_path / "orders.sqlite"
+
+    def config(name: str, cancel: bool, base_url: str) -> Path:
+        path = tmp_path / f"{name}.toml"  # the bot's name in the journal: bot-a, bot-b
+        path.write_text(f"""
+[exchange]
+name = "kraken"
+base_url = "{base_url}"
+tier = "none"
+[strategy]
+class = "tests.helpers.strategies:Rester"
+pairs = ["XBTUSD"]
+[strategy.params]
+out = "{tmp_path / name}"
+[runner]
+tick_interval_s = 0.05
+order_poll_s = 0.1
+summary_interval_s = 5
+streams = false
+cancel_on_stop = {str(cancel).lower()}
+dead_man_timeout_s = 0
+log_file = "{tmp_path / name}.log"
+[state]
+store = "{tmp_path / name}.sqlite"
+history = "{tmp_path / name}.jsonl"
+journal = "{journal}"
+backend = "redis"
+redis_url = "{redis_server.url}"
+""")
+        return path
+
+    def lines(name: str, kind: str) -> list[str]:
+        path = tmp_path / f"{name}.{kind}"
+        return path.read_text().splitlines() if path.exists() else []
+
+    async def run(name: str, cancel: bool, url: str) -> tuple[Runner, asyncio.Task[int]]:
+        runner = Runner(load(config(name, cancel, url)), out=io.StringIO())
+        return runner, asyncio.create_task(runner.main(install_signals=False))
+
+    async with Sandbox(dict([creds])) as sandbox, asyncio.timeout(30):
+        a, a_task = await run("bot-a", False, sandbox.base_url)
+        b, b_task = await run("bot-b", True, sandbox.base_url)
+        while len(sandbox.engine.open) < 2:  # noqa: ASYNC110 - bounded by the timeout
+            await asyncio.sleep(0.05)
+        (a_order,), (b_order,) = lines("bot-a", "placed"), lines("bot-b", "placed")
+        b.request_stop("test: b stops")  # cancel_on_stop: its own order only
+        assert await b_task == EXIT_OK
+        a.request_stop("test: a stops")  # leaves its order resting
+        assert await a_task == EXIT_OK
+        resting = {o.cl_ord_id for o in sandbox.engine.open.values()}
+        assert resting == {a_order} and b_order not in resting  # b stopped: only its own
+        b, b_task = await run("bot-b", True, sandbox.base_url)  # b again: inherits nothing
+        a, a_task = await run("bot-a", True, sandbox.base_url)  # a again: its own order
+        while len(lines("bot-a", "inherited")) < 2 or len(lines("bot-b", "inherited")) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for runner in (a, b):
+            runner.request_stop("test finished")
+        assert await a_task == EXIT_OK and await b_task == EXIT_OK
+    assert lines("bot-a", "inherited") == ["", a_order]
+    assert lines("bot-b", "inherited") == ["", ""]

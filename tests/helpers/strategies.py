@@ -239,3 +239,29 @@ class LateCloser(Strategy):
     async def on_stop(self, event: Stopping) -> None:
         close = MarketOrder(pair="XBTUSD", side="sell", volume=Decimal("0.001"))
         SEEN.append(await self.ctx.place(close))
+
+
+class Rester(Strategy):
+    """Rests one far buy (placed once), and writes what it inherited at start and its
+    orders' client ids to ``<out>.inherited`` / ``<out>.placed``."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        out: str
+
+    params: Params
+
+    def _write(self, name: str, line: str) -> None:
+        with open(f"{self.params.out}.{name}", "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+
+    async def on_start(self, event: Started) -> None:
+        self._write("inherited", " ".join(sorted(o.cl_ord_id for o in event.inherited)))
+        self.placed = bool(event.inherited)
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        if not self.placed:
+            self.placed = True
+            far = (ticker.bid * Decimal("0.5")).quantize(TICK)
+            update = await self.ctx.place(LimitOrder(ticker.pair, "buy", Decimal("0.001"), far))
+            self._write("placed", update.cl_ord_id)
