@@ -379,7 +379,7 @@ class Execution:
             log.info("amend_unanswered", cl_ord_id=cl_ord_id, shown=str(shown))
             return order.request == new
         else:
-            self.book.amend(order, new)
+            self.tracker.amended(order, new)
             return True
         finally:
             self._busy.discard(cl_ord_id)

@@ -17,7 +17,8 @@ Hooks (all ``async``, all default to doing nothing, each given one frozen event)
 ``on_tick``        the newest ticker of each pair in ``[strategy].pairs`` (``Ticker``);
                    ticks are conflated: a hook slower than the poll gets the newest
                    price, never a backlog of stale ones
-``on_order``       each change of state of one of its orders (``OrderUpdate``)
+``on_order``       each change of state of one of its orders, or of its price or
+                   volume (an amend) (``OrderUpdate``)
 ``on_fill``        once per trade of one of its orders (``Fill``), before the order's
                    ``on_order`` for the state that fill caused
 ``on_stop``        once, when the bot stops (``Stopping``), after every fill and order

@@ -61,6 +61,12 @@ class Tracker:
         if self.book.move(order, state, reason):
             self.emit(order.snapshot())
 
+    def amended(self, order: TrackedOrder, request: LimitOrder) -> None:
+        """``order`` now has ``request``'s price and volume at the exchange: kept, and told
+        (an OrderUpdate in the same state, with the new terms)."""
+        self.book.amend(order, request)
+        self.emit(order.snapshot())
+
     def past_deadline(self, order: TrackedOrder, sent_by: float) -> float | None:
         """Seconds until a send at ``sent_by`` can no longer reach the book (<= 0: it
         cannot any more); None if the venue gives no such certainty."""
@@ -243,7 +249,7 @@ class Tracker:
                 was=f"{request.volume} @ {request.price}",
             )
             new = dataclasses.replace(request, price=reported.price, volume=reported.volume)
-            self.book.amend(order, new)
+            self.amended(order, new)
 
     def finish(self, reported: VenueOrder) -> bool:
         """A final state the exchange reports. Returns False when it cannot be applied yet:

@@ -14,7 +14,7 @@ import pytest
 from framework.clock import ManualClock, ScaledClock
 from framework.config import Config
 from framework.errors import InvalidArguments, UsageError
-from framework.events import OrderState
+from framework.events import OrderState, OrderUpdate
 from framework.exchanges.kraken.venue import kraken_venue
 from framework.execution import Execution
 from framework.journal import OrderJournal
@@ -277,3 +277,26 @@ async def test_a_post_only_order_stays_post_only_when_amended(
         plain = await execution.place(LimitOrder("XBTUSD", "buy", Decimal("0.001"), bid - 60))
         assert await execution.amend(plain, price=ask + 10) is True  # not post-only: it takes
         assert [f.maker for f in sandbox.engine.fills_of(creds[0])] == [False]
+
+
+async def test_each_change_of_terms_reaches_on_order(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """An amend of ours, and a change made elsewhere that a poll finds, each give one
+    OrderUpdate with the new price and volume (the state unchanged). Before, on_order was for
+    state changes only, and a strategy following its quotes by on_order missed every amend."""
+    events: list[object] = []
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, events.append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        assert await execution.amend(placed, price="1001.5") is True
+        body = {"cl_ord_id": placed.cl_ord_id, "limit_price": "1005", "order_qty": "0.004"}
+        sandbox.engine.amend_order(creds[0], body)  # the exchange's web page, say
+        await execution.poll()
+        await execution.poll()  # nothing new: no update
+    updates = [(e.state, e.price, e.volume) for e in events if isinstance(e, OrderUpdate)]
+    assert updates == [
+        (OrderState.ACCEPTED, Decimal(1000), BUY.volume),
+        (OrderState.ACCEPTED, Decimal("1001.5"), BUY.volume),
+        (OrderState.ACCEPTED, Decimal(1005), Decimal("0.004")),
+    ]
