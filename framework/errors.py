@@ -156,10 +156,18 @@ def reason_of(exc: BaseException) -> str:
     (Kraken's ``EOrder:Insufficient funds``), with the exchange's words where the code is a
     number or a name (Bitunix's ``20003 Insufficient balance``, Synthetix's
     ``INSUFFICIENT_MARGIN: Insufficient margin``); the message when there is no code."""
-    if not isinstance(exc, OrderlyError) or not exc.code:
+    if not isinstance(exc, OrderlyError):
         return str(exc)
+    if not exc.code:  # Orderly's own refusal (an order the venue cannot send): its words
+        return exc.message
     message, code = exc.message, exc.code
     if code in message:  # "... refused X: <code> <words>", or the code is the words
         return message[message.index(code) :]
     words = message.rpartition(": ")[2]
     return f"{code}: {words}" if words and words != message else code
+
+
+def may_have_run(exc: BaseException) -> bool:
+    """Whether a state-changing call that failed with ``exc`` may have run: its answer was
+    lost, or came back and could not be understood. Only a typed refusal proves it did not."""
+    return isinstance(exc, AmbiguousOutcome | ExchangeError) or not isinstance(exc, OrderlyError)

@@ -49,6 +49,7 @@ from framework.errors import (
     OrderRejected,
     TransientError,
     UsageError,
+    may_have_run,
     reason_of,
 )
 from framework.events import Fill, OrderState, OrderUpdate
@@ -73,12 +74,6 @@ T = TypeVar("T")
 
 #: A cancel that failed with one of these may be sent again (cancelling twice is harmless).
 _RETRY_CANCEL = (AmbiguousOutcome, TransientError, ExchangeError)
-
-
-def _ambiguous(exc: BaseException) -> bool:
-    """Whether a failed state-changing call may have run: its answer was lost, or it came
-    back and could not be understood. Only a typed refusal proves it did not."""
-    return isinstance(exc, AmbiguousOutcome | ExchangeError) or not isinstance(exc, OrderlyError)
 
 
 class Execution:
@@ -151,7 +146,7 @@ class Execution:
     # --- state ----------------------------------------------------------------------------
 
     def _refused(self, order: TrackedOrder, exc: BaseException) -> None:
-        if _ambiguous(exc):
+        if may_have_run(exc):
             log.warning("order_outcome_unknown", cl_ord_id=order.cl_ord_id, error=str(exc))
             self.tracker.update(order, OrderState.UNKNOWN, str(exc))
         else:
@@ -232,7 +227,7 @@ class Execution:
                     await self.tracker.reconcile([order], sent_by=None)  # an earlier send did land
                     return
                 self._refused(order, exc)
-                if not _ambiguous(exc):
+                if not may_have_run(exc):
                     return
                 if await self.tracker.reconcile([order], sent_by=wall(self.clock)) != ["absent"]:
                     return
@@ -261,10 +256,14 @@ class Execution:
         sent_by = self.book.sending(chunk)
         try:
             results = await self.venue.place_batch([(o.request, o.cl_ord_id) for o in chunk])
+        except InvalidArguments:  # an order the venue cannot send; nothing went: each alone
+            for order in chunk:
+                await self._send_until_known(order)
+            return
         except Exception as exc:
             for order in chunk:
                 self._refused(order, exc)
-            if not _ambiguous(exc):
+            if not may_have_run(exc):
                 return
             # reconcile each order; resend the absent ones singly
             verdicts = await self.tracker.reconcile(chunk, sent_by)

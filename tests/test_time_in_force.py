@@ -109,3 +109,21 @@ def test_the_journal_keeps_the_time_in_force(tmp_path: Path) -> None:
         "c-ioc": "ioc",
         "c-fok": "fok",
     }
+
+
+async def test_an_order_the_venue_cannot_send_leaves_the_rest_of_its_batch_placed() -> None:
+    """Found with a batch mixing one fill-or-kill order into Synthetix orders: the venue
+    refused the whole batch before sending, and every order came back REJECTED "Synthetix
+    has no fill-or-kill order". Now nothing went: each order is sent alone, and only the
+    one the exchange cannot take is refused."""
+    async with synthetix_venue() as (_, venue):
+        execution = Execution(venue, [].append)
+        fok, gtc = (
+            LimitOrder("BTC-USDT", "buy", Decimal("0.001"), Decimal(100), time_in_force=tif)
+            for tif in ("fok", "gtc")
+        )
+        refused, placed = await execution.place_batch([fok, gtc])
+        assert refused.state is OrderState.REJECTED
+        assert refused.reason == "Synthetix has no fill-or-kill order"
+        assert placed.state is OrderState.ACCEPTED
+        assert [o.cl_ord_id for o in await venue.open_orders()] == [placed.cl_ord_id]
