@@ -288,9 +288,10 @@ class Runner:
                 "the order journal keeps them and the next start finishes the job"
             )
         cancelled = True
-        if runner.cancel_on_stop and execution.book.open():
+        key_wide = runner.cancel_on_stop == "all"  # else only its own: others' stay
+        if key_wide or (runner.cancel_on_stop and execution.book.open()):
             try:
-                count = await execution.cancel_own()  # not CancelAll: others' orders stay
+                count = await (execution.cancel_all if key_wide else execution.cancel_own)()
                 self._say(f"cancelled {counted(count, 'open order')}")
             except OrderlyError as exc:
                 cancelled = False

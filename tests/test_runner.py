@@ -355,3 +355,26 @@ async def test_cancel_on_stop_cancels_the_bots_orders_and_leaves_the_others(
         assert list(sandbox.engine.open) == [manual.txid]  # the bot's: cancelled
     cancelled = [e for e in strategies.SEEN if isinstance(e, OrderUpdate)]
     assert cancelled[-1].state is OrderState.CANCELLED  # the Recorder's resting buy
+
+
+async def test_cancel_on_stop_all_cancels_every_order_of_the_key(
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cancel_on_stop = "all"``: one CancelAll, the orders placed by hand too (the fast way
+    out for a large ladder on a key the bot has to itself)."""
+    from framework.sandbox import Sandbox
+    from tests.test_storage_failures import trading
+
+    config = write_config(
+        tmp_path,
+        "tests.helpers.strategies:Recorder",
+        params="cancel_on_fill = false",
+        runner='cancel_on_stop = "all"',
+    )
+    async with Sandbox(dict([creds])) as sandbox:
+        sandbox.engine.place(creds[0], "XBTUSD", "buy", Decimal("0.01"), Decimal(1000))
+        runner, task = await trading(config, sandbox, creds, monkeypatch)
+        async with asyncio.timeout(20):
+            runner.request_stop("test finished")
+            assert await task == EXIT_OK
+        assert not sandbox.engine.open
