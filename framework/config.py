@@ -162,11 +162,11 @@ class RunnerConfig(_Section):
     on_hook_error: Literal["keep_running", "pause_strategy", "stop_bot"] = Field(
         "keep_running", description="what a hook that raises does to the bot"
     )
-    cancel_on_stop: bool | Literal["all"] = Field(
+    cancel_on_stop: bool | Literal["own", "all"] = Field(
         True,
-        description="cancel the bot's open orders when stopping, one by one (true); or every"
-        " order of the key with one CancelAll ('all': faster for a large ladder, but also"
-        " orders placed by hand or by another bot on the key)",
+        description="cancel the bot's open orders when stopping, one by one (true or 'own');"
+        " or every order of the key with one CancelAll ('all': faster for a large ladder,"
+        " but also orders placed by hand or by another bot on the key)",
     )
     drain_timeout_s: float = Field(10.0, gt=0, description="longest wait for calls in flight")
     summary_interval_s: float = Field(2.0, gt=0, description="live summary period (terminal)")

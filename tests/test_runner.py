@@ -331,8 +331,9 @@ async def test_an_order_placed_in_on_stop_is_refused_with_the_way_to_close_first
     )
 
 
+@pytest.mark.parametrize("setting", ["", 'cancel_on_stop = "own"'])
 async def test_cancel_on_stop_cancels_the_bots_orders_and_leaves_the_others(
-    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, creds: tuple[str, str], monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
     """Found reading the stop path: cancel_on_stop sent CancelAll, so stopping a bot also
     cancelled an order the user had placed by hand on the same key (or another bot's, on a
@@ -341,8 +342,9 @@ async def test_cancel_on_stop_cancels_the_bots_orders_and_leaves_the_others(
     from tests.test_storage_failures import trading
 
     config = write_config(
-        tmp_path, "tests.helpers.strategies:Recorder", params="cancel_on_fill = false"
-    )
+        tmp_path, "tests.helpers.strategies:Recorder", params="cancel_on_fill = false",
+        runner=setting,
+    )  # fmt: skip
     async with Sandbox(dict([creds])) as sandbox:
         manual = sandbox.engine.place(creds[0], "XBTUSD", "buy", Decimal("0.01"), Decimal(1000))
         runner, task = await trading(config, sandbox, creds, monkeypatch)
