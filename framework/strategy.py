@@ -330,10 +330,12 @@ class Guard:
                 await self._call(getattr(callback, "__name__", "timer"), callback)
 
     def finish(self, reason: str) -> None:
-        """``ctx.stop``: stop the bot once the hook in progress returns (at once if none)."""
+        """``ctx.stop``: stop the bot once the hook in progress returns (at once if none);
+        from then on no tick or timer reaches the strategy, only fills and order updates."""
         if self._lock.locked():
             self._finish_reason = self._finish_reason or reason
         else:
+            self.stopping()
             self._finish(reason)
 
     async def _call(
@@ -354,8 +356,10 @@ class Guard:
             self._failed(name, exc, overran)
         finally:
             self._kept(name, args[0] if args else None)
-            if self._finish_reason is not None:  # the hook asked for the stop: now it may
-                self._finish(self._finish_reason)
+            if (reason := self._finish_reason) is not None:  # the hook asked: now it may
+                self._finish_reason = None
+                self.stopping()
+                self._finish(reason)
 
     def _kept(self, name: str, event: object) -> None:
         try:

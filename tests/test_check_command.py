@@ -148,22 +148,37 @@ def test_the_unreachable_exchange_is_said(
     assert "pairs not checked: bitunix could not be reached" in capsys.readouterr().err
 
 
-def readme_example() -> str:
+def readme_examples() -> list[str]:
+    """The README's strategies (python blocks that subclass Strategy), the first: DipBuyer."""
     text = (ROOT / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "(Strategy)" in b]
+    return [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "(Strategy)" in b]
+
+
+def readme_example() -> str:
+    (block,) = [b for b in readme_examples() if "class DipBuyer(" in b]
     return block
 
 
 def test_the_readme_strategy_example_passes_the_projects_lint() -> None:
-    for command in (["check"], ["format", "--check"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, "--stdin-filename", "strategies/dip.py", "-"],
-            input=readme_example(),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    assert len(readme_examples()) == 2  # DipBuyer, TakeProfit
+    for example in readme_examples():
+        for command in (["check"], ["format", "--check"]):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ruff",
+                    *command,
+                    "--stdin-filename",
+                    "strategies/x.py",
+                    "-",
+                ],
+                input=example,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_timer_must_be_a_coroutine_with_a_positive_period() -> None:

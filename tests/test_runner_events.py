@@ -219,6 +219,31 @@ async def test_ctx_stop_takes_effect_when_the_asking_hook_returns() -> None:
         Context(cast(Execution, None), name="t").stop()
 
 
+class StopsOnFirstTick(Strategy):
+    async def on_tick(self, ticker: Ticker) -> None:
+        SEEN.append(ticker.time)
+        self.ctx.stop("one tick is enough")
+
+    async def on_order(self, update: OrderUpdate) -> None:
+        SEEN.append(update.cl_ord_id)
+
+
+async def test_no_tick_or_timer_reaches_a_strategy_that_asked_to_stop() -> None:
+    """Found writing the README's example: between the asking hook's end and the runner's
+    stop, ticks already queued still reached on_tick, and a strategy that closes a position
+    on a tick would close it again. Now only fills and order updates come after the ask."""
+    SEEN.clear()
+    strategy, finished = StopsOnFirstTick(), []
+    guard = Guard(strategy, timeout=1, policy="keep_running", on_stop_bot=print,
+                  on_finish=finished.append)  # fmt: skip
+    strategy.ctx = Context(cast(Execution, None), name="t", stop=guard.finish)
+    guard.state = Lifecycle.RUNNING
+    for price in (1, 2):
+        await guard.deliver(tick("XBTUSD", price))
+    await guard.deliver(update("c1"))
+    assert SEEN == [1.0, "c1"] and finished == ["one tick is enough"]
+
+
 def refused(price: str, reason: str) -> OrderUpdate:
     zero = Decimal(0)
     return OrderUpdate(
