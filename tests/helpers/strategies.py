@@ -135,10 +135,8 @@ class Taker(Strategy):
         SEEN.append(event)
 
 
-class Keeper(Strategy):
-    """Keeps four far resting buys open, takes a market buy on every tick and amends one
-    resting buy's price and volume. Writes each fill's trade id, what it inherited at start
-    and its count of fills in ``ctx.state`` at the stop, to files next to its log."""
+class Writer(Strategy):
+    """A strategy of the process tests: it writes what it saw to files ``<out>.<name>``."""
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -149,6 +147,12 @@ class Keeper(Strategy):
     def _write(self, name: str, line: str) -> None:
         with open(f"{self.params.out}.{name}", "a", encoding="utf-8") as file:
             file.write(line + "\n")
+
+
+class Keeper(Writer):
+    """Keeps four far resting buys open, takes a market buy on every tick and amends one
+    resting buy's price and volume. Writes each fill's trade id, what it inherited at start
+    and its count of fills in ``ctx.state`` at the stop, to files next to its log."""
 
     async def on_start(self, event: Started) -> None:
         self._write("inherited", str(len(event.inherited)))
@@ -241,19 +245,9 @@ class LateCloser(Strategy):
         SEEN.append(await self.ctx.place(close))
 
 
-class Rester(Strategy):
+class Rester(Writer):
     """Rests one far buy (placed once), and writes what it inherited at start and its
     orders' client ids to ``<out>.inherited`` / ``<out>.placed``."""
-
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        out: str
-
-    params: Params
-
-    def _write(self, name: str, line: str) -> None:
-        with open(f"{self.params.out}.{name}", "a", encoding="utf-8") as file:
-            file.write(line + "\n")
 
     async def on_start(self, event: Started) -> None:
         self._write("inherited", " ".join(sorted(o.cl_ord_id for o in event.inherited)))
