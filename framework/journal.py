@@ -88,8 +88,8 @@ _OPEN = tuple(s.value for s in OrderState if s.is_open)
 #: Columns of ``orders`` added since its first version: an older journal gains them when
 #: it is opened.
 _ADDED = (("bot", "TEXT NOT NULL DEFAULT ''"), ("reduce_only", "INTEGER NOT NULL DEFAULT 0"))
-#: The client ids of the orders of a named bot (and unnamed ones): exchange, key id, bot.
-_MINE = "FROM orders WHERE exchange=? AND key_id=? AND bot IN (?, '')"
+#: A named bot's rows, and unnamed ones (journals of before the names): its one value, bot.
+_OWN = "bot IN (?, '')"
 _SAVE_STATE = "INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?,?)"
 #: What reading a row can raise: the file, or a value no order can hold (a hand edit, a
 #: newer Orderly's row).
@@ -247,7 +247,14 @@ class OrderJournal:
     def undelivered(self) -> list[Fill]:
         """Fills applied but never delivered to ``on_fill`` (the bot died in between)."""
         try:
-            mine = "" if self.bot is None else f"AND cl_ord_id IN (SELECT cl_ord_id {_MINE})"
+            mine = (
+                ""
+                if self.bot is None
+                else (
+                    f"AND cl_ord_id IN (SELECT cl_ord_id FROM orders WHERE exchange=? AND key_id=? "
+                    f"AND {_OWN})"
+                )
+            )
             return _fills(
                 self._db,
                 self.exchange,
@@ -271,9 +278,8 @@ Keyed = tuple[str, str, list[TrackedOrder], list[Fill], list[tuple[str, str]]]
 def read_journal(path: Path, fills: int) -> list[Keyed]:
     """Every key a journal holds, as (exchange, key id, its open orders, its newest
     ``fills`` fills, oldest first, and the states its bots' strategies saved: ("bot
-    strategy", JSON)).
-    Only reads (a running bot's journal too): no row written, no file created (SQLite may
-    still fold its WAL back into the file when the last reader closes)."""
+    strategy", JSON)). Only reads (a running bot's journal too): no row written, no file
+    created (SQLite may still fold its WAL back into the file when the last reader closes)."""
     if not path.is_file():
         raise StateError(f"order journal {path}: no such file")
     try:
@@ -313,7 +319,7 @@ def _open_orders(
 ) -> list[TrackedOrder]:
     """The key's open orders: ``bot``'s and unnamed ones, or every bot's (None)."""
     marks = ",".join("?" * len(_OPEN))
-    mine = "" if bot is None else "AND bot IN (?, '')"
+    mine = "" if bot is None else f"AND {_OWN}"
     rows = db.execute(
         f"SELECT {_COLUMNS} FROM orders WHERE exchange=? AND key_id=? AND state IN ({marks}) "
         f"{mine} "
