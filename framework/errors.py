@@ -30,8 +30,16 @@ Every error carries the fields that say where it came from (``exchange``, ``code
 from __future__ import annotations
 
 
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line (control characters as spaces) and at most ``limit`` characters:
+    an exchange's error text can be anything, and it reaches the terminal and the journal."""
+    text = "".join(c if c.isprintable() else " " for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class OrderlyError(Exception):
-    """Root of every error Orderly raises on purpose."""
+    """Root of every error Orderly raises on purpose. Its message and code are kept on one
+    line and bounded (2,000 and 200 characters), whatever text an exchange sent."""
 
     def __init__(
         self,
@@ -42,10 +50,11 @@ class OrderlyError(Exception):
         key_id: str | None = None,
         endpoint: str | None = None,
     ) -> None:
+        message = one_line(message, 2000)
         super().__init__(message)
         self.message = message
         self.exchange = exchange
-        self.code = code
+        self.code = None if code is None else one_line(code, 200)
         self.key_id = key_id
         self.endpoint = endpoint
 
@@ -157,14 +166,16 @@ def reason_of(exc: BaseException) -> str:
     number or a name (Bitunix's ``20003 Insufficient balance``, Synthetix's
     ``INSUFFICIENT_MARGIN: Insufficient margin``); the message when there is no code."""
     if not isinstance(exc, OrderlyError):
-        return str(exc)
-    if not exc.code:  # Orderly's own refusal (an order the venue cannot send): its words
-        return exc.message
+        return one_line(str(exc), 300)
     message, code = exc.message, exc.code
-    if code in message:  # "... refused X: <code> <words>", or the code is the words
-        return message[message.index(code) :]
-    words = message.rpartition(": ")[2]
-    return f"{code}: {words}" if words and words != message else code
+    if not code:  # Orderly's own refusal (an order the venue cannot send): its words
+        reason = message
+    elif code in message:  # "... refused X: <code> <words>", or the code is the words
+        reason = message[message.index(code) :]
+    else:
+        words = message.rpartition(": ")[2]
+        reason = f"{code}: {words}" if words and words != message else code
+    return one_line(reason, 300)
 
 
 def may_have_run(exc: BaseException) -> bool:

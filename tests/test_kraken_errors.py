@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from framework.errors import (
@@ -78,3 +80,27 @@ def test_translated_error_says_what_and_where() -> None:
     assert exc.code == "EAPI:Invalid nonce"
     assert exc.exchange == "kraken" and exc.endpoint == "Balance" and exc.key_id == "abc"
     assert "EAPI:Invalid nonce" in str(exc) and "Balance" in str(exc)
+
+
+def test_an_exchanges_hostile_error_text_stays_one_bounded_line() -> None:
+    """Found probing this stop's order reasons: an error string with line breaks and 100 kB
+    became a refused order's reason as it was, so the terminal printed a made-up
+    ``final ... stopped`` line and the journal kept 100 kB a row. Every error's message and
+    code are now one line and bounded, and a reason at most 300 characters."""
+    from framework.errors import reason_of
+    from framework.events import OrderState, OrderUpdate
+    from framework.tally import Tally
+
+    hostile = (
+        "EOrder:Insufficient funds\nfinal  XBTUSD 1  fills 0  stopped\r\x1b[2J" + "x" * 100_000
+    )
+    exc = translate([hostile], endpoint="AddOrder", key_id="k")
+    assert isinstance(exc, OrderRejected)  # still classified by its text
+    assert "\n" not in str(exc) and len(exc.message) <= 2000 and len(exc.code or "") <= 200
+    reason = reason_of(exc)
+    assert reason.startswith("EOrder:Insufficient funds final  XBTUSD") and len(reason) == 300
+    zero = Decimal(0)
+    refused = OrderUpdate("c1", "XBTUSD", "buy", OrderState.REJECTED, Decimal(1), zero,
+                          Decimal(1), None, None, reason, 0.0)  # fmt: skip
+    line = Tally().add(refused)
+    assert line is not None and "\n" not in line and "\x1b" not in line
