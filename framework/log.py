@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
+import warnings
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -168,6 +170,35 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+_SHOW_WARNING = warnings.showwarning  # Python's own: a warning to stderr
+_NOT_AWAITED = re.compile(r"coroutine 'Context\.(\w+)' was never awaited")
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning while the standard library is captured: in the JSON log too; a
+    call to the strategy's context without ``await`` is said in Orderly's words."""
+    text, where = str(message), f"{filename}:{lineno}"
+    get_logger("py.warnings").warning(
+        "python_warning", category=category.__name__, message=text, where=where
+    )
+    if called := _NOT_AWAITED.match(text):
+        name = called[1]
+        print(
+            f"orderly: {where}: ctx.{name}(...) was called without await: it did nothing "
+            f"(nothing was sent); write `await self.ctx.{name}(...)`",
+            file=sys.stderr,
+        )
+        return
+    _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
 def configure(
     level: str = "info",
     *,
@@ -179,9 +210,10 @@ def configure(
 
     Until it is called, Orderly as a library is quiet: warnings and above go to stderr,
     secrets redacted. ``capture_stdlib`` routes the standard library's logging (aiohttp,
-    asyncio) into the same stream. A stream that fails (a full disk) loses log lines, never
-    raises. Loggers are not cached, so a later call (a test, or ``orderly run`` closing its
-    log file) takes effect everywhere; hot paths read :data:`debugging` instead."""
+    asyncio) and Python's warnings into the same stream. A stream that fails (a full disk)
+    loses log lines, never raises. Loggers are not cached, so a later call (a test, or
+    ``orderly run`` closing its log file) takes effect everywhere; hot paths read
+    :data:`debugging` instead."""
     global _level, debugging
     _level = _LEVELS.get(level.lower(), _LEVELS["info"])
     debugging = _level <= _LEVELS["debug"]
@@ -217,6 +249,7 @@ def configure(
     )
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _ToStructlog)]
+    warnings.showwarning = _show_warning if capture_stdlib else _SHOW_WARNING
     if capture_stdlib:
         root.addHandler(_ToStructlog())
         root.setLevel(_level)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import pytest
+
 from framework import log
 from framework.call import LaneStats
 from framework.errors import LanePaused, NonceError, TransientError
@@ -71,3 +73,36 @@ async def test_the_first_rate_limit_wait_is_said_once() -> None:
     waits = [r for r in said if r["event"] == "rate_limit_wait"]
     assert len(waits) == 1 and waits[0]["tier"] == "starter"
     assert waits[0]["waited_s"] > 0 and Decimal(str(waits[0]["waited_s"])) < 10
+
+
+def test_a_context_call_without_await_is_said_and_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The classic slip: ``self.ctx.place(order)`` without ``await`` does nothing. Python's
+    own warning went to stderr only, not to the JSON log, and did not say that nothing was
+    sent. Under ``orderly run`` (stdlib captured) it is now both, in Orderly's words."""
+    import gc
+    import io
+    import json
+    import warnings
+    from decimal import Decimal
+    from typing import cast
+
+    from framework.execution import Execution
+    from framework.orders import MarketOrder
+    from framework.strategy import Context
+
+    stream = io.StringIO()
+    log.configure("info", stream=stream, json=True, capture_stdlib=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            ctx = Context(cast(Execution, None), name="t")
+            ctx.place(MarketOrder("XBTUSD", "buy", Decimal(1)))  # type: ignore[unused-coroutine]
+            gc.collect()
+    finally:
+        log.configure("warning")
+    err = capsys.readouterr().err
+    assert "ctx.place(...) was called without await: it did nothing (nothing was sent)" in err
+    (record,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert record["event"] == "python_warning" and "Context.place" in record["message"]
