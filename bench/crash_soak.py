@@ -15,6 +15,8 @@ What must hold after every kill and restart, and what it prints:
 - nothing doubled: no client order id reached the exchange's book twice;
 - no fill dropped: every trade of the key reached ``on_fill`` (a process killed inside
   ``on_fill`` gets that fill again after the restart: at least once, counted apart);
+- each fill counted once in ``ctx.state`` (saved with the fill's delivered mark): the
+  count the strategy kept equals the exchange's trades, re-deliveries or not;
 - no nonce reused or lower: the sandbox refused none, and ``orderly nonces check`` passes on
   the history the processes wrote one after another.
 Everything runs on 127.0.0.1; every wait is bounded.
@@ -36,16 +38,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.soak_grid import every_fault, state_text  # noqa: E402
+from bench.soak_grid import every_fault, freeze_market, state_text  # noqa: E402
 from framework import Fill  # noqa: E402
+from framework.strategy_state import load  # noqa: E402
 from strategies.grid import Grid  # noqa: E402
 
 
 class RecordingGrid(Grid):
-    """The example grid, writing each fill's trade id to ``$CRASH_SOAK_FILLS``."""
+    """The example grid, writing each fill's trade id to ``$CRASH_SOAK_FILLS`` (at least
+    once) and counting its fills in ``ctx.state`` (exactly once)."""
 
     async def on_fill(self, fill: Fill) -> None:
         _record(fill.trade_id)
+        self.ctx.state["fills"] = self.ctx.state.get("fills", 0) + 1
 
 
 def _record(trade_id: str) -> None:
@@ -129,6 +134,7 @@ async def crash_soak(kills: int, seed: int, min_s: float, max_s: float, tier: st
             print(f"kill {n:3d} at {time.monotonic() - started:6.1f} s: trades so far {so_far}")
         bot = await start()
         await asyncio.sleep(max_s)
+        freeze_market(sandbox)
         bot.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
             _, err = await bot.communicate()
@@ -144,6 +150,9 @@ async def crash_soak(kills: int, seed: int, min_s: float, max_s: float, tier: st
     journal = OrderJournal(tmp / "orders.sqlite", exchange="kraken", key_id=key_id(key))
     mine = {o.cl_ord_id for o in journal.open_orders()}
     journal.close()
+    named = OrderJournal(tmp / "orders.sqlite", exchange="kraken", key_id=key_id(key), bot="crash")
+    counted = load(named.strategy_state("RecordingGrid"), "journal").get("fills", 0)
+    named.close()
     delivered = collections.Counter(fills_file.read_text().split() if fills_file.exists() else [])
     doubled = [cid for cid, count in placed.items() if count > 1]
     dropped = trades - set(delivered)
@@ -153,9 +162,10 @@ async def crash_soak(kills: int, seed: int, min_s: float, max_s: float, tier: st
     print(f"open: bot {len(mine)}, exchange {len(at_exchange)}; equal: {mine == at_exchange}")
     print(f"client ids at the exchange twice: {len(doubled)}")
     print(f"trades never delivered to on_fill: {len(dropped)}; delivered again: {again}")
+    print(f"fills counted in ctx.state: {counted} (trades {len(trades)})")
     print(f"nonces refused by the sandbox: {refused}; history check: {history_ok}")
     ok = bot.returncode == 0 and mine == at_exchange and not doubled and not dropped
-    ok = ok and not refused and history_ok and len(trades) > 0
+    ok = ok and not refused and history_ok and len(trades) > 0 and counted == len(trades)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -99,6 +99,14 @@ journal = "{tmp / "orders.sqlite"}"
 """
 
 
+def freeze_market(sandbox: Sandbox) -> None:
+    """Stop the sandbox's prices where they are, as the bot is told to stop: no resting
+    order fills after the bot's last look, so its journal can be held to the exchange's
+    book exactly (a fill after the stop is the next start's to adopt)."""
+    at = sandbox.market.now()
+    sandbox.market.now = lambda: at  # type: ignore[method-assign]
+
+
 def every_fault(seed: int) -> FaultRules:
     """Each of the sandbox's fault kinds at 1 or 2 %, seeded; slow answers come 3 s late,
     late calls reach the engine after 6 s (past the 5 s order deadline)."""
@@ -134,6 +142,7 @@ async def soak(minutes: float, seed: int, strategy: str = "grid") -> int:
             flat_minutes += fills == last
             print(f"minute {minute:3d}: fills {fills:5d} (+{fills - last})")
             last = fills
+        freeze_market(sandbox)
         runner.request_stop("soak finished")
         code = await task
         key = creds[0]

@@ -230,8 +230,11 @@ class Tracker:
                 self.take_terms(order, reported)
         gone = [o.txid for o in tracked if o.txid and o.txid not in still_open]
         if gone:
-            for reported in await self.venue.query_orders(gone):
-                self.finish(reported)
+            late = [r for r in await self.venue.query_orders(gone) if not self.finish(r)]
+            if late:  # filled after the trades were read: read them again, then finish
+                await self.poll_fills()
+                for reported in late:
+                    self.finish(reported)
 
     def take_terms(self, order: TrackedOrder, reported: VenueOrder) -> None:
         """The exchange shows another price or volume for an open order (an amend of ours

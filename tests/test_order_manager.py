@@ -215,3 +215,31 @@ async def test_a_lost_batch_answer_costs_one_lookup_not_one_per_order(
     assert [u.state for u in updates] == [OrderState.ACCEPTED] * 8  # all adopted
     assert lookups == {"OpenOrders": 1, "ClosedOrders": 0}  # all found open at once
     assert len(box.engine.orders) == 10 and execution.resent == 0
+
+
+async def test_an_order_filled_during_a_poll_is_finished_by_that_poll(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """Found by a crash soak's last stop: the trades were read, then the order filled, then
+    OpenOrders showed it gone and QueryOrders filled: its trade not yet read, the order was
+    left for the next poll, and the stop's final poll had no next one (the fill reached
+    neither on_fill nor the journal before the bot stopped). Now the poll reads the trades
+    again and finishes such an order at once."""
+    events: list[object] = []
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, events.append, clock=venue.client.clock)
+        placed = await execution.place(BUY)
+        ticker = await venue.ticker("XBTUSD")
+        read_trades = venue.fills_since
+
+        async def fills_then_a_fill(since: float) -> Any:
+            found = await read_trades(since)
+            if not sandbox.engine.fills_of(creds[0]):  # the fill lands just after the read
+                through = {"cl_ord_id": placed.cl_ord_id, "limit_price": str(ticker.ask * 2)}
+                sandbox.engine.amend_order(creds[0], through)  # trades at once, as taker
+            return found
+
+        venue.fills_since = fills_then_a_fill  # type: ignore[method-assign]
+        await execution.poll()
+        assert execution.book.get(placed.cl_ord_id).state is OrderState.FILLED
+    assert [type(e).__name__ for e in events][-2:] == ["Fill", "OrderUpdate"]

@@ -438,8 +438,8 @@ redis_url = "{redis_server.url}"
     async with Sandbox(dict([creds])) as sandbox, asyncio.timeout(30):
         a, a_task = await run("bot-a", False, sandbox.base_url)
         b, b_task = await run("bot-b", True, sandbox.base_url)
-        while len(sandbox.engine.open) < 2:  # noqa: ASYNC110 - bounded by the timeout
-            await asyncio.sleep(0.05)
+        while not (lines("bot-a", "placed") and lines("bot-b", "placed")):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # each bot has its order's answer (bounded by the timeout)
         (a_order,), (b_order,) = lines("bot-a", "placed"), lines("bot-b", "placed")
         b.request_stop("test: b stops")  # cancel_on_stop: its own order only
         assert await b_task == EXIT_OK
