@@ -37,30 +37,39 @@ MAX_DEPTH = 64
 _DECIMAL = "$decimal"
 
 
-def _check(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse what JSON would not bring back as it was, and nesting past MAX_DEPTH."""
-    if depth > MAX_DEPTH:
+def _where(path: list[object]) -> str:
+    return "ctx.state" + "".join(f"[{step!r}]" for step in path)
+
+
+def _check(value: Any, path: list[object]) -> None:
+    """Refuse what JSON would not bring back as it was, and nesting past MAX_DEPTH. ``path``
+    (the keys and indexes down to ``value``) is turned into words only for an error."""
+    if len(path) > MAX_DEPTH:
         raise InvalidArguments(
-            f"ctx.state{where[:40]}...: nests deeper than {MAX_DEPTH} levels (or holds itself)"
+            f"{_where(path)[:49]}...: nests deeper than {MAX_DEPTH} levels (or holds itself)"
         )
     if value is None or isinstance(value, str | bool | int | Decimal):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidArguments(f"ctx.state{where}: {value} cannot be saved")
+            raise InvalidArguments(f"{_where(path)}: {value} cannot be saved")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{where}[{index}]", depth + 1)
+            path.append(index)
+            _check(item, path)
+            path.pop()
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or key == _DECIMAL:
-                raise InvalidArguments(f"ctx.state{where}: a key {key!r} cannot be saved")
-            _check(item, f"{where}[{key!r}]", depth + 1)
+                raise InvalidArguments(f"{_where(path)}: a key {key!r} cannot be saved")
+            path.append(key)
+            _check(item, path)
+            path.pop()
         return
     raise InvalidArguments(
-        f"ctx.state{where}: a {type(value).__name__} cannot be saved (str, int, float, bool, "
+        f"{_where(path)}: a {type(value).__name__} cannot be saved (str, int, float, bool, "
         "None, Decimal, and lists and dicts of them)"
     )
 
@@ -79,7 +88,7 @@ def dump(state: dict[str, Any]) -> str:
     """``state`` as the journal keeps it; :class:`InvalidArguments` naming what cannot be."""
     if not isinstance(state, dict):
         raise InvalidArguments(f"ctx.state must stay a dict; it is a {type(state).__name__}")
-    _check(state, "")
+    _check(state, [])
     text = json.dumps(state, default=_encode, sort_keys=True, separators=(",", ":"))
     if len(text) > MAX_BYTES:
         raise InvalidArguments(f"ctx.state is {len(text)} bytes as JSON; at most {MAX_BYTES}")
