@@ -116,7 +116,7 @@ class Job:
 
 
 def settle(
-    future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None
+    future: asyncio.Future[Any], result: Any = None, *, exc: BaseException | None = None
 ) -> None:
     """Answer a caller, unless it stopped waiting (cancelled after its call was sent)."""
     if future.done():

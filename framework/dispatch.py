@@ -19,8 +19,7 @@ nonce between its calls. A nonce refusal (:class:`NonceError` from the wire) is 
 a fresh nonce up to ``nonce_retries`` times. The breaker (framework/breaker.py) pauses the
 lane after repeated auth refusals; while paused every call fails at once with
 :class:`LanePaused`, nothing is sent, and each pause is written to the nonce history.
-A caller cancelled while its call is still queued is dropped without sending; a call already
-sent runs to its end and is recorded.
+A caller cancelled while queued is dropped unsent; a call sent runs to its end, recorded.
 
 A state file that cannot be written (the nonce store's reservation, the nonce history: a
 full disk, a read-only directory) stops the lane from sending: the call it affects and every
@@ -368,8 +367,9 @@ class Lane:
                 self._record(job, nonce, seq, started, None)
                 if self._breaker.refusals_in_a_row:
                     self._breaker.accepted()
-                if not job.future.done():  # (settle, without the call)
-                    job.future.set_result(result)
+                # the caller wakes a loop turn later: on Python 3.11 aiohttp writes a body
+                # from its own task, which must not wait behind the caller (bench/README.md)
+                job.future.get_loop().call_soon(settle, job.future, result)
                 return
 
     def _trip(self, cause: NonceError | AuthError) -> None:

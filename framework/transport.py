@@ -26,9 +26,9 @@ import json
 import statistics
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 
@@ -40,19 +40,18 @@ from framework.nonce.source import Nonce
 log = get_logger("framework.transport")
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A request ready to go: the exact bytes that were signed."""
+class Request(NamedTuple):
+    """A request ready to go: the exact bytes that were signed. (Named tuples, these two:
+    every private call makes one of each, and a tuple is the cheapest frozen record.)"""
 
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
     body: bytes | None = None
     query: Mapping[str, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     status: int
     headers: Mapping[str, str]
     body: bytes
@@ -147,39 +146,48 @@ async def exchange(
     key_id: str,
 ) -> Answer:
     """Send one request; a failure becomes the typed error it means (module docstring)."""
-    where = {"exchange": name, "endpoint": endpoint, "key_id": key_id}
-    title = name.capitalize()
     try:
         return await transport.send(request)
-    except NotConnected as exc:
-        raise TransientError(f"cannot reach {title}: {exc}", **where) from None
-    except NoAnswer as exc:
-        cls = AmbiguousOutcome if mutating else TransientError
-        raise cls(f"{title} {endpoint}: {exc}", **where) from None
+    except (NotConnected, NoAnswer) as exc:
+        raise failure(exc, endpoint=endpoint, mutating=mutating, name=name, key_id=key_id) from None
+
+
+def failure(
+    exc: NotConnected | NoAnswer, *, endpoint: str, mutating: bool, name: str, key_id: str
+) -> OrderlyError:
+    """What a failed send means: never connected is transient; no answer on a
+    state-changing endpoint is ambiguous."""
+    where = {"exchange": name, "endpoint": endpoint, "key_id": key_id}
+    if isinstance(exc, NotConnected):
+        return TransientError(f"cannot reach {name.capitalize()}: {exc}", **where)
+    cls = AmbiguousOutcome if mutating else TransientError
+    return cls(f"{name.capitalize()} {endpoint}: {exc}", **where)
 
 
 def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
-    """The function a Lane sends with: build and sign, send, parse."""
+    """The function a Lane sends with: build and sign, send, parse; a failure becomes the
+    typed error it means (module docstring)."""
+    name = wire.exchange
 
     async def send(call: PrivateCall, nonce: Nonce) -> Any:
-        mutating = wire.mutating(call.endpoint)
-        answer = await exchange(
-            transport,
-            wire.build(call, nonce),
-            endpoint=call.endpoint,
-            mutating=mutating,
-            name=wire.exchange,
-            key_id=key_id,
-        )
+        endpoint = call.endpoint
+        mutating = wire.mutating(endpoint)
+        request = wire.build(call, nonce)
+        try:  # (exchange() without its frame: this is every private call's path)
+            answer = await transport.send(request)
+        except (NotConnected, NoAnswer) as exc:
+            raise failure(
+                exc, endpoint=endpoint, mutating=mutating, name=name, key_id=key_id
+            ) from None
         try:
             return wire.parse(call, answer)
         except (TransientError, ExchangeError) as exc:  # answered: "later", or unreadable
             if mutating and not wire.not_executed(exc):
                 raise AmbiguousOutcome(
-                    f"{wire.exchange.capitalize()} {call.endpoint} may have run: {exc.message}",
-                    exchange=wire.exchange,
+                    f"{name.capitalize()} {endpoint} may have run: {exc.message}",
+                    exchange=name,
                     code=exc.code,
-                    endpoint=call.endpoint,
+                    endpoint=endpoint,
                     key_id=key_id,
                 ) from None
             raise

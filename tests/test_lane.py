@@ -258,3 +258,25 @@ async def test_caller_cancelled_while_its_call_is_paced_is_never_sent() -> None:
         gate.set()
         assert await lane.submit(PrivateCall("after")) is not None
     assert [e for e, _ in wire.sent] == ["after"]
+
+
+async def test_a_strict_lane_sends_the_next_call_before_waking_the_last_caller() -> None:
+    """aiohttp on Python 3.11 writes a request's body from a task of its own; the caller of
+    the call just answered must not run before it, or every caller's own work would sit
+    between one answer and the next request (bench/dispatch.py measured 0.89x -> 0.91x)."""
+    events: list[str] = []
+
+    async def wire(call: PrivateCall, nonce: Nonce) -> Any:
+        async def write() -> None:  # what aiohttp's body writer does, one loop turn later
+            events.append(f"sent {call.endpoint}")
+
+        await asyncio.create_task(write())
+        return None
+
+    async def caller(name: str) -> None:
+        await lane.submit(PrivateCall(name))
+        events.append(f"woke {name}")
+
+    async with make_lane(wire) as lane:  # type: ignore[arg-type]
+        await asyncio.gather(caller("A"), caller("B"))
+    assert events == ["sent A", "sent B", "woke A", "woke B"]

@@ -102,6 +102,8 @@ def parse(endpoint: str, status: int, payload: bytes, *, exchange: str, key_id: 
     """Kraken's ``result`` from an answer, or the typed error it carries. An answer without
     a JSON envelope is transient at HTTP 5xx and otherwise not understood (ExchangeError)."""
     envelope = decode_json(payload)  # None: not JSON, or nested too deep to decode
+    if type(envelope) is dict and envelope.get("error") == []:  # the common answer
+        return envelope.get("result")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("error", []), list):
         cls = TransientError if status >= 500 else ExchangeError
         raise cls(
