@@ -14,10 +14,16 @@ fills), in order, without duplicates.
                           at every order still UNKNOWN (framework/tracking.py)
 
 **Work that must finish is owned here, not by whoever asked.** Each send, reconciliation
-and cancel runs as a task of this Execution; the caller only awaits its result. Cancelling
-the caller (a hook over its time limit, strategy code) never cancels a send or its
-reconciliation: the order still reaches a known state and its events are still emitted.
+and cancel runs as an owned task (framework/owned.py); the caller only awaits its result.
+Cancelling the caller (a hook over its time limit, strategy code) never cancels a send or
+its reconciliation: the order still reaches a known state and its events are still emitted.
 :meth:`drain` waits for the owned work when the bot stops.
+
+**The strategy's view moves with its events** (``held``, as the runner runs it): an order
+that finishes on its own (a fill, a poll) stays in :meth:`open_orders`, in its final state,
+until the runner has given the strategy its final update, which comes after its fills; an
+order the strategy's own call finished (the answer of place, cancel, amend) leaves at once.
+So no hook sees an order gone whose fills it has not been given.
 
 Exchange refusals do not raise: the order comes back REJECTED with the exchange's reason, and
 the same update is delivered to ``on_order``. Arguments that are not orders raise
@@ -37,8 +43,8 @@ closed REJECTED (it never reached the book). It is never resent on a guess.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from framework.clock import SYSTEM_CLOCK, Clock, wall
 from framework.errors import (
@@ -64,6 +70,7 @@ from framework.orders import (
     batches,
     check_orders,
 )
+from framework.owned import OwnedWork
 from framework.tracking import Emit, Tracker
 from framework.venue import Amend, Venue
 
@@ -87,61 +94,34 @@ class Execution:
         since: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         journal: OrderJournal | None = None,
+        held: bool = False,
     ) -> None:
         self.venue = venue
         self.clock = clock
         self.book = OrderBook(clock, journal)
-        self.tracker = Tracker(
-            venue, self.book, emit, since=since if since is not None else wall(clock), clock=clock
-        )
+        since = since if since is not None else wall(clock)
+        self.tracker = Tracker(venue, self.book, emit, since=since, clock=clock, held=held)
         self.accepting = True
         self.resent = 0
         self.max_resends = 3
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.work = OwnedWork(clock)
         self._busy: set[str] = set()  # client ids whose send or reconciliation is running
         self._cancels: dict[str, asyncio.Task[bool]] = {}
 
-    # --- owned work -----------------------------------------------------------------------
-
-    def _own(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Run ``work`` as a task of this Execution (:meth:`drain` waits for it)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    async def _owned(self, work: Coroutine[Any, Any, T]) -> T:
-        """:meth:`_own`, awaited; cancelling the caller leaves the task running to its end."""
-        return await asyncio.shield(self._own(work))
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        exc = None if task.cancelled() else task.exception()  # retrieved: the caller may be gone
-        if exc is not None and not isinstance(exc, OrderlyError):
-            log.error("order_work_failed", exc_info=exc)
+    # --- owned work (framework/owned.py) ------------------------------------------------
 
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Wait (at most ``timeout`` s of the clock) for every owned send, reconciliation and
-        cancel, and the work they start meanwhile. Returns whether all ended."""
-        timer = asyncio.ensure_future(self.clock.sleep(timeout if timeout is not None else 1e9))
-        try:
-            while self._tasks and not timer.done():
-                await asyncio.wait([*self._tasks, timer], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-        return not self._tasks
+        """Wait (at most ``timeout`` s) for every owned send, reconciliation and cancel."""
+        return await self.work.drain(timeout)
 
     async def close(self) -> None:
         """Cancel what :meth:`drain` left running; the journal keeps its orders for the next."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.work.close()
 
     @property
     def pending(self) -> int:
         """Owned sends, reconciliations and cancels still running."""
-        return len(self._tasks)
+        return len(self.work)
 
     # --- state ----------------------------------------------------------------------------
 
@@ -192,7 +172,10 @@ class Execution:
         await self.poll()
 
     def open_orders(self) -> list[OrderUpdate]:
-        return [o.snapshot() for o in self.book.open()]
+        """The strategy's view: with ``held``, an order that finished on its own is listed
+        (in its final state) until its final update is :meth:`given`, after its fills."""
+        held = self.tracker.untold or {}
+        return [o.snapshot() for o in self.book if o.state.is_open or o.cl_ord_id in held]
 
     # --- placing --------------------------------------------------------------------------
 
@@ -200,14 +183,17 @@ class Execution:
         (checked,) = check_orders([request])
         (order,) = self._record([checked])
         if order.state is OrderState.SUBMITTED:
-            await self._owned(self._send_chunk([order]))
+            await self.work.run(self._send_chunk([order]))
+        self.tracker.told(order.cl_ord_id)
         return order.snapshot()
 
     async def place_batch(self, requests: Sequence[Order]) -> list[OrderUpdate]:
         checked = check_orders(requests, what="orders")
         orders = self._record(checked)
         if self.accepting and orders:
-            await self._owned(self._send_chunks(checked, orders))
+            await self.work.run(self._send_chunks(checked, orders))
+        for order in orders:
+            self.tracker.told(order.cl_ord_id)
         return [o.snapshot() for o in orders]
 
     async def _send_chunks(self, requests: list[Order], orders: list[TrackedOrder]) -> None:
@@ -295,13 +281,16 @@ class Execution:
         """Cancel one order; False if it was no longer open. Concurrent cancels of one
         order share one exchange call."""
         order = self._order(target, "cancel")
-        if not order.state.is_open:
-            return False
         cl_ord_id = order.cl_ord_id
-        if cl_ord_id not in self._cancels:
-            self._cancels[cl_ord_id] = task = self._own(self._cancel(order))
-            task.add_done_callback(lambda _: self._cancels.pop(cl_ord_id, None))
-        return await asyncio.shield(self._cancels[cl_ord_id])
+        try:
+            if not order.state.is_open:
+                return False
+            if cl_ord_id not in self._cancels:
+                self._cancels[cl_ord_id] = task = self.work.start(self._cancel(order))
+                task.add_done_callback(lambda _: self._cancels.pop(cl_ord_id, None))
+            return await asyncio.shield(self._cancels[cl_ord_id])
+        finally:
+            self.tracker.told(cl_ord_id)
 
     async def _again(
         self, what: str, send: Callable[[], Awaitable[T]], tried: list[Exception], **where: str
@@ -352,9 +341,10 @@ class Execution:
                 f"{self.venue.name} cannot amend an order in place: cancel it and place another",
                 endpoint="amend",
             )
-        if not order.state.is_open:
-            return False
-        return await self._owned(self._amend(order, new))
+        try:
+            return order.state.is_open and await self.work.run(self._amend(order, new))
+        finally:
+            self.tracker.told(order.cl_ord_id)
 
     async def _amend(self, order: TrackedOrder, new: LimitOrder) -> bool:
         old, cl_ord_id = order.request, order.cl_ord_id
@@ -396,4 +386,5 @@ class Execution:
         count = await self._again("cancel_all", self.venue.cancel_all, [])
         for order in self.book.open():
             self.tracker.update(order, OrderState.CANCELLED, "cancel all")
+            self.tracker.told(order.cl_ord_id)
         return count

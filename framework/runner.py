@@ -159,7 +159,7 @@ class Runner:
                 self._say(line)
             inbox.put(event)
 
-        execution = Execution(venue, emit, clock=self.clock, journal=journal)
+        execution = Execution(venue, emit, clock=self.clock, journal=journal, held=True)
         inherited, undelivered = execution.restore()
         strategy = build_strategy(strategy_cls)
         strategy.ctx = Context(
@@ -334,6 +334,7 @@ class Runner:
         while (event := await inbox.get()) is not None:
             if isinstance(event, Ticker):
                 self.tally.tick_lag = wall(self.clock) - event.time
+            execution.tracker.given(event)  # its order leaves the strategy's open_orders()
             await guard.deliver(event)  # marks a fill delivered (framework/strategy_state.py)
 
     async def _repeat(

@@ -49,17 +49,44 @@ class Tracker:
     """Follows one strategy's orders at one venue and emits what changed."""
 
     def __init__(
-        self, venue: Venue, book: OrderBook, emit: Emit, *, since: float, clock: Clock
+        self,
+        venue: Venue,
+        book: OrderBook,
+        emit: Emit,
+        *,
+        since: float,
+        clock: Clock,
+        held: bool = False,
     ) -> None:
         self.venue = venue
         self.book = book
         self.emit = emit
         self.since = since
         self.clock = clock
+        #: With ``held`` (a runner gives the events to a strategy): the final updates
+        #: emitted and not yet given (:meth:`given`) or told by a call's answer (:meth:`told`).
+        self.untold: dict[str, OrderUpdate] | None = {} if held else None
 
     def update(self, order: TrackedOrder, state: OrderState, reason: str | None = None) -> None:
         if self.book.move(order, state, reason):
-            self.emit(order.snapshot())
+            update = order.snapshot()
+            if self.untold is not None and not state.is_open:
+                self.untold[order.cl_ord_id] = update
+            self.emit(update)
+
+    def given(self, event: object) -> None:
+        """The runner gave ``event`` to the strategy (its fills were given before it)."""
+        if (
+            self.untold
+            and isinstance(event, OrderUpdate)
+            and self.untold.get(event.cl_ord_id) is event
+        ):
+            del self.untold[event.cl_ord_id]
+
+    def told(self, cl_ord_id: str) -> None:
+        """The strategy's own call (place, cancel, amend) answered how the order stands."""
+        if self.untold:
+            self.untold.pop(cl_ord_id, None)
 
     def amended(self, order: TrackedOrder, request: LimitOrder) -> None:
         """``order`` now has ``request``'s price and volume at the exchange: kept, and told

@@ -243,3 +243,32 @@ async def test_an_order_filled_during_a_poll_is_finished_by_that_poll(
         await execution.poll()
         assert execution.book.get(placed.cl_ord_id).state is OrderState.FILLED
     assert [type(e).__name__ for e in events][-2:] == ["Fill", "OrderUpdate"]
+
+
+async def test_an_order_that_fills_on_its_own_leaves_the_view_only_with_its_fills(
+    tmp_path: Path, creds: tuple[str, str]
+) -> None:
+    """Found writing a bracket strategy as a new user: a poll (or the stream) finished the
+    entry order while a tick was already queued; that tick's hook saw no open order and no
+    fill (its on_fill was queued behind the tick), took its position as flat and placed a
+    second entry. Now, where a runner gives events to a strategy, an order that finishes on
+    its own stays in ``open_orders()`` (in its final state) until its final update has been
+    given, which comes after its fills; one the strategy's own call finished leaves at once."""
+    events: list[object] = []
+    async with exchange(tmp_path, creds) as (sandbox, venue):
+        execution = Execution(venue, events.append, clock=venue.client.clock, held=True)
+        placed = await execution.place(BUY)
+        closed = await execution.place(BUY)
+        ticker = await venue.ticker("XBTUSD")
+        through = {"cl_ord_id": placed.cl_ord_id, "limit_price": str(ticker.ask * 2)}
+        sandbox.engine.amend_order(creds[0], through)  # trades at once, behind the bot's back
+        assert await execution.cancel(closed) is True
+        await execution.poll()
+        assert execution.book.get(placed.cl_ord_id).state is OrderState.FILLED  # type: ignore[union-attr]
+        listed = execution.open_orders()  # nothing given to the strategy yet
+        assert [(u.cl_ord_id, u.state) for u in listed] == [(placed.cl_ord_id, OrderState.FILLED)]
+        for event in events:
+            execution.tracker.given(event)
+            if isinstance(event, Fill):  # its fills are given before its final update
+                assert [u.cl_ord_id for u in execution.open_orders()] == [placed.cl_ord_id]
+        assert execution.open_orders() == []
