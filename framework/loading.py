@@ -15,8 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from framework.config import Config
 from framework.errors import ConfigError
+from framework.guard import HOOKS
 from framework.registry import check_exchange
-from framework.strategy import HOOKS, Strategy
+from framework.strategy import Strategy
 
 
 def _find_file(name: str, config: Config) -> Path:

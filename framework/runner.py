@@ -40,6 +40,7 @@ from framework.errors import OrderlyError, StateError
 from framework.eventloop import run_event_loop
 from framework.events import OrderState, Started, Stopping, Ticker
 from framework.execution import Execution
+from framework.guard import Guard
 from framework.inbox import Inbox
 from framework.journal import OrderJournal
 from framework.loading import build_strategy, check_pairs, load_strategy
@@ -47,7 +48,7 @@ from framework.log import FailSafeStream, RotatingFile, get_logger
 from framework.metrics import serve_metrics
 from framework.preflight import check_clock, check_key
 from framework.registry import open_venue
-from framework.strategy import Context, Guard, Strategy, Timer
+from framework.strategy import Context, Strategy, Timer
 from framework.strategy_state import StateKeeper
 from framework.streaming import Feed
 from framework.tally import Summary, Tally, counted

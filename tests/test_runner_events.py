@@ -17,10 +17,11 @@ from framework.config import load
 from framework.errors import UsageError
 from framework.events import Fill, OrderState, OrderUpdate, Stopping, Ticker
 from framework.execution import Execution
+from framework.guard import Guard, Lifecycle
 from framework.inbox import Inbox
 from framework.runner import EXIT_OK, Runner
 from framework.sandbox import Sandbox
-from framework.strategy import Context, Guard, Lifecycle, Strategy
+from framework.strategy import Context, Strategy
 from framework.tally import Tally
 from tests.helpers import strategies
 from tests.helpers.strategies import SEEN

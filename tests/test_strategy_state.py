@@ -14,9 +14,10 @@ import pytest
 from framework.errors import InvalidArguments, StateError
 from framework.events import Fill, OrderState, Ticker
 from framework.execution import Execution
+from framework.guard import Guard, Lifecycle
 from framework.journal import OrderJournal
 from framework.orders import LimitOrder, OrderBook
-from framework.strategy import Context, Guard, Lifecycle, Strategy
+from framework.strategy import Context, Strategy
 from framework.strategy_state import MAX_BYTES, StateKeeper, dump, load
 
 
