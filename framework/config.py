@@ -159,6 +159,9 @@ class RunnerConfig(_Section):
         " this often (a safety net)",
     )
     hook_timeout_s: float = Field(10.0, gt=0, description="longest a hook may run")
+    loop_block_warn_s: float = Field(
+        1.0, ge=0, description="say when the event loop is blocked this long (0 = never)"
+    )
     on_hook_error: Literal["keep_running", "pause_strategy", "stop_bot"] = Field(
         "keep_running", description="what a hook that raises does to the bot"
     )

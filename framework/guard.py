@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,8 @@ class Guard:
         self._say = say  # the terminal: each kind of failure once
         self._told: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
+        #: The hook or timer that ran last: (name, monotonic start, end or None while it runs).
+        self.last: tuple[str, float, float | None] | None = None
 
     def _allowed(self, hook: str) -> bool:
         if hook == "on_start":
@@ -103,6 +106,8 @@ class Guard:
         self, name: str, function: Callable[..., Awaitable[None]], *args: object
     ) -> None:
         limit = asyncio.timeout(self._timeout)
+        started = time.monotonic()
+        self.last = (name, started, None)
         try:
             async with limit:
                 await function(*args)
@@ -116,6 +121,7 @@ class Guard:
             overran = f"ran past hook_timeout_s ({self._timeout:g} s)" if limit.expired() else ""
             self._failed(name, exc, overran)
         finally:
+            self.last = (name, started, time.monotonic())
             self._kept(name, args[0] if args else None)
             if (reason := self._finish_reason) is not None:  # the hook asked: now it may
                 self._finish_reason = None

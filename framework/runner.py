@@ -53,6 +53,7 @@ from framework.strategy_state import StateKeeper
 from framework.streaming import Feed
 from framework.tally import Summary, Tally, counted
 from framework.venue import Venue
+from framework.watchdog import watch_loop
 
 log = get_logger("framework.runner")
 
@@ -197,17 +198,10 @@ class Runner:
                 await execution.resume()
             except OrderlyError as exc:  # polling tries again
                 log.warning("resume_failed", error=str(exc))
-            feed = (
-                Feed(
-                    execution,
-                    strategy.ctx,
-                    emit,
-                    clock=self.clock,
-                    safety_poll_s=runner.stream_poll_s,
-                )
-                if runner.streams and venue.streaming
-                else None
-            )
+            feed: Feed | None = None
+            if runner.streams and venue.streaming:
+                safety = runner.stream_poll_s
+                feed = Feed(execution, strategy.ctx, emit, clock=self.clock, safety_poll_s=safety)
 
             async def poll_tickers() -> None:
                 if feed is None or not feed.market_live:  # the stream brings them
@@ -239,6 +233,9 @@ class Runner:
                 )
 
             loops.append(group.create_task(self._summary(summary), name="summary"))
+            if limit := runner.loop_block_warn_s:
+                watch = watch_loop(limit, lambda: guard.last, self._say)
+                loops.append(group.create_task(watch, name="watchdog"))
             if runner.metrics_port is not None:
                 where = {"exchange": venue.name, "key_id": venue.key_id, "strategy": strategy.name}
                 host, port = runner.metrics_host, runner.metrics_port

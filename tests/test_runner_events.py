@@ -284,3 +284,20 @@ async def test_a_refused_order_shows_its_reason_on_the_terminal(tmp_path: Path) 
         "rejected  buy 1000 XBTUSD @ market: EOrder:Insufficient funds (repeats are counted in "
         "'rejected')\n" in out.getvalue()
     )
+
+
+async def test_a_hook_that_blocks_the_event_loop_is_named(tmp_path: Path) -> None:
+    """A new user's ``time.sleep`` in a hook stops the lane, the streams and the dead-man
+    switch's refresh, and no hook time limit can cut it short; the bot says so, naming the
+    hook, once on the terminal and each time in the JSON log."""
+    config = write_config(
+        tmp_path, "tests.helpers.strategies:Blocker", runner="loop_block_warn_s = 0.2"
+    )
+    out, stream = io.StringIO(), io.StringIO()
+    log.configure("info", stream=stream, json=True)
+    assert await run_until(config, lambda: len(strategies.SEEN) >= 3, out=out) == EXIT_OK
+    said = [line for line in out.getvalue().splitlines() if "blocked the event loop" in line]
+    assert len(said) == 1 and said[0].startswith("on_tick blocked the event loop for 0."), said
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    blocked = [r for r in logged if r["event"] == "event_loop_blocked"]
+    assert blocked and blocked[0]["hook"] == "on_tick" and blocked[0]["blocked_s"] >= 0.2

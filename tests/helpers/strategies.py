@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
@@ -119,6 +120,15 @@ class SlowTicker(Strategy):
     async def on_tick(self, ticker: Ticker) -> None:
         SEEN.append((ticker, self.ctx.clock.wall_ns() / 1e9 - ticker.time))
         await asyncio.sleep(0.3)
+
+
+class Blocker(Strategy):
+    """Blocks the event loop in its first ``on_tick`` (what ``time.sleep`` in a hook does)."""
+
+    async def on_tick(self, ticker: Ticker) -> None:
+        if not SEEN:
+            time.sleep(0.4)  # noqa: ASYNC251 (the mistake under test)
+        SEEN.append(ticker)
 
 
 class Taker(Strategy):
