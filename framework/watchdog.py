@@ -38,10 +38,10 @@ async def watch_loop(limit_s: float, last_hook: LastHook, say: Callable[[str], N
         log.warning("event_loop_blocked", blocked_s=round(blocked, 3), hook=name)
         if (name or "") not in told:
             told.add(name or "")
-            who = f"{name} blocked" if name else "something outside the hooks blocked"
+            during = f"while {name} ran" if name else "outside the strategy's hooks"
             say(
-                f"{who} the event loop for {blocked:.1f} s: nothing else ran meanwhile (orders, "
-                "streams, the dead-man switch). In a hook, await instead of blocking "
-                "(asyncio.sleep, not time.sleep; run CPU work in asyncio.to_thread); "
-                "repeats: event_loop_blocked in the JSON log"
+                f"the event loop was blocked {blocked:.1f} s {during}: nothing else ran "
+                "meanwhile (orders, streams, the dead-man switch). A hook must await, not "
+                "block: asyncio.sleep, not time.sleep; CPU work in asyncio.to_thread "
+                "(repeats: event_loop_blocked in the JSON log)"
             )
