@@ -171,18 +171,18 @@ def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
 
     async def send(call: PrivateCall, nonce: Nonce) -> Any:
         endpoint = call.endpoint
-        mutating = wire.mutating(endpoint)
         request = wire.build(call, nonce)
         try:  # (exchange() without its frame: this is every private call's path)
             answer = await transport.send(request)
         except (NotConnected, NoAnswer) as exc:
+            mutating = wire.mutating(endpoint)
             raise failure(
                 exc, endpoint=endpoint, mutating=mutating, name=name, key_id=key_id
             ) from None
         try:
             return wire.parse(call, answer)
         except (TransientError, ExchangeError) as exc:  # answered: "later", or unreadable
-            if mutating and not wire.not_executed(exc):
+            if wire.mutating(endpoint) and not wire.not_executed(exc):
                 raise AmbiguousOutcome(
                     f"{name.capitalize()} {endpoint} may have run: {exc.message}",
                     exchange=name,
