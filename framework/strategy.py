@@ -149,7 +149,8 @@ class Context:
         return self._execution.venue.can_amend
 
     def open_orders(self) -> list[OrderUpdate]:
-        """This strategy's orders that are not finished, as last seen."""
+        """This strategy's unfinished orders, as last seen. One that finishes on its own
+        stays listed (in its final state) until its final ``on_order``, after its fills."""
         return self._execution.open_orders()
 
     def ticker(self, pair: str) -> Ticker | None:
