@@ -262,7 +262,12 @@ async def test_an_order_that_fills_on_its_own_leaves_the_view_only_with_its_fill
         ticker = await venue.ticker("XBTUSD")
         through = {"cl_ord_id": placed.cl_ord_id, "limit_price": str(ticker.ask * 2)}
         sandbox.engine.amend_order(creds[0], through)  # trades at once, behind the bot's back
-        assert await execution.cancel(closed) is True
+        assert await execution.cancel(closed) is True  # its own call answered: gone at once
+        assert closed.cl_ord_id not in [u.cl_ord_id for u in execution.open_orders()]
+        gone = await execution.place(BUY)
+        await venue.client.cancel_order(cl_ord_id=gone.cl_ord_id)  # closed behind its back
+        assert await execution.cancel(gone) is False  # answered: gone at once, as without held
+        assert gone.cl_ord_id not in [u.cl_ord_id for u in execution.open_orders()]
         await execution.poll()
         assert execution.book.get(placed.cl_ord_id).state is OrderState.FILLED  # type: ignore[union-attr]
         listed = execution.open_orders()  # nothing given to the strategy yet
