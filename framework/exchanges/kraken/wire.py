@@ -68,8 +68,14 @@ def _form(text: str) -> str:
     return text if _UNRESERVED.issuperset(text) else quote_plus(text)
 
 
+#: Types sent as one form value as they are (checked first: an ABC check costs ten times more).
+_FLAT = frozenset({str, int, Decimal, bool, float})
+
+
 def _nested(params: Mapping[str, Any]) -> bool:
-    return any(isinstance(v, Mapping | list | tuple) for v in params.values())
+    return any(
+        type(v) not in _FLAT and isinstance(v, Mapping | list | tuple) for v in params.values()
+    )
 
 
 def _json_default(value: Any) -> Any:
