@@ -171,8 +171,8 @@ class Context:
         return BookTop(top.pair, top.bids[:depth], top.asks[:depth], top.time)
 
     def candles(self, pair: str, interval: int = 1) -> list[Candle]:
-        """Recent bars of ``pair`` (``interval`` minutes, as streamed since the start;
-        at most the last 720), oldest first. Empty when the venue does not stream them."""
+        """Recent bars of ``pair`` (``interval`` minutes: the stream's snapshot, then its
+        updates; at most the last 720), oldest first. Empty when the venue does not stream."""
         return sorted(self._candles.get((pair, interval), {}).values(), key=lambda c: c.begin)
 
     def every(self, seconds: float, callback: Timer) -> None:

@@ -348,3 +348,17 @@ def test_a_config_pointing_rest_at_a_sandbox_streams_from_it_too() -> None:
     )
     assert ws_urls_of(given)[0] == "ws://127.0.0.1:9000/v2"
     assert KrakenSettings().ws_url is None  # derived unless given
+
+
+async def test_the_ohlc_snapshot_brings_the_recent_candles(creds: tuple[str, str]) -> None:
+    """Found writing a moving-average strategy as a new user: ``ctx.candles`` held one bar at
+    the start (the sandbox's snapshot sent only the running candle, and its market had no
+    past), so an indicator had nothing to work on for minutes. Kraken's v2 snapshot carries
+    the recent candles; the sandbox's now does too, over a 12-hour history."""
+    sandbox = Sandbox(dict([creds]), market=fast_market())
+    async with sandbox, streaming(sandbox, creds[0]) as (_, sink):
+        bars = lambda: [e for e in sink.events if isinstance(e, Candle)]  # noqa: E731
+        await sink.until(lambda: len(bars()) >= 720)
+    begins = [c.begin for c in bars()[:720]]
+    assert begins == sorted(begins) and begins[-1] - begins[0] == 719 * 60  # a minute apart
+    assert all(c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high for c in bars())

@@ -11,6 +11,7 @@ from framework.clock import ManualClock
 from framework.errors import InsufficientFunds, InvalidRequest
 from framework.exchanges.kraken import KrakenClient
 from framework.sandbox import MarketRules, OrderRules, Sandbox
+from framework.sandbox.market import HISTORY_MINUTES
 from tests.helpers.kraken import client
 
 Market = tuple[Sandbox, KrakenClient, ManualClock]
@@ -144,7 +145,10 @@ async def test_public_data_shapes(market: Market) -> None:
     clock.advance(60 * 30)
     ohlc = await kraken.public("OHLC", {"pair": "XBTUSD", "interval": 5})
     rows = ohlc["XXBTZUSD"]
-    assert 6 <= len(rows) <= 7 and all(len(r) == 8 for r in rows)
+    past = HISTORY_MINUTES // 5  # the market's history before it started, then its 30 minutes
+    assert past + 6 <= len(rows) <= past + 7 and all(len(r) == 8 for r in rows)
+    assert rows[past - 1][0] < 1_800_000_000 <= rows[past][0]
+    assert rows[past - 1][4] == rows[past][1]  # the history closes where the market opens
     assert all(Decimal(r[3]) <= Decimal(r[1]) <= Decimal(r[2]) for r in rows)  # low<=open<=high
     assert ohlc["last"] == rows[-2][0]
     with pytest.raises(InvalidRequest, match="interval"):

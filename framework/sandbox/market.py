@@ -3,14 +3,17 @@
 The mid price takes one geometric random-walk step every ``step_s`` seconds of the sandbox
 clock. The path depends only on the seed and the step number, not on when requests arrive,
 so a seeded paper run is reproducible. Bid and ask sit ``spread_bps`` apart around the mid,
-rounded to the pair's tick. Minute candles are kept (bounded) for OHLC.
+rounded to the pair's tick. Minute candles are kept (bounded) for OHLC, with 12 hours of
+history before the start.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from email.utils import formatdate
@@ -90,6 +93,12 @@ INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 ALIASES = {n: p.altname for p in PAIRS.values() for n in (p.altname, p.name)}
 
 
+#: Minutes of candles the market has before it starts: a paper strategy's indicators have
+#: a history from its first tick (no trades then: their volume is 0).
+HISTORY_MINUTES = 720
+_DRAWS = 6  # price draws per minute of that history
+
+
 @dataclass(frozen=True, slots=True)
 class MarketRules:
     """How the simulated market moves. Sandbox settings, not Kraken facts."""
@@ -140,8 +149,25 @@ class Market:
         }
         self._origin = clock.wall_ns() / 1e9
         self.step = 0
-        for path in self.paths.values():  # the current minute's candle, from the start
+        for path in self.paths.values():  # a past, then the current minute's candle
+            self._history(path)
             self._candle(path, self._origin)
+
+    def _history(self, path: PricePath) -> None:
+        """:data:`HISTORY_MINUTES` minute candles ending at the start price, as Kraken's OHLC
+        and its ``ohlc`` snapshot give a history: a walk backwards from the start on a random
+        stream of its own, so the path forward (every seeded run) is what it was."""
+        rng = random.Random(f"{self.rules.seed}:{path.pair.altname}:history")
+        sigma = self.rules.volatility * math.sqrt(60 / self.rules.step_s / _DRAWS)
+        first = int(self._origin // 60)
+        close, bars = path.mid, []
+        for minute in range(first - 1, first - 1 - HISTORY_MINUTES, -1):
+            prices = [close]
+            for _ in range(_DRAWS):
+                prices.append(prices[-1] * math.exp(-rng.gauss(0.0, sigma)))
+            bars.append(Candle(minute, prices[-1], max(prices), min(prices), close))
+            close = prices[-1]  # this minute's open: the close of the one before
+        path.candles.extend(reversed(bars))
 
     def now(self) -> float:
         return self.clock.wall_ns() / 1e9
@@ -229,28 +255,21 @@ class Market:
 
     def ohlc(self, pair: str, interval: int, since: int | None) -> dict[str, Any]:
         path = self.paths[pair]
-        rows: list[list[Any]] = []
-        tick = path.pair.tick
-        group: Candle | None = None
-        for candle in path.candles:
-            bucket = candle.minute // interval * interval
-            if group is None or group.minute != bucket:
-                if group is not None:
-                    rows.append(self._row(group, tick))
-                group = Candle(
-                    bucket, candle.open, candle.high, candle.low, candle.close, candle.volume
-                )
-            else:
-                group.high, group.low = max(group.high, candle.high), min(group.low, candle.low)
-                group.close = candle.close
-                group.volume += candle.volume
-        if group is not None:
-            rows.append(self._row(group, tick))
+        groups = _grouped(path.candles, interval)
         if since is not None:
-            rows = [r for r in rows if r[0] > since]
-        rows = rows[-720:]
+            groups = [g for g in groups if g.minute * 60 > since]
+        rows = [self._row(g, path.pair.tick) for g in groups[-720:]]
         last = rows[-2][0] if len(rows) > 1 else (rows[-1][0] if rows else 0)
         return {PAIRS[pair].name: rows, "last": last}
+
+    def running(self, pair: str, interval: int) -> list[Any] | None:
+        """The running candle's row (an ``ohlc`` update), from its own minutes only."""
+        path = self.paths[pair]
+        if not path.candles:
+            return None
+        start = path.candles[-1].minute // interval * interval
+        tail = list(itertools.takewhile(lambda c: c.minute >= start, reversed(path.candles)))
+        return self._row(_grouped(reversed(tail), interval)[-1], path.pair.tick)
 
     @staticmethod
     def _row(c: Candle, tick: Decimal) -> list[Any]:
@@ -267,3 +286,18 @@ class Market:
             f"{c.volume:.8f}",
             0,
         ]
+
+
+def _grouped(candles: Iterable[Candle], interval: int) -> list[Candle]:
+    """Minute candles merged into ``interval``-minute ones (new objects), oldest first."""
+    groups: list[Candle] = []
+    for c in candles:
+        bucket = c.minute // interval * interval
+        if not groups or groups[-1].minute != bucket:
+            groups.append(Candle(bucket, c.open, c.high, c.low, c.close, c.volume))
+        else:
+            group = groups[-1]
+            group.high, group.low = max(group.high, c.high), min(group.low, c.low)
+            group.close = c.close
+            group.volume += c.volume
+    return groups

@@ -98,11 +98,22 @@ def ticker(market: Market, pair: str) -> dict[str, Any]:
     }
 
 
+def candles(market: Market, pair: str, interval: int) -> list[dict[str, Any]]:
+    """The recent candles (at most 720, oldest first): an ``ohlc`` snapshot."""
+    return [
+        _candle(market, pair, interval, row)
+        for row in market.ohlc(pair, interval, None)[PAIRS[pair].name]
+    ]
+
+
 def candle(market: Market, pair: str, interval: int) -> dict[str, Any] | None:
-    rows = market.ohlc(pair, interval, None)[PAIRS[pair].name]
-    if not rows:
-        return None
-    begin, o, h, low, c, vwap, volume, trades = rows[-1]
+    """The running candle: an ``ohlc`` update."""
+    row = market.running(pair, interval)
+    return _candle(market, pair, interval, row) if row is not None else None
+
+
+def _candle(market: Market, pair: str, interval: int, row: list[Any]) -> dict[str, Any]:
+    begin, o, h, low, c, vwap, volume, trades = row
     return {
         "symbol": SYMBOL_OF[pair],
         "open": float(o),

@@ -109,8 +109,8 @@ class Subscriptions:
                 conn.send({"channel": "book", "type": "snapshot", "data": [snapshot]})
         elif channel == "ohlc":
             for pair in self._pairs(params):
-                row = msg.candle(self.market, pair, int(params.get("interval", 1)))
-                conn.send({"channel": "ohlc", "type": "snapshot", "data": [row] if row else []})
+                rows = msg.candles(self.market, pair, int(params.get("interval", 1)))
+                conn.send({"channel": "ohlc", "type": "snapshot", "data": rows})
         elif channel == "executions" and conn.account is not None:
             now = self.market.now()
             data = []
