@@ -173,7 +173,8 @@ class Execution:
 
     def open_orders(self) -> list[OrderUpdate]:
         """The strategy's view: with ``held``, an order that finished on its own is listed
-        (in its final state) until its final update is :meth:`given`, after its fills."""
+        (in its final state) until the runner has given its final update (``tracker.given``),
+        which comes after its fills."""
         held = self.tracker.untold or {}
         return [o.snapshot() for o in self.book if o.state.is_open or o.cl_ord_id in held]
 

@@ -173,11 +173,15 @@ async def test_an_unreadable_message_costs_a_reconnection_not_the_stream(
 ) -> None:
     honest = ws_messages.ticker
     spoiled = 0
+    sinks: list[Recorder] = []
 
     def nan_twice(market: Any, pair: str) -> dict[str, Any]:
+        """Two spoiled tickers, the second once the first has cost its connection (sent
+        sooner, it could reach the connection the first is closing, and never be read)."""
         nonlocal spoiled
         data = honest(market, pair)
-        if spoiled < 2:
+        downs = sinks[0].ups.count(("market", False)) if sinks else 0
+        if spoiled < 2 and downs == spoiled:
             spoiled += 1
             return {**data, "bid": "NaN"}
         return data
@@ -187,6 +191,7 @@ async def test_an_unreadable_message_costs_a_reconnection_not_the_stream(
         Sandbox(dict([creds]), market=fast_market()) as sandbox,
         streaming(sandbox, creds[0]) as (streams, sink),
     ):
+        sinks.append(sink)  # before the stream's task first runs
         await sink.until(lambda: any(isinstance(e, Ticker) for e in sink.events))
     assert streams.connections >= 4  # market and orders, then market twice more
     tickers = [e for e in sink.events if isinstance(e, Ticker)]
