@@ -247,8 +247,7 @@ class Lane:
         )
 
     def _may_send(self, job: Job) -> bool:
-        """Whether a queued call may still go; if not, its caller is answered (nothing of
-        it was sent): gave up, lane paused, or waited past its time window."""
+        """Whether a queued call may still go; if not (gave up, paused, too late), answered."""
         if job.future.done():  # the caller gave up while queued
             return False
         if self.broken is not None:
@@ -367,9 +366,10 @@ class Lane:
                 self._record(job, nonce, seq, started, None)
                 if self._breaker.refusals_in_a_row:
                     self._breaker.accepted()
-                # the caller wakes a loop turn later: on Python 3.11 aiohttp writes a body
-                # from its own task, which must not wait behind the caller (bench/README.md)
-                job.future.get_loop().call_soon(settle, job.future, result)
+                if self._queue.empty():
+                    settle(job.future, result)
+                else:  # the next call's body (aiohttp's own task on 3.11) leaves first
+                    job.future.get_loop().call_soon(settle, job.future, result)
                 return
 
     def _trip(self, cause: NonceError | AuthError) -> None:
