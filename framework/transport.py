@@ -146,48 +146,39 @@ async def exchange(
     key_id: str,
 ) -> Answer:
     """Send one request; a failure becomes the typed error it means (module docstring)."""
+    where = {"exchange": name, "endpoint": endpoint, "key_id": key_id}
+    title = name.capitalize()
     try:
         return await transport.send(request)
-    except (NotConnected, NoAnswer) as exc:
-        raise failure(exc, endpoint=endpoint, mutating=mutating, name=name, key_id=key_id) from None
-
-
-def failure(
-    exc: NotConnected | NoAnswer, *, endpoint: str, mutating: bool, name: str, key_id: str
-) -> OrderlyError:
-    """What a failed send means: never connected is transient; no answer on a
-    state-changing endpoint is ambiguous."""
-    where = {"exchange": name, "endpoint": endpoint, "key_id": key_id}
-    if isinstance(exc, NotConnected):
-        return TransientError(f"cannot reach {name.capitalize()}: {exc}", **where)
-    cls = AmbiguousOutcome if mutating else TransientError
-    return cls(f"{name.capitalize()} {endpoint}: {exc}", **where)
+    except NotConnected as exc:
+        raise TransientError(f"cannot reach {title}: {exc}", **where) from None
+    except NoAnswer as exc:
+        cls = AmbiguousOutcome if mutating else TransientError
+        raise cls(f"{title} {endpoint}: {exc}", **where) from None
 
 
 def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
-    """The function a Lane sends with: build and sign, send, parse; a failure becomes the
-    typed error it means (module docstring)."""
-    name = wire.exchange
+    """The function a Lane sends with: build and sign, send, parse."""
 
     async def send(call: PrivateCall, nonce: Nonce) -> Any:
-        endpoint = call.endpoint
-        request = wire.build(call, nonce)
-        try:  # (exchange() without its frame: this is every private call's path)
-            answer = await transport.send(request)
-        except (NotConnected, NoAnswer) as exc:
-            mutating = wire.mutating(endpoint)
-            raise failure(
-                exc, endpoint=endpoint, mutating=mutating, name=name, key_id=key_id
-            ) from None
+        mutating = wire.mutating(call.endpoint)
+        answer = await exchange(
+            transport,
+            wire.build(call, nonce),
+            endpoint=call.endpoint,
+            mutating=mutating,
+            name=wire.exchange,
+            key_id=key_id,
+        )
         try:
             return wire.parse(call, answer)
         except (TransientError, ExchangeError) as exc:  # answered: "later", or unreadable
-            if wire.mutating(endpoint) and not wire.not_executed(exc):
+            if mutating and not wire.not_executed(exc):
                 raise AmbiguousOutcome(
-                    f"{name.capitalize()} {endpoint} may have run: {exc.message}",
-                    exchange=name,
+                    f"{wire.exchange.capitalize()} {call.endpoint} may have run: {exc.message}",
+                    exchange=wire.exchange,
                     code=exc.code,
-                    endpoint=endpoint,
+                    endpoint=call.endpoint,
                     key_id=key_id,
                 ) from None
             raise
