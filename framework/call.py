@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from framework.errors import (
     AmbiguousOutcome,
@@ -35,6 +35,21 @@ class PrivateCall:
 #: What an exchange client gives the lane: sign ``call`` with ``nonce``, send it, parse the
 #: answer; return the result or raise a typed :class:`OrderlyError`.
 Wire = Callable[[PrivateCall, Nonce], Awaitable[Any]]
+
+
+@runtime_checkable
+class StagedWire(Protocol):
+    """A wire in two steps, so a strict lane can sign the next call while this one is in
+    flight: ``build`` is pure (no I/O), ``deliver`` sends what it built and parses the
+    answer; calling it does both (framework/transport.py's Pipeline)."""
+
+    def build(self, call: PrivateCall, nonce: Nonce) -> Any: ...
+
+    async def deliver(self, call: PrivateCall, built: Any) -> Any: ...
+
+    def __call__(self, call: PrivateCall, nonce: Nonce) -> Awaitable[Any]: ...
+
+
 #: Waits until ``call`` fits the exchange's rate limits (awaited in queue order, before the
 #: nonce is taken, so pacing never reorders nonces).
 Pace = Callable[[PrivateCall], Awaitable[None]]
@@ -113,6 +128,23 @@ class Job:
     call: PrivateCall
     future: asyncio.Future[Any]
     enqueued: float
+
+
+#: What a Ready holds when its request was not built ahead: it is built as it is sent.
+UNBUILT: Any = object()
+
+
+class Ready(NamedTuple):
+    """A call out of the queue, ready to go: paced (after its lane's ``limited``-th rate
+    limit refusal), with the ``draw``-th nonce drawn on its lane, its request built (or
+    UNBUILT) at lane-clock time ``at``."""
+
+    job: Job
+    limited: int
+    nonce: Nonce
+    draw: int
+    built: Any
+    at: float
 
 
 def settle(

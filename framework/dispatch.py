@@ -1,14 +1,14 @@
 """The Lane: one queue and one worker per API key, so nonces go out in send order.
 
-    caller ──submit(call)──▶ queue ──worker──▶ nonce = source.next()   (in queue order)
-                                               history.assigned(...); await wire(call, nonce)
-    caller ◀──── result or typed error ────────┘ history.outcome(...)
+    caller ──submit(call)──▶ Feed: queue, pace, nonce (queue order), build   (feed.py)
+                               └─▶ worker: history.assigned(...); await wire(call, nonce)
+    caller ◀──── result or typed error ───────┘ history.outcome(...)
 
 Ordering policy, set by ``max_in_flight`` and the nonce source:
 
-- **strict** (``max_in_flight=1``, the default): the next call leaves the queue only after
-  the previous one has its answer, so the exchange sees strictly increasing nonces whatever
-  the network does. Kraken and Synthetix keys.
+- **strict** (``max_in_flight=1``, the default): the next call is sent only after the
+  previous one has its answer (it is signed meanwhile), so the exchange sees strictly
+  increasing nonces whatever the network does. Kraken and Synthetix keys.
 - **windowed** (``max_in_flight=N``): up to N calls in flight, nonces still assigned in
   queue order; for a key whose exchange-side nonce window tolerates reordering.
 - **unordered** (a :class:`~framework.nonce.source.RandomNonces` source): random single-use
@@ -36,7 +36,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from framework.breaker import ELSEWHERE, Breaker
-from framework.call import Job, LaneStats, Pace, PrivateCall, Wire, outcome_of, settle
+from framework.call import (
+    UNBUILT,
+    Job,
+    LaneStats,
+    Pace,
+    PrivateCall,
+    Ready,
+    Wire,
+    outcome_of,
+    settle,
+)
 from framework.clock import SYSTEM_CLOCK, Clock
 from framework.errors import (
     AmbiguousOutcome,
@@ -50,14 +60,12 @@ from framework.errors import (
     StateError,
     TransientError,
 )
+from framework.feed import Feed
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory, Outcome
 from framework.nonce.source import Nonce, NonceSource
 
 log = get_logger("framework.dispatch")
-
-
-_STOP = None
 
 
 class Lane:
@@ -84,14 +92,11 @@ class Lane:
         self.exchange = exchange
         self.max_in_flight = max_in_flight
         self._wire = wire
-        self._pace = pace
         self._source = source
         self._history = history
         self._retries = nonce_retries
         self._clock = clock
         self._monotonic = clock.monotonic  # bound once: read several times per call
-        self._queue: asyncio.Queue[tuple[Job, ...] | None] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._seq = 0
@@ -108,6 +113,17 @@ class Lane:
         #: What the last pause means, in words.
         self.pause_reason = "the exchange refused the key's calls"
         self.stats = LaneStats()
+        self._feed = Feed(
+            source=source,
+            wire=wire,
+            pace=pace,
+            max_in_flight=max_in_flight,
+            clock=clock,
+            stats=self.stats,
+            may_send=self._may_send,
+            not_sent=self._not_sent,
+            idle=lambda: self._history.idle(self._stop_sending),
+        )
 
     @property
     def ordering(self) -> str:
@@ -148,13 +164,13 @@ class Lane:
             return
         self._closing = True
         if self._worker is not None:
-            self._queue.put_nowait(_STOP)
+            self._feed.stop()
             try:
                 await asyncio.wait_for(asyncio.shield(self._worker), grace)
             except TimeoutError:
                 self._worker.cancel()
                 await asyncio.gather(self._worker, return_exceptions=True)
-        self._fail_queued(LaneClosed("lane closed before the call was sent", **self._where()))
+        self._feed.close(LaneClosed("lane closed before the call was sent", **self._where()))
         try:
             await self._source.close()
         except StateError as exc:  # the reserved ceiling on file still covers every nonce
@@ -173,7 +189,7 @@ class Lane:
                 error=exc.message,
                 detail="a state file cannot be written; no call goes out on this key again",
             )
-        self._fail_queued(self.broken)
+        self._feed.fail(self.broken)
 
     # --- intake ---------------------------------------------------------------------------
 
@@ -191,7 +207,7 @@ class Lane:
         """Queue ``call``; return its parsed result or raise its typed error."""
         self._admit()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((Job(call, future, self._monotonic()),))
+        self._feed.put((Job(call, future, self._monotonic()),))
         return await future
 
     async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]:
@@ -201,43 +217,33 @@ class Lane:
         loop = asyncio.get_running_loop()
         now = self._monotonic()
         jobs = tuple(Job(call, loop.create_future(), now) for call in calls)
-        self._queue.put_nowait(jobs)
+        self._feed.put(jobs)
         return list(await asyncio.gather(*(job.future for job in jobs), return_exceptions=True))
 
     # --- the worker -----------------------------------------------------------------------
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as in_flight:
-            while True:
-                if self._queue.empty():  # about to wait: the history goes to disk
-                    self._history.idle(self._stop_sending)
-                if (jobs := await self._queue.get()) is _STOP:
-                    break
-                for job in jobs:
-                    if not self._may_send(job):
-                        continue
-                    if self.max_in_flight > 1:
-                        await self._slots.acquire()
-                    if self._pace is not None:
-                        await self._pace(job.call)
-                    if self._pace is not None and not self._may_send(job):  # while it waited
-                        if self.max_in_flight > 1:
-                            self._slots.release()
-                        continue
-                    try:  # the nonce is taken here, in queue order, before the call leaves
-                        nonce = self._source.next_ready()
-                        if nonce is None:  # a block reservation is due: the one await here
-                            nonce = await self._source.next()
-                        seq = self._assigned(job, nonce)
-                    except OrderlyError as exc:  # exhausted, or a state file not written
-                        if self.max_in_flight > 1:
-                            self._slots.release()
-                        self._not_sent(job, exc)
-                        continue
-                    if self.max_in_flight == 1:  # strict: the next call waits for this answer
-                        await self._execute(job, nonce, seq)
-                    else:
-                        in_flight.create_task(self._execute_in_slot(job, nonce, seq))
+            signer = in_flight.create_task(self._feed.signer()) if self._feed.signs_ahead else None
+            while (ready := await self._feed.next()) is not None:
+                if (seq := self._numbered(ready)) is None:
+                    continue
+                if self.max_in_flight > 1:
+                    in_flight.create_task(self._execute_in_slot(ready, seq))
+                    continue
+                self._feed.sign_next()  # strict: the next call leaves after this answer
+                await self._execute(ready.job, ready.nonce, seq, ready.built)
+            if signer is not None:
+                signer.cancel()
+
+    def _numbered(self, ready: Ready) -> int | None:
+        """The call's seq, its nonce written to the history; None if it cannot be."""
+        try:
+            return self._assigned(ready.job, ready.nonce)
+        except OrderlyError as exc:  # a state file not written
+            self._feed.release()
+            self._not_sent(ready.job, exc)
+            return None
 
     def _paused(self) -> LanePaused:
         return LanePaused(
@@ -269,12 +275,12 @@ class Lane:
             return False
         return True
 
-    async def _execute_in_slot(self, job: Job, nonce: Nonce, seq: int) -> None:
+    async def _execute_in_slot(self, ready: Ready, seq: int) -> None:
         try:
-            await self._execute(job, nonce, seq)
+            await self._execute(ready.job, ready.nonce, seq, ready.built)
         finally:
-            self._slots.release()
-            if self._queue.empty():
+            self._feed.release()
+            if not self._feed.waiting():
                 self._history.idle(self._stop_sending)
 
     def _assigned(self, job: Job, nonce: Nonce) -> int:
@@ -312,15 +318,19 @@ class Lane:
         except StateError as failed:
             self._stop_sending(failed)
 
-    async def _execute(self, job: Job, nonce: Nonce, seq: int) -> None:
+    async def _execute(self, job: Job, nonce: Nonce, seq: int, built: Any) -> None:
         """Send one call with its nonce through the wire, record the outcome, answer the
         caller. A refused nonce is retried here with a fresh one."""
         for attempt in range(self._retries + 1):
             started = self._monotonic()
             try:
-                result = await self._wire(job.call, nonce)
+                if built is UNBUILT or self._feed.staged is None:
+                    result = await self._wire(job.call, nonce)
+                else:
+                    result = await self._feed.staged.deliver(job.call, built)
             except NonceError as exc:
                 self._record(job, nonce, seq, started, exc)
+                self._feed.nonce_refused()
                 if self._breaker.refused():
                     self._trip(exc)
                     settle(job.future, exc=exc)
@@ -329,7 +339,7 @@ class Lane:
                     settle(job.future, exc=exc)
                     return
                 try:
-                    nonce = await self._source.next()
+                    nonce, built = await self._feed.redraw(), UNBUILT
                     seq = self._assigned(job, nonce)
                 except OrderlyError as exhausted:
                     self._not_sent(job, exhausted)
@@ -366,7 +376,7 @@ class Lane:
                 self._record(job, nonce, seq, started, None)
                 if self._breaker.refusals_in_a_row:
                     self._breaker.accepted()
-                if self._queue.empty():
+                if not self._feed.waiting():
                     settle(job.future, result)
                 else:  # the next call's body (aiohttp's own task on 3.11) leaves first
                     job.future.get_loop().call_soon(settle, job.future, result)
@@ -381,17 +391,7 @@ class Lane:
             self._breaker.trip(cause.code, self.pause_reason, self._history)
         except StateError as failed:
             self._stop_sending(failed)
-        self._fail_queued(self._paused())
-
-    def _fail_queued(self, exc: OrderlyError) -> None:
-        """Answer every queued call with ``exc``; none of them was sent."""
-        while not self._queue.empty():
-            jobs = self._queue.get_nowait()
-            if jobs is _STOP:
-                self._queue.put_nowait(_STOP)
-                break
-            for job in jobs:
-                settle(job.future, exc=exc)
+        self._feed.fail(self._paused())
 
     def __repr__(self) -> str:
         return (

@@ -6,7 +6,7 @@ every exchange, and this is the one place a failed send is given its meaning.
                     error, and which endpoints change state
     Transport       the seam that carries bytes: :class:`AiohttpTransport` in production;
                     any object with ``send`` in tests
-    pipeline()      wires an ExchangeWire and a Transport into the function a Lane sends
+    pipeline()      wires an ExchangeWire and a Transport into the Pipeline a Lane sends
                     with, so the lane calls the core and the exchange's pure parts, never
                     back into the client that built it
 
@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 
-from framework.call import PrivateCall, Wire
+from framework.call import PrivateCall
 from framework.errors import AmbiguousOutcome, ExchangeError, OrderlyError, TransientError
 from framework.log import get_logger, redact
 from framework.nonce.source import Nonce
@@ -157,14 +157,28 @@ async def exchange(
         raise cls(f"{title} {endpoint}: {exc}", **where) from None
 
 
-def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
-    """The function a Lane sends with: build and sign, send, parse."""
+class Pipeline:
+    """The function a Lane sends with: build and sign, send, parse. Also in two steps,
+    :meth:`build` (pure: a strict lane signs the next call while this one is in flight)
+    and :meth:`deliver`."""
 
-    async def send(call: PrivateCall, nonce: Nonce) -> Any:
+    def __init__(self, wire: ExchangeWire, transport: Transport, *, key_id: str) -> None:
+        self.wire = wire
+        self.transport = transport
+        self.key_id = key_id
+
+    def build(self, call: PrivateCall, nonce: Nonce) -> Request:
+        return self.wire.build(call, nonce)
+
+    async def __call__(self, call: PrivateCall, nonce: Nonce) -> Any:
+        return await self.deliver(call, self.wire.build(call, nonce))
+
+    async def deliver(self, call: PrivateCall, request: Request) -> Any:
+        wire, key_id = self.wire, self.key_id
         mutating = wire.mutating(call.endpoint)
         answer = await exchange(
-            transport,
-            wire.build(call, nonce),
+            self.transport,
+            request,
             endpoint=call.endpoint,
             mutating=mutating,
             name=wire.exchange,
@@ -183,7 +197,10 @@ def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Wire:
                 ) from None
             raise
 
-    return send
+
+def pipeline(wire: ExchangeWire, transport: Transport, *, key_id: str) -> Pipeline:
+    """The wire a Lane sends with, for ``wire``'s exchange over ``transport``."""
+    return Pipeline(wire, transport, key_id=key_id)
 
 
 #: The largest clock offset (ms) an exchange's answer may teach; past it the answer is

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,10 +28,13 @@ from framework.nonce.source import IncreasingNonces, Nonce
 
 
 class Wire:
-    """Records (endpoint, nonce) in send order; ``script`` may raise or delay."""
+    """Records (endpoint, nonce) in send order; ``script`` may raise or delay. In two steps
+    (build, then deliver) as the core's Pipeline, so a strict lane signs ahead with it;
+    each test runs with it as it is and as a plain function (``wire_kind``)."""
 
     def __init__(self, script: Callable[[PrivateCall, Nonce], Any] | None = None) -> None:
         self.sent: list[tuple[str, Nonce]] = []
+        self.built: list[tuple[str, Nonce]] = []
         self.script = script
         self.gate: asyncio.Event | None = None
         self.jitter = 0.0
@@ -46,11 +49,33 @@ class Wire:
             return self.script(call, nonce)
         return {"endpoint": call.endpoint, "nonce": nonce}
 
+    def build(self, call: PrivateCall, nonce: Nonce) -> Nonce:
+        self.built.append((call.endpoint, nonce))
+        return nonce
 
-def make_lane(wire: Wire, store: MemoryStore | None = None, **options: Any) -> Lane:
+    async def deliver(self, call: PrivateCall, built: Nonce) -> Any:
+        return await self(call, built)
+
+
+STAGED = True
+
+
+@pytest.fixture(autouse=True, params=["staged", "plain"])
+def wire_kind(request: pytest.FixtureRequest) -> Iterator[None]:
+    global STAGED
+    STAGED = request.param == "staged"
+    yield
+    STAGED = True
+
+
+def make_lane(wire: Any, store: MemoryStore | None = None, **options: Any) -> Lane:
     clock = options.pop("clock", ManualClock())
     options.setdefault("history", NonceHistory(None))
-    source = IncreasingNonces(store or MemoryStore(), "k", unit="counter", clock=clock)
+    source = options.pop("source", None) or IncreasingNonces(
+        store or MemoryStore(), "k", unit="counter", clock=clock
+    )
+    if isinstance(wire, Wire) and not STAGED:
+        wire = wire.__call__  # a plain function: the lane signs nothing ahead
     return Lane(key_id="k", wire=wire, source=source, clock=clock, **options)
 
 
@@ -201,7 +226,7 @@ async def test_exhausted_nonces_fail_the_call_not_the_lane() -> None:
     store.acquire("k", "counter")
     store.release("k", 99)
     source = IncreasingNonces(store, "k", unit="counter", max_value=100)
-    async with Lane(key_id="k", wire=Wire(), source=source, history=NonceHistory(None)) as lane:
+    async with make_lane(Wire(), source=source) as lane:
         assert (await lane.submit(PrivateCall("a")))["nonce"] == 100
         with pytest.raises(NonceExhausted):
             await lane.submit(PrivateCall("b"))

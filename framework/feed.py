@@ -1,0 +1,231 @@
+"""A lane's queue side: calls leave in queue order, each paced, given its nonce and signed.
+
+    Lane.submit ──put──▶ Feed ──next()──▶ the lane's worker: number, send, record
+
+The nonce is drawn here, as a call leaves the queue, so nonce order is queue order.
+
+A strict lane whose wire comes in two steps (a :class:`~framework.call.StagedWire`: the
+core's Pipeline) signs its next call while the last one is in flight. As it sends, the
+worker calls :meth:`Feed.sign_next`. One loop turn later, the feed's own task
+(:meth:`Feed.signer`) takes, paces, draws and builds the next call. The turn matters: on
+Python 3.11 aiohttp writes a body from a task of its own, and that body must leave first.
+
+A call signed ahead still goes out in draw order, so nonces still rise in send order.
+:meth:`Feed.next` draws it again when:
+- a nonce drawn after its own has gone out (a retry), or a nonce was refused since;
+- it waited past AHEAD_FRESH_S, so a time-bound field (Kraken's ``deadline``,
+  Synthetix's ``expiresAfter``) would go out stale.
+
+It is paced again when a rate-limit refusal came after it was paced: that refusal filled
+the pacer's counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from framework.call import UNBUILT, Job, LaneStats, Pace, Ready, StagedWire, Wire, settle
+from framework.clock import Clock
+from framework.errors import OrderlyError
+from framework.nonce.source import Nonce, NonceSource
+
+#: How long a request signed ahead stays good to send (s).
+AHEAD_FRESH_S = 0.5
+
+
+class Feed:
+    """The queue of one lane and the nonce draws; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        source: NonceSource,
+        wire: Wire,
+        pace: Pace | None,
+        max_in_flight: int,
+        clock: Clock,
+        stats: LaneStats,
+        may_send: Callable[[Job], bool],
+        not_sent: Callable[[Job, OrderlyError], None],
+        idle: Callable[[], None],
+    ) -> None:
+        self._source = source
+        self._pace = pace
+        self._windowed = max_in_flight > 1
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._monotonic = clock.monotonic
+        self._stats = stats
+        self._may_send = may_send
+        self._not_sent = not_sent
+        self._idle = idle
+        self._queue: asyncio.Queue[tuple[Job, ...] | None] = asyncio.Queue()
+        #: Calls of a batch taken from the queue and not yet prepared.
+        self._jobs: deque[Job] = deque()
+        #: A two-step wire: requests are built as calls leave the queue.
+        self.staged = wire if isinstance(wire, StagedWire) else None
+        #: The next call, being signed while the last one is in flight; what wakes the signer.
+        self._ahead: asyncio.Future[Ready | None] | None = None
+        self._want: asyncio.Future[asyncio.Future[Ready | None]] | None = None
+        #: Nonces drawn; a Ready drawn at or before ``_spent`` needs a fresh one.
+        self._draws = self._spent = 0
+
+    @property
+    def signs_ahead(self) -> bool:
+        return self.staged is not None and not self._windowed
+
+    def put(self, jobs: tuple[Job, ...]) -> None:
+        self._queue.put_nowait(jobs)
+
+    def stop(self) -> None:
+        """The calls queued so far still go; then :meth:`next` answers None."""
+        self._queue.put_nowait(None)
+
+    def waiting(self) -> bool:
+        """Whether a call is queued or being signed."""
+        return self._ahead is not None or bool(self._jobs) or not self._queue.empty()
+
+    def next(self) -> Awaitable[Ready | None]:
+        """The next call to send, or None when the lane stops."""
+        if self._ahead is None:
+            return self._take()
+        ahead, self._ahead = self._ahead, None
+        return self._signed(ahead)
+
+    async def _signed(self, ahead: asyncio.Future[Ready | None]) -> Ready | None:
+        if (ready := await ahead) is None:
+            return None
+        if (ready := await self._fresh(ready)) is not None:
+            return ready
+        return await self._take()
+
+    def sign_next(self) -> None:
+        """The worker is sending a strict call: sign the next one meanwhile, if any waits."""
+        want = self._want
+        if want is not None and not want.done() and (self._jobs or not self._queue.empty()):
+            loop = asyncio.get_running_loop()
+            self._ahead = loop.create_future()
+            loop.call_soon(self._kick, want, self._ahead)  # a turn later: this call goes first
+
+    @staticmethod
+    def _kick(want: asyncio.Future[Any], ahead: asyncio.Future[Ready | None]) -> None:
+        if not want.done():
+            want.set_result(ahead)
+
+    async def signer(self) -> None:
+        """The task that signs ahead (a strict lane with a staged wire); runs until the stop
+        or until cancelled."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self._want = want = loop.create_future()
+                ahead: asyncio.Future[Ready | None] = await want
+                ready = await self._take()
+                if not ahead.done():
+                    ahead.set_result(ready)
+                elif ready is not None:  # the worker stopped waiting: the lane is closing
+                    self._jobs.appendleft(ready.job)
+                if ready is None:
+                    return
+        finally:
+            self._want = None
+
+    async def redraw(self) -> Nonce:
+        """A fresh nonce for a retry; anything signed ahead is drawn again after it."""
+        nonce = await self._source.next()
+        self._draws = self._spent = self._draws + 1
+        return nonce
+
+    def nonce_refused(self) -> None:
+        """A nonce was refused: a call signed ahead gets a fresh one."""
+        self._spent = self._draws
+
+    def release(self) -> None:
+        """A windowed call is done with its slot."""
+        if self._windowed:
+            self._slots.release()
+
+    def fail(self, exc: OrderlyError) -> None:
+        """Answer every queued call with ``exc``; none of them was sent. (A call being
+        signed ahead is answered as the worker takes it: it asks ``may_send`` again.)"""
+        while self._jobs:
+            settle(self._jobs.popleft().future, exc=exc)
+        while not self._queue.empty():
+            if (jobs := self._queue.get_nowait()) is None:
+                self._queue.put_nowait(None)
+                break
+            for job in jobs:
+                settle(job.future, exc=exc)
+
+    def close(self, exc: OrderlyError) -> None:
+        """The worker has ended: answer what is left, a call signed ahead included."""
+        ahead, self._ahead = self._ahead, None
+        done = ahead is not None and ahead.done() and not ahead.cancelled()
+        if done and ahead is not None and (ready := ahead.result()) is not None:
+            settle(ready.job.future, exc=exc)
+        self.fail(exc)
+
+    async def _take(self) -> Ready | None:
+        """The next call that may go: out of the queue, paced, its nonce drawn, its request
+        built; None at the stop."""
+        job: Job | None = None
+        try:
+            while True:
+                if not self._jobs:
+                    if self._queue.empty():  # about to wait: the history goes to disk
+                        self._idle()
+                    if (jobs := await self._queue.get()) is None:
+                        return None
+                    self._jobs.extend(jobs)
+                if not self._may_send(job := self._jobs.popleft()):
+                    continue
+                if self._windowed:
+                    await self._slots.acquire()
+                limited = self._stats.rate_limited
+                if self._pace is not None:
+                    await self._pace(job.call)
+                    if not self._may_send(job):  # while it waited
+                        self.release()
+                        continue
+                try:
+                    nonce = self._source.next_ready()
+                    if nonce is None:  # a block reservation is due: the one await here
+                        nonce = await self._source.next()
+                except OrderlyError as exc:  # exhausted, or a state file not written
+                    self.release()
+                    self._not_sent(job, exc)
+                    continue
+                self._draws += 1
+                built = self._build(job, nonce)
+                return Ready(job, limited, nonce, self._draws, built, self._monotonic())
+        except asyncio.CancelledError:  # the lane is closing: an unanswered call stays queued
+            if job is not None and not job.future.done():
+                self._jobs.appendleft(job)
+            raise
+
+    def _build(self, job: Job, nonce: Nonce) -> Any:
+        if self.staged is None:
+            return UNBUILT
+        try:
+            return self.staged.build(job.call, nonce)
+        except Exception:  # built again as it is sent, where its error is answered
+            return UNBUILT
+
+    async def _fresh(self, ready: Ready) -> Ready | None:
+        """``ready`` as it may go now (see the module docstring), or None if it may not."""
+        job = ready.job
+        if ready.limited != self._stats.rate_limited and self._pace is not None:
+            await self._pace(job.call)
+        if not self._may_send(job):  # gave up, paused or broken meanwhile
+            return None
+        if ready.draw > self._spent and self._monotonic() - ready.at <= AHEAD_FRESH_S:
+            return ready
+        try:
+            nonce = await self._source.next()
+        except OrderlyError as exc:
+            self._not_sent(job, exc)
+            return None
+        self._draws += 1
+        return Ready(job, self._stats.rate_limited, nonce, self._draws, UNBUILT, self._monotonic())

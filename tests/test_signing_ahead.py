@@ -1,0 +1,112 @@
+"""A strict lane signs its next call while the last one is in flight (framework/feed.py):
+the nonce is still drawn in queue order, and a request signed ahead goes out only if no
+nonce drawn after its own went out, none was refused since and it is still fresh."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from framework.call import PrivateCall
+from framework.clock import ManualClock
+from framework.dispatch import Lane
+from framework.errors import NonceError, RateLimited
+from framework.feed import AHEAD_FRESH_S
+from framework.nonce import MemoryStore, NonceHistory
+from framework.nonce.source import IncreasingNonces, Nonce
+from tests.test_lane import Wire
+
+
+def strict_lane(wire: Wire, clock: ManualClock | None = None, **options: Any) -> Lane:
+    clock = clock or ManualClock()
+    source = IncreasingNonces(MemoryStore(), "k", unit="counter", clock=clock)
+    options.setdefault("history", NonceHistory(None))
+    return Lane(key_id="k", wire=wire, source=source, clock=clock, **options)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop turn until ``condition`` holds (at most 100 turns)."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+async def test_the_next_call_is_signed_while_the_last_is_in_flight() -> None:
+    wire = Wire()
+    wire.gate = asyncio.Event()  # holds every call in flight until it opens
+    history = NonceHistory(None)
+    async with strict_lane(wire, history=history) as lane:
+        calls = [asyncio.create_task(lane.submit(PrivateCall(f"E{i}"))) for i in range(3)]
+        await until(lambda: len(wire.built) == 2)
+        assert wire.sent == [("E0", 1)]  # E1 is signed, not sent: E0 has no answer yet
+        assert wire.built == [("E0", 1), ("E1", 2)]
+        wire.gate.set()
+        await asyncio.gather(*calls)
+    assert wire.sent == wire.built == [("E0", 1), ("E1", 2), ("E2", 3)]
+    # the history keeps each call's two records together, in send order
+    assert [(r["event"], r["seq"]) for r in history.recent()] == [
+        (event, seq) for seq in (1, 2, 3) for event in ("nonce_assigned", "nonce_outcome")
+    ]
+
+
+async def test_a_call_signed_before_a_refused_nonce_gets_a_fresh_one() -> None:
+    refusals = iter([True])
+
+    def script(call: PrivateCall, nonce: Nonce) -> Any:
+        if call.endpoint == "E0" and next(refusals, False):
+            raise NonceError("refused", code="EAPI:Invalid nonce")
+        return nonce
+
+    wire = Wire(script)
+    wire.gate = asyncio.Event()
+    async with strict_lane(wire) as lane:
+        calls = [asyncio.create_task(lane.submit(PrivateCall(f"E{i}"))) for i in (0, 1)]
+        await until(lambda: len(wire.built) == 2)  # E1 signed ahead with nonce 2
+        wire.gate.set()
+        results = await asyncio.gather(*calls)
+    # E0's retry took nonce 3 and went first; E1's nonce 2 would now be refused: it got 4
+    assert wire.sent == [("E0", 1), ("E0", 3), ("E1", 4)]
+    assert results == [3, 4]
+
+
+async def test_a_call_signed_ahead_that_waited_past_its_freshness_is_signed_again() -> None:
+    """A request signed ahead carries time-bound fields (Kraken's deadline, Synthetix's
+    expiresAfter); when the call before it takes long, it is signed again as it goes."""
+    clock = ManualClock()
+    wire = Wire()
+    wire.gate = asyncio.Event()
+    async with strict_lane(wire, clock) as lane:
+        calls = [asyncio.create_task(lane.submit(PrivateCall(f"E{i}"))) for i in (0, 1)]
+        await until(lambda: len(wire.built) == 2)
+        clock.advance(AHEAD_FRESH_S + 0.1)
+        wire.gate.set()
+        await asyncio.gather(*calls)
+    assert wire.built == [("E0", 1), ("E1", 2)]
+    assert wire.sent == [("E0", 1), ("E1", 3)]  # the request signed with 2 never went out
+
+
+async def test_a_call_paced_before_a_rate_limit_refusal_is_paced_again() -> None:
+    """The refusal fills the pacer's counter (Pacer.refused); a call it paced before that
+    must wait on the counter again, as it would have had it been paced after."""
+    paced: list[str] = []
+
+    async def pace(call: PrivateCall) -> None:
+        paced.append(call.endpoint)
+
+    def script(call: PrivateCall, nonce: Nonce) -> Any:
+        if call.endpoint == "E0":
+            raise RateLimited("slow down", code="EAPI:Rate limit exceeded")
+        return nonce
+
+    wire = Wire(script)
+    wire.gate = asyncio.Event()
+    async with strict_lane(wire, pace=pace) as lane:
+        calls = [asyncio.create_task(lane.submit(PrivateCall(f"E{i}"))) for i in (0, 1)]
+        await until(lambda: len(wire.built) == 2)
+        wire.gate.set()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[0], RateLimited) and results[1] == 2
+    assert paced == ["E0", "E1", "E1"]
