@@ -53,7 +53,6 @@ from framework.errors import (
     AuthError,
     ExchangeError,
     LaneClosed,
-    LanePaused,
     LockedOut,
     NonceError,
     OrderlyError,
@@ -108,10 +107,6 @@ class Lane:
             key_id=key_id,
             exchange=exchange,
         )
-        #: Why the lane stopped sending for good (a state file it cannot write), or None.
-        self.broken: StateError | None = None
-        #: What the last pause means, in words.
-        self.pause_reason = "the exchange refused the key's calls"
         self.stats = LaneStats()
         self._feed = Feed(
             source=source,
@@ -120,10 +115,17 @@ class Lane:
             max_in_flight=max_in_flight,
             clock=clock,
             stats=self.stats,
-            may_send=self._may_send,
-            not_sent=self._not_sent,
-            idle=lambda: self._history.idle(self._stop_sending),
+            breaker=self._breaker,
+            history=history,
+            key_id=key_id,
+            exchange=exchange,
         )
+        self._stop_sending = self._feed.stop_sending
+
+    @property
+    def broken(self) -> StateError | None:
+        """Why the lane stopped sending for good (a state file it cannot write), or None."""
+        return self._feed.broken
 
     @property
     def ordering(self) -> str:
@@ -178,19 +180,6 @@ class Lane:
         self._history.write_now(self._stop_sending)
         log.info("lane_closed", key_id=self.key_id, exchange=self.exchange, sent=self._seq)
 
-    def _stop_sending(self, exc: StateError) -> None:
-        """A state file cannot be written: no more calls go out on this key."""
-        if self.broken is None:
-            self.broken = StateError(exc.message, **self._where())
-            log.error(
-                "lane_stopped_sending",
-                key_id=self.key_id,
-                exchange=self.exchange,
-                error=exc.message,
-                detail="a state file cannot be written; no call goes out on this key again",
-            )
-        self._feed.fail(self.broken)
-
     # --- intake ---------------------------------------------------------------------------
 
     def _admit(self) -> None:
@@ -201,7 +190,7 @@ class Lane:
         if self.broken is not None:
             raise self.broken
         if self._breaker.paused_until and self._breaker.paused_for() > 0:
-            raise self._paused()
+            raise self._feed.paused()
 
     async def submit(self, call: PrivateCall) -> Any:
         """Queue ``call``; return its parsed result or raise its typed error."""
@@ -242,38 +231,8 @@ class Lane:
             return self._assigned(ready.job, ready.nonce)
         except OrderlyError as exc:  # a state file not written
             self._feed.release()
-            self._not_sent(ready.job, exc)
+            self._feed.not_sent(ready.job, exc)
             return None
-
-    def _paused(self) -> LanePaused:
-        return LanePaused(
-            f"lane paused after repeated refusals: {self.pause_reason}",
-            resume_in=self._breaker.paused_for(),
-            **self._where(),
-        )
-
-    def _may_send(self, job: Job) -> bool:
-        """Whether a queued call may still go; if not (gave up, paused, too late), answered."""
-        if job.future.done():  # the caller gave up while queued
-            return False
-        if self.broken is not None:
-            settle(job.future, exc=self.broken)
-            return False
-        now = self._monotonic()
-        if self._breaker.paused_until > now:
-            settle(job.future, exc=self._paused())
-            return False
-        if job.call.not_after is not None and now > job.call.not_after:
-            settle(
-                job.future,
-                exc=TransientError(
-                    "call waited past its time window and was not sent",
-                    endpoint=job.call.endpoint,
-                    **self._where(),
-                ),
-            )
-            return False
-        return True
 
     async def _execute_in_slot(self, ready: Ready, seq: int) -> None:
         try:
@@ -294,12 +253,6 @@ class Lane:
             queued_s=self._monotonic() - job.enqueued,
         )
         return self._seq
-
-    def _not_sent(self, job: Job, exc: OrderlyError) -> None:
-        """``job`` not sent: no nonce, or a state file not written (then nothing more goes)."""
-        settle(job.future, exc=exc)
-        if isinstance(exc, StateError):
-            self._stop_sending(exc)
 
     def _record(self, job: Job, nonce: Nonce, seq: int, started: float, exc: Any) -> None:
         outcome: Outcome = "accepted" if exc is None else outcome_of(exc)
@@ -342,7 +295,7 @@ class Lane:
                     nonce, built = await self._feed.redraw(), UNBUILT
                     seq = self._assigned(job, nonce)
                 except OrderlyError as exhausted:
-                    self._not_sent(job, exhausted)
+                    self._feed.not_sent(job, exhausted)
                     return
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
@@ -385,13 +338,13 @@ class Lane:
     def _trip(self, cause: NonceError | AuthError) -> None:
         """Stop sending for the cool-down (framework/breaker.py); every queued call fails."""
         if isinstance(cause, NonceError) and self.ordering == "strict":
-            self.pause_reason = ELSEWHERE  # its own nonces only go up: someone else's do not
+            self._feed.pause_reason = ELSEWHERE  # its own nonces only go up; another's do not
         self.stats.paused += 1
         try:
-            self._breaker.trip(cause.code, self.pause_reason, self._history)
+            self._breaker.trip(cause.code, self._feed.pause_reason, self._history)
         except StateError as failed:
             self._stop_sending(failed)
-        self._feed.fail(self._paused())
+        self._feed.fail(self._feed.paused())
 
     def __repr__(self) -> str:
         return (

@@ -2,7 +2,11 @@
 
     Lane.submit ──put──▶ Feed ──next()──▶ the lane's worker: number, send, record
 
-The nonce is drawn here, as a call leaves the queue, so nonce order is queue order.
+The nonce is drawn here, as a call leaves the queue, so nonce order is queue order. Here
+too is whether a call may still go, asked as it leaves the queue and again before a call
+signed ahead is sent: its caller gave up, the breaker paused the lane (breaker.py), a state
+file could not be written (``broken``: nothing goes out on the key again), or it waited past
+its ``not_after``.
 
 A strict lane whose wire comes in two steps (a :class:`~framework.call.StagedWire`: the
 core's Pipeline) signs its next call while the last one is in flight. As it sends, the
@@ -24,13 +28,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
+from framework.breaker import Breaker
 from framework.call import UNBUILT, Job, LaneStats, Pace, Ready, StagedWire, Wire, settle
 from framework.clock import Clock
-from framework.errors import OrderlyError
+from framework.errors import LanePaused, OrderlyError, StateError, TransientError
+from framework.log import get_logger
+from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce, NonceSource
+
+log = get_logger("framework.feed")
 
 #: How long a request signed ahead stays good to send (s).
 AHEAD_FRESH_S = 0.5
@@ -48,9 +57,10 @@ class Feed:
         max_in_flight: int,
         clock: Clock,
         stats: LaneStats,
-        may_send: Callable[[Job], bool],
-        not_sent: Callable[[Job, OrderlyError], None],
-        idle: Callable[[], None],
+        breaker: Breaker,
+        history: NonceHistory,
+        key_id: str,
+        exchange: str | None,
     ) -> None:
         self._source = source
         self._pace = pace
@@ -58,9 +68,13 @@ class Feed:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._monotonic = clock.monotonic
         self._stats = stats
-        self._may_send = may_send
-        self._not_sent = not_sent
-        self._idle = idle
+        self._breaker = breaker
+        self._history = history
+        self._where = {"exchange": exchange, "key_id": key_id}
+        #: Why the lane stopped sending for good (a state file it cannot write), or None.
+        self.broken: StateError | None = None
+        #: What the last pause means, in words.
+        self.pause_reason = "the exchange refused the key's calls"
         self._queue: asyncio.Queue[tuple[Job, ...] | None] = asyncio.Queue()
         #: Calls of a batch taken from the queue and not yet prepared.
         self._jobs: deque[Job] = deque()
@@ -167,6 +181,58 @@ class Feed:
             settle(ready.job.future, exc=exc)
         self.fail(exc)
 
+    # --- whether a call may go -------------------------------------------------------------
+
+    def paused(self) -> LanePaused:
+        return LanePaused(
+            f"lane paused after repeated refusals: {self.pause_reason}",
+            resume_in=self._breaker.paused_for(),
+            **self._where,
+        )
+
+    def _may_send(self, job: Job) -> bool:
+        """Whether a queued call may still go; if not (gave up, paused, too late), answered."""
+        if job.future.done():  # the caller gave up while queued
+            return False
+        if self.broken is not None:
+            settle(job.future, exc=self.broken)
+            return False
+        now = self._monotonic()
+        if self._breaker.paused_until > now:
+            settle(job.future, exc=self.paused())
+            return False
+        if job.call.not_after is not None and now > job.call.not_after:
+            settle(
+                job.future,
+                exc=TransientError(
+                    "call waited past its time window and was not sent",
+                    endpoint=job.call.endpoint,
+                    **self._where,
+                ),
+            )
+            return False
+        return True
+
+    def not_sent(self, job: Job, exc: OrderlyError) -> None:
+        """``job`` not sent: no nonce, or a state file not written (then nothing more goes)."""
+        settle(job.future, exc=exc)
+        if isinstance(exc, StateError):
+            self.stop_sending(exc)
+
+    def stop_sending(self, exc: StateError) -> None:
+        """A state file cannot be written: no more calls go out on this key."""
+        if self.broken is None:
+            self.broken = StateError(exc.message, **self._where)
+            log.error(
+                "lane_stopped_sending",
+                **self._where,
+                error=exc.message,
+                detail="a state file cannot be written; no call goes out on this key again",
+            )
+        self.fail(self.broken)
+
+    # --- taking the next call ----------------------------------------------------------------
+
     async def _take(self) -> Ready | None:
         """The next call that may go: out of the queue, paced, its nonce drawn, its request
         built; None at the stop."""
@@ -175,7 +241,7 @@ class Feed:
             while True:
                 if not self._jobs:
                     if self._queue.empty():  # about to wait: the history goes to disk
-                        self._idle()
+                        self._history.idle(self.stop_sending)
                     if (jobs := await self._queue.get()) is None:
                         return None
                     self._jobs.extend(jobs)
@@ -195,21 +261,21 @@ class Feed:
                         nonce = await self._source.next()
                 except OrderlyError as exc:  # exhausted, or a state file not written
                     self.release()
-                    self._not_sent(job, exc)
+                    self.not_sent(job, exc)
                     continue
                 self._draws += 1
-                built = self._build(job, nonce)
+                staged = self.staged
+                built = UNBUILT if staged is None else self._build(staged, job, nonce)
                 return Ready(job, limited, nonce, self._draws, built, self._monotonic())
         except asyncio.CancelledError:  # the lane is closing: an unanswered call stays queued
             if job is not None and not job.future.done():
                 self._jobs.appendleft(job)
             raise
 
-    def _build(self, job: Job, nonce: Nonce) -> Any:
-        if self.staged is None:
-            return UNBUILT
+    @staticmethod
+    def _build(staged: StagedWire, job: Job, nonce: Nonce) -> Any:
         try:
-            return self.staged.build(job.call, nonce)
+            return staged.build(job.call, nonce)
         except Exception:  # built again as it is sent, where its error is answered
             return UNBUILT
 
@@ -225,7 +291,7 @@ class Feed:
         try:
             nonce = await self._source.next()
         except OrderlyError as exc:
-            self._not_sent(job, exc)
+            self.not_sent(job, exc)
             return None
         self._draws += 1
         return Ready(job, self._stats.rate_limited, nonce, self._draws, UNBUILT, self._monotonic())

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
@@ -166,9 +166,7 @@ class Pipeline:
         self.wire = wire
         self.transport = transport
         self.key_id = key_id
-
-    def build(self, call: PrivateCall, nonce: Nonce) -> Request:
-        return self.wire.build(call, nonce)
+        self.build: Callable[[PrivateCall, Nonce], Request] = wire.build
 
     async def __call__(self, call: PrivateCall, nonce: Nonce) -> Any:
         return await self.deliver(call, self.wire.build(call, nonce))
