@@ -220,7 +220,8 @@ class Lane:
                 if self.max_in_flight > 1:
                     in_flight.create_task(self._execute_in_slot(ready, seq))
                     continue
-                self._feed.sign_next()  # strict: the next call leaves after this answer
+                if signer is not None:  # strict: the next call leaves after this answer
+                    self._feed.sign_next()
                 await self._execute(ready.job, ready.nonce, seq, ready.built)
             if signer is not None:
                 signer.cancel()

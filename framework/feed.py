@@ -75,6 +75,7 @@ class Feed:
         self.broken: StateError | None = None
         #: What the last pause means, in words.
         self.pause_reason = "the exchange refused the key's calls"
+        self._stop_sending = self.stop_sending  # bound once: handed to the history often
         self._queue: asyncio.Queue[tuple[Job, ...] | None] = asyncio.Queue()
         #: Calls of a batch taken from the queue and not yet prepared.
         self._jobs: deque[Job] = deque()
@@ -241,7 +242,7 @@ class Feed:
             while True:
                 if not self._jobs:
                     if self._queue.empty():  # about to wait: the history goes to disk
-                        self._history.idle(self.stop_sending)
+                        self._history.idle(self._stop_sending)
                     if (jobs := await self._queue.get()) is None:
                         return None
                     self._jobs.extend(jobs)
