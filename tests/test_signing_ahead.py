@@ -11,7 +11,7 @@ from typing import Any
 from framework.call import PrivateCall
 from framework.clock import ManualClock
 from framework.dispatch import Lane
-from framework.errors import NonceError, RateLimited
+from framework.errors import ExchangeError, NonceError, RateLimited
 from framework.feed import AHEAD_FRESH_S
 from framework.nonce import MemoryStore, NonceHistory
 from framework.nonce.source import IncreasingNonces, Nonce
@@ -110,3 +110,35 @@ async def test_a_call_paced_before_a_rate_limit_refusal_is_paced_again() -> None
         results = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(results[0], RateLimited) and results[1] == 2
     assert paced == ["E0", "E1", "E1"]
+
+
+async def test_a_request_that_cannot_be_built_ahead_fails_its_call_not_the_lane() -> None:
+    """A build that raises is tried again as the call is sent, where its error is answered
+    as any wire's: the caller gets a typed error, the calls around it go out."""
+
+    class Picky:  # as the core's Pipeline: calling it builds, then delivers
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, Nonce]] = []
+
+        def build(self, call: PrivateCall, nonce: Nonce) -> Nonce:
+            if call.endpoint == "bad":
+                raise ValueError("cannot encode")
+            return nonce
+
+        async def deliver(self, call: PrivateCall, built: Nonce) -> Any:
+            self.sent.append((call.endpoint, built))
+            await asyncio.sleep(0)
+            return built
+
+        async def __call__(self, call: PrivateCall, nonce: Nonce) -> Any:
+            return await self.deliver(call, self.build(call, nonce))
+
+    wire = Picky()
+    async with strict_lane(wire) as lane:  # type: ignore[arg-type]
+        results = await asyncio.gather(
+            *(lane.submit(PrivateCall(name)) for name in ("E0", "bad", "E2")),
+            return_exceptions=True,
+        )
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], ExchangeError) and "ValueError" in results[1].message
+    assert wire.sent == [("E0", 1), ("E2", 3)]
