@@ -5,13 +5,17 @@ nonce drawn after its own went out, none was refused since and it is still fresh
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from framework.call import PrivateCall
 from framework.clock import ManualClock
 from framework.dispatch import Lane
-from framework.errors import ExchangeError, NonceError, RateLimited
+from framework.errors import ExchangeError, NonceError, RateLimited, StateError
 from framework.feed import AHEAD_FRESH_S
 from framework.nonce import MemoryStore, NonceHistory
 from framework.nonce.source import IncreasingNonces, Nonce
@@ -142,3 +146,29 @@ async def test_a_request_that_cannot_be_built_ahead_fails_its_call_not_the_lane(
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], ExchangeError) and "ValueError" in results[1].message
     assert wire.sent == [("E0", 1), ("E2", 3)]
+
+
+async def test_a_call_signed_ahead_is_not_sent_once_a_state_file_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while E0 is in flight and E1 is signed: E0's outcome cannot be
+    recorded, so the lane stops sending; E0's caller still gets its answer, E1 never goes."""
+    history = NonceHistory(tmp_path / "h.jsonl", max_bytes=100)  # every record written at once
+    wire = Wire()
+    wire.gate = asyncio.Event()
+
+    def refused(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with strict_lane(wire, history=history) as lane:
+        calls = [asyncio.create_task(lane.submit(PrivateCall(f"E{i}"))) for i in (0, 1)]
+        await until(lambda: len(wire.built) == 2)
+        monkeypatch.setattr("framework.nonce.history.os.write", refused)
+        wire.gate.set()
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        assert results[0] == {"endpoint": "E0", "nonce": 1}
+        assert isinstance(results[1], StateError) and lane.broken is not None
+        assert wire.sent == [("E0", 1)]
+        monkeypatch.undo()
+    history.close()
