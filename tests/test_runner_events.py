@@ -4,6 +4,7 @@ delivered before ``on_stop``; ticks are conflated so a slow hook sees fresh pric
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import json
 from decimal import Decimal
@@ -298,7 +299,11 @@ async def test_a_hook_that_blocks_the_event_loop_is_named(tmp_path: Path) -> Non
     assert await run_until(config, lambda: len(strategies.SEEN) >= 3, out=out) == EXIT_OK
     said = [line for line in out.getvalue().splitlines() if "loop was blocked" in line]
     assert len(said) == 1 and said[0].startswith("the event loop was blocked 0."), said
-    assert "s while on_tick ran: nothing else ran meanwhile" in said[0]
+    assert "s while on_tick ran, at tests/helpers/strategies.py:" in said[0]
+    assert " in on_tick: nothing else ran meanwhile" in said[0]
     logged = [json.loads(line) for line in stream.getvalue().splitlines()]
     blocked = [r for r in logged if r["event"] == "event_loop_blocked"]
     assert blocked and blocked[0]["hook"] == "on_tick" and blocked[0]["blocked_s"] >= 0.2
+    lines, first = inspect.getsourcelines(strategies.Blocker.on_tick)
+    sleeps = first + next(i for i, line in enumerate(lines) if "time.sleep" in line)
+    assert blocked[0]["at"] == f"tests/helpers/strategies.py:{sleeps} in on_tick"
