@@ -135,16 +135,13 @@ UNBUILT: Any = object()
 
 
 class Ready(NamedTuple):
-    """A call out of the queue, ready to go: paced (after its lane's ``limited``-th rate
-    limit refusal), with the ``draw``-th nonce drawn on its lane, its request built (or
-    UNBUILT) at lane-clock time ``at``."""
+    """A call out of the queue, ready to go: paced, with the ``draw``-th nonce drawn on its
+    lane and its request built (or UNBUILT)."""
 
     job: Job
-    limited: int
     nonce: Nonce
     draw: int
     built: Any
-    at: float
 
 
 def settle(

@@ -44,6 +44,9 @@ log = get_logger("framework.feed")
 #: How long a request signed ahead stays good to send (s).
 AHEAD_FRESH_S = 0.5
 
+#: A call signed ahead, the rate-limit refusals known before it was paced, and when.
+Signed = tuple[Ready, int, float]
+
 
 class Feed:
     """The queue of one lane and the nonce draws; see the module docstring."""
@@ -82,8 +85,8 @@ class Feed:
         #: A two-step wire: requests are built as calls leave the queue.
         self.staged = wire if isinstance(wire, StagedWire) else None
         #: The next call, being signed while the last one is in flight; what wakes the signer.
-        self._ahead: asyncio.Future[Ready | None] | None = None
-        self._want: asyncio.Future[asyncio.Future[Ready | None]] | None = None
+        self._ahead: asyncio.Future[Signed | None] | None = None
+        self._want: asyncio.Future[asyncio.Future[Signed | None]] | None = None
         #: Nonces drawn; a Ready drawn at or before ``_spent`` needs a fresh one.
         self._draws = self._spent = 0
 
@@ -109,10 +112,10 @@ class Feed:
         ahead, self._ahead = self._ahead, None
         return self._signed(ahead)
 
-    async def _signed(self, ahead: asyncio.Future[Ready | None]) -> Ready | None:
-        if (ready := await ahead) is None:
+    async def _signed(self, ahead: asyncio.Future[Signed | None]) -> Ready | None:
+        if (signed := await ahead) is None:
             return None
-        if (ready := await self._fresh(ready)) is not None:
+        if (ready := await self._fresh(*signed)) is not None:
             return ready
         return await self._take()
 
@@ -125,7 +128,7 @@ class Feed:
             loop.call_soon(self._kick, want, self._ahead)  # a turn later: this call goes first
 
     @staticmethod
-    def _kick(want: asyncio.Future[Any], ahead: asyncio.Future[Ready | None]) -> None:
+    def _kick(want: asyncio.Future[Any], ahead: asyncio.Future[Signed | None]) -> None:
         if not want.done():
             want.set_result(ahead)
 
@@ -136,10 +139,11 @@ class Feed:
         try:
             while True:
                 self._want = want = loop.create_future()
-                ahead: asyncio.Future[Ready | None] = await want
+                ahead: asyncio.Future[Signed | None] = await want
+                limited = self._stats.rate_limited  # the refusals known before its pacing
                 ready = await self._take()
                 if not ahead.done():
-                    ahead.set_result(ready)
+                    ahead.set_result(None if ready is None else (ready, limited, self._monotonic()))
                 elif ready is not None:  # the worker stopped waiting: the lane is closing
                     self._jobs.appendleft(ready.job)
                 if ready is None:
@@ -178,8 +182,8 @@ class Feed:
         """The worker has ended: answer what is left, a call signed ahead included."""
         ahead, self._ahead = self._ahead, None
         done = ahead is not None and ahead.done() and not ahead.cancelled()
-        if done and ahead is not None and (ready := ahead.result()) is not None:
-            settle(ready.job.future, exc=exc)
+        if done and ahead is not None and (signed := ahead.result()) is not None:
+            settle(signed[0].job.future, exc=exc)
         self.fail(exc)
 
     # --- whether a call may go -------------------------------------------------------------
@@ -250,7 +254,6 @@ class Feed:
                     continue
                 if self._windowed:
                     await self._slots.acquire()
-                limited = self._stats.rate_limited
                 if self._pace is not None:
                     await self._pace(job.call)
                     if not self._may_send(job):  # while it waited
@@ -267,7 +270,7 @@ class Feed:
                 self._draws += 1
                 staged = self.staged
                 built = UNBUILT if staged is None else self._build(staged, job, nonce)
-                return Ready(job, limited, nonce, self._draws, built, self._monotonic())
+                return Ready(job, nonce, self._draws, built)
         except asyncio.CancelledError:  # the lane is closing: an unanswered call stays queued
             if job is not None and not job.future.done():
                 self._jobs.appendleft(job)
@@ -280,14 +283,15 @@ class Feed:
         except Exception:  # built again as it is sent, where its error is answered
             return UNBUILT
 
-    async def _fresh(self, ready: Ready) -> Ready | None:
-        """``ready`` as it may go now (see the module docstring), or None if it may not."""
+    async def _fresh(self, ready: Ready, limited: int, at: float) -> Ready | None:
+        """``ready``, signed ahead at ``at`` and paced after ``limited`` rate-limit
+        refusals, as it may go now (see the module docstring), or None if it may not."""
         job = ready.job
-        if ready.limited != self._stats.rate_limited and self._pace is not None:
+        if limited != self._stats.rate_limited and self._pace is not None:
             await self._pace(job.call)
         if not self._may_send(job):  # gave up, paused or broken meanwhile
             return None
-        if ready.draw > self._spent and self._monotonic() - ready.at <= AHEAD_FRESH_S:
+        if ready.draw > self._spent and self._monotonic() - at <= AHEAD_FRESH_S:
             return ready
         try:
             nonce = await self._source.next()
@@ -295,4 +299,4 @@ class Feed:
             self.not_sent(job, exc)
             return None
         self._draws += 1
-        return Ready(job, self._stats.rate_limited, nonce, self._draws, UNBUILT, self._monotonic())
+        return Ready(job, nonce, self._draws, UNBUILT)
