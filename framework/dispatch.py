@@ -94,7 +94,6 @@ class Lane:
         self._source = source
         self._history = history
         self._retries = nonce_retries
-        self._clock = clock
         self._monotonic = clock.monotonic  # bound once: read several times per call
         self._worker: asyncio.Task[None] | None = None
         self._closing = False

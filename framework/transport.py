@@ -169,7 +169,7 @@ class Pipeline:
         self.build: Callable[[PrivateCall, Nonce], Request] = wire.build
 
     async def __call__(self, call: PrivateCall, nonce: Nonce) -> Any:
-        return await self.deliver(call, self.wire.build(call, nonce))
+        return await self.deliver(call, self.build(call, nonce))
 
     async def deliver(self, call: PrivateCall, request: Request) -> Any:
         wire, key_id = self.wire, self.key_id
