@@ -152,7 +152,8 @@ class Feed:
             self._want = None
 
     async def redraw(self) -> Nonce:
-        """A fresh nonce for a retry; anything signed ahead is drawn again after it."""
+        """A fresh nonce (a retry, or a call signed ahead gone stale); anything signed ahead
+        before it is drawn again."""
         nonce = await self._source.next()
         self._draws = self._spent = self._draws + 1
         return nonce
@@ -181,8 +182,8 @@ class Feed:
     def close(self, exc: OrderlyError) -> None:
         """The worker has ended: answer what is left, a call signed ahead included."""
         ahead, self._ahead = self._ahead, None
-        done = ahead is not None and ahead.done() and not ahead.cancelled()
-        if done and ahead is not None and (signed := ahead.result()) is not None:
+        signed = ahead.result() if ahead and ahead.done() and not ahead.cancelled() else None
+        if signed is not None:
             settle(signed[0].job.future, exc=exc)
         self.fail(exc)
 
@@ -294,9 +295,8 @@ class Feed:
         if ready.draw > self._spent and self._monotonic() - at <= AHEAD_FRESH_S:
             return ready
         try:
-            nonce = await self._source.next()
+            nonce = await self.redraw()
         except OrderlyError as exc:
             self.not_sent(job, exc)
             return None
-        self._draws += 1
         return Ready(job, nonce, self._draws, UNBUILT)
