@@ -1,6 +1,6 @@
 """The Lane: one queue and one worker per API key, so nonces go out in send order.
 
-    caller ──submit(call)──▶ Feed: queue, pace, nonce (queue order), build   (feed.py)
+    caller ──submit(call)──▶ LaneQueue (lane_queue.py): pace, nonce in queue order, build
                                └─▶ worker: history.assigned(...); await wire(call, nonce)
     caller ◀──── result or typed error ───────┘ history.outcome(...)
 
@@ -59,7 +59,7 @@ from framework.errors import (
     StateError,
     TransientError,
 )
-from framework.feed import Feed
+from framework.lane_queue import LaneQueue
 from framework.log import get_logger
 from framework.nonce.history import NonceHistory, Outcome
 from framework.nonce.source import Nonce, NonceSource
@@ -107,7 +107,7 @@ class Lane:
             exchange=exchange,
         )
         self.stats = LaneStats()
-        self._feed = Feed(
+        self._queue = LaneQueue(
             source=source,
             wire=wire,
             pace=pace,
@@ -119,12 +119,12 @@ class Lane:
             key_id=key_id,
             exchange=exchange,
         )
-        self._stop_sending = self._feed.stop_sending
+        self._stop_sending = self._queue.stop_sending
 
     @property
     def broken(self) -> StateError | None:
         """Why the lane stopped sending for good (a state file it cannot write), or None."""
-        return self._feed.broken
+        return self._queue.broken
 
     @property
     def ordering(self) -> str:
@@ -165,13 +165,13 @@ class Lane:
             return
         self._closing = True
         if self._worker is not None:
-            self._feed.stop()
+            self._queue.stop()
             try:
                 await asyncio.wait_for(asyncio.shield(self._worker), grace)
             except TimeoutError:
                 self._worker.cancel()
                 await asyncio.gather(self._worker, return_exceptions=True)
-        self._feed.close(LaneClosed("lane closed before the call was sent", **self._where()))
+        self._queue.close(LaneClosed("lane closed before the call was sent", **self._where()))
         try:
             await self._source.close()
         except StateError as exc:  # the reserved ceiling on file still covers every nonce
@@ -189,13 +189,13 @@ class Lane:
         if self.broken is not None:
             raise self.broken
         if self._breaker.paused_until and self._breaker.paused_for() > 0:
-            raise self._feed.paused()
+            raise self._queue.paused()
 
     async def submit(self, call: PrivateCall) -> Any:
         """Queue ``call``; return its parsed result or raise its typed error."""
         self._admit()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._feed.put((Job(call, future, self._monotonic()),))
+        self._queue.put((Job(call, future, self._monotonic()),))
         return await future
 
     async def submit_batch(self, calls: Sequence[PrivateCall]) -> list[Any]:
@@ -205,22 +205,24 @@ class Lane:
         loop = asyncio.get_running_loop()
         now = self._monotonic()
         jobs = tuple(Job(call, loop.create_future(), now) for call in calls)
-        self._feed.put(jobs)
+        self._queue.put(jobs)
         return list(await asyncio.gather(*(job.future for job in jobs), return_exceptions=True))
 
     # --- the worker -----------------------------------------------------------------------
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as in_flight:
-            signer = in_flight.create_task(self._feed.signer()) if self._feed.signs_ahead else None
-            while (ready := await self._feed.next()) is not None:
+            signer = (
+                in_flight.create_task(self._queue.signer()) if self._queue.signs_ahead else None
+            )
+            while (ready := await self._queue.next()) is not None:
                 if (seq := self._numbered(ready)) is None:
                     continue
                 if self.max_in_flight > 1:
                     in_flight.create_task(self._execute_in_slot(ready, seq))
                     continue
                 if signer is not None:  # strict: the next call leaves after this answer
-                    self._feed.sign_next()
+                    self._queue.sign_next()
                 await self._execute(ready.job, ready.nonce, seq, ready.built)
             if signer is not None:
                 signer.cancel()
@@ -230,16 +232,16 @@ class Lane:
         try:
             return self._assigned(ready.job, ready.nonce)
         except OrderlyError as exc:  # a state file not written
-            self._feed.release()
-            self._feed.not_sent(ready.job, exc)
+            self._queue.release()
+            self._queue.not_sent(ready.job, exc)
             return None
 
     async def _execute_in_slot(self, ready: Ready, seq: int) -> None:
         try:
             await self._execute(ready.job, ready.nonce, seq, ready.built)
         finally:
-            self._feed.release()
-            if not self._feed.waiting():
+            self._queue.release()
+            if not self._queue.waiting():
                 self._history.idle(self._stop_sending)
 
     def _assigned(self, job: Job, nonce: Nonce) -> int:
@@ -277,13 +279,13 @@ class Lane:
         for attempt in range(self._retries + 1):
             started = self._monotonic()
             try:
-                if built is UNBUILT or self._feed.staged is None:
+                if built is UNBUILT or self._queue.staged is None:
                     result = await self._wire(job.call, nonce)
                 else:
-                    result = await self._feed.staged.deliver(job.call, built)
+                    result = await self._queue.staged.deliver(job.call, built)
             except NonceError as exc:
                 self._record(job, nonce, seq, started, exc)
-                self._feed.nonce_refused()
+                self._queue.nonce_refused()
                 if self._breaker.refused():
                     self._trip(exc)
                     settle(job.future, exc=exc)
@@ -292,10 +294,10 @@ class Lane:
                     settle(job.future, exc=exc)
                     return
                 try:
-                    nonce, built = await self._feed.redraw(), UNBUILT
+                    nonce, built = await self._queue.redraw(), UNBUILT
                     seq = self._assigned(job, nonce)
                 except OrderlyError as exhausted:
-                    self._feed.not_sent(job, exhausted)
+                    self._queue.not_sent(job, exhausted)
                     return
             except AuthError as exc:  # invalid key or signature, or already locked out
                 self._record(job, nonce, seq, started, exc)
@@ -329,7 +331,7 @@ class Lane:
                 self._record(job, nonce, seq, started, None)
                 if self._breaker.refusals_in_a_row:
                     self._breaker.accepted()
-                if not self._feed.waiting():
+                if not self._queue.waiting():
                     settle(job.future, result)
                 else:  # the next call's body (aiohttp's own task on 3.11) leaves first
                     job.future.get_loop().call_soon(settle, job.future, result)
@@ -338,13 +340,13 @@ class Lane:
     def _trip(self, cause: NonceError | AuthError) -> None:
         """Stop sending for the cool-down (framework/breaker.py); every queued call fails."""
         if isinstance(cause, NonceError) and self.ordering == "strict":
-            self._feed.pause_reason = ELSEWHERE  # its own nonces only go up; another's do not
+            self._queue.pause_reason = ELSEWHERE  # its own nonces only go up; another's do not
         self.stats.paused += 1
         try:
-            self._breaker.trip(cause.code, self._feed.pause_reason, self._history)
+            self._breaker.trip(cause.code, self._queue.pause_reason, self._history)
         except StateError as failed:
             self._stop_sending(failed)
-        self._feed.fail(self._feed.paused())
+        self._queue.fail(self._queue.paused())
 
     def __repr__(self) -> str:
         return (

@@ -1,4 +1,4 @@
-"""A strict lane signs its next call while the last one is in flight (framework/feed.py):
+"""A strict lane signs its next call while the last one is in flight (framework/lane_queue.py):
 the nonce is still drawn in queue order, and a request signed ahead goes out only if no
 nonce drawn after its own went out, none was refused since and it is still fresh."""
 
@@ -16,7 +16,7 @@ from framework.call import PrivateCall
 from framework.clock import ManualClock
 from framework.dispatch import Lane
 from framework.errors import ExchangeError, NonceError, RateLimited, StateError
-from framework.feed import AHEAD_FRESH_S
+from framework.lane_queue import AHEAD_FRESH_S
 from framework.nonce import MemoryStore, NonceHistory
 from framework.nonce.source import IncreasingNonces, Nonce
 from tests.test_lane import Wire

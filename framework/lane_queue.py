@@ -1,6 +1,6 @@
 """A lane's queue side: calls leave in queue order, each paced, given its nonce and signed.
 
-    Lane.submit ──put──▶ Feed ──next()──▶ the lane's worker: number, send, record
+    Lane.submit ──put──▶ LaneQueue ──next()──▶ the lane's worker: number, send, record
 
 The nonce is drawn here, as a call leaves the queue, so nonce order is queue order. Here
 too is whether a call may still go, asked as it leaves the queue and again before a call
@@ -10,12 +10,12 @@ its ``not_after``.
 
 A strict lane whose wire comes in two steps (a :class:`~framework.call.StagedWire`: the
 core's Pipeline) signs its next call while the last one is in flight. As it sends, the
-worker calls :meth:`Feed.sign_next`. One loop turn later, the feed's own task
-(:meth:`Feed.signer`) takes, paces, draws and builds the next call. The turn matters: on
+worker calls :meth:`LaneQueue.sign_next`. One loop turn later, the queue's own task
+(:meth:`LaneQueue.signer`) takes, paces, draws and builds the next call. The turn matters: on
 Python 3.11 aiohttp writes a body from a task of its own, and that body must leave first.
 
 A call signed ahead still goes out in draw order, so nonces still rise in send order.
-:meth:`Feed.next` draws it again when:
+:meth:`LaneQueue.next` draws it again when:
 - a nonce drawn after its own has gone out (a retry), or a nonce was refused since;
 - it waited past AHEAD_FRESH_S, so a time-bound field (Kraken's ``deadline``,
   Synthetix's ``expiresAfter``) would go out stale.
@@ -39,7 +39,7 @@ from framework.log import get_logger
 from framework.nonce.history import NonceHistory
 from framework.nonce.source import Nonce, NonceSource
 
-log = get_logger("framework.feed")
+log = get_logger("framework.lane_queue")
 
 #: How long a request signed ahead stays good to send (s).
 AHEAD_FRESH_S = 0.5
@@ -48,7 +48,7 @@ AHEAD_FRESH_S = 0.5
 Signed = tuple[Ready, int, float]
 
 
-class Feed:
+class LaneQueue:
     """The queue of one lane and the nonce draws; see the module docstring."""
 
     def __init__(
